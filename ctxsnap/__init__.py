@@ -1,0 +1,33 @@
+"""ctxsnap: capture the current context once, apply it wherever work runs.
+
+A :class:`Snapshot` holds every ContextVar plus whatever the registered providers carry (Flask's and Quart's
+app, request and websocket contexts, with a private copy of ``g``). Adapters apply it in threads, executors and
+event-loop worker threads with one semantics for sync and async code.
+
+    with ctxsnap.capture() as snap:
+        executor.submit(snap.wrap(fn))
+"""
+
+from __future__ import annotations
+
+from ._errors import ProviderError, SnapshotClosedError, SnapshotError
+from ._provider import Provider, providers, register_provider, unregister_provider
+from ._snapshot import Snapshot, capture, wrap
+from .adapters.futures import ContextExecutor, ThreadPoolExecutor
+from .adapters.threading import Thread
+
+__all__ = [
+    "ContextExecutor",
+    "Provider",
+    "ProviderError",
+    "Snapshot",
+    "SnapshotClosedError",
+    "SnapshotError",
+    "Thread",
+    "ThreadPoolExecutor",
+    "capture",
+    "providers",
+    "register_provider",
+    "unregister_provider",
+    "wrap",
+]

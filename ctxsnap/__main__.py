@@ -1,0 +1,54 @@
+"""``python -m ctxsnap``: a short diagnostic to paste into a bug report.
+
+It imports the frameworks it finds (so that their providers load) and prints versions and the active
+providers; it prints no context values.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import platform
+import sys
+
+_FRAMEWORKS = ("flask", "werkzeug", "quart", "hypercorn", "anyio", "trio")
+
+
+def _version(distribution: str) -> str | None:
+    try:
+        return importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def report() -> str:
+    lines = [
+        f"ctxsnap {_version('ctxsnap') or '(not installed; running from source)'}",
+        f"python {platform.python_version()} ({platform.python_implementation()}, {sys.platform})",
+    ]
+    inherit = getattr(sys.flags, "thread_inherit_context", None)
+    if inherit is None:
+        lines.append("sys.flags.thread_inherit_context: absent (threads start with an empty context)")
+    else:
+        state = "on: new threads start in a copy of the caller's context" if inherit else "off"
+        lines.append(f"sys.flags.thread_inherit_context: {state}")
+    for name in _FRAMEWORKS:
+        version = _version(name)
+        lines.append(f"{name}: {version or 'not installed'}")
+        if version is not None and name in ("flask", "quart"):
+            try:
+                importlib.import_module(name)
+            except Exception as exc:  # a broken install is exactly what this report is for
+                lines.append(f"  import {name} failed: {type(exc).__name__}: {exc}")
+    try:
+        import ctxsnap
+
+        names = ", ".join(p.name for p in ctxsnap.providers())
+        lines.append(f"active providers: {names}")
+    except Exception as exc:
+        lines.append(f"loading providers failed: {type(exc).__name__}: {exc}")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(report())

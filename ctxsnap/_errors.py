@@ -1,0 +1,39 @@
+"""The exceptions ctxsnap raises.
+
+They live in one module so that adapters and third-party providers can raise and catch them without importing
+the snapshot machinery.
+"""
+
+from __future__ import annotations
+
+__all__ = ["ProviderError", "SnapshotClosedError", "SnapshotError"]
+
+
+class SnapshotError(Exception):
+    """Base class of every error that ctxsnap raises on its own account."""
+
+
+class SnapshotClosedError(SnapshotError, RuntimeError):
+    """A sealed snapshot was asked to ``wrap`` or ``run`` something.
+
+    Leaving ``with ctxsnap.capture() as snap:`` seals ``snap`` so that a snapshot taken during one request can
+    never be reused, by accident, to run work on behalf of another. Callables wrapped inside the block keep
+    working; only new uses of the snapshot are refused.
+    """
+
+
+class ProviderError(SnapshotError):
+    """A provider failed while capturing in the parent or while applying or undoing in the child.
+
+    ``provider`` is the provider's name and ``phase`` is one of ``"capture"``, ``"apply"`` or ``"undo"``. The
+    original exception is chained as ``__cause__``. Whatever was already applied has been undone by the time
+    this propagates.
+    """
+
+    def __init__(self, provider: str, phase: str, cause: BaseException) -> None:
+        self.provider = provider
+        self.phase = phase
+        super().__init__(
+            f"context provider {provider!r} failed during {phase}: {type(cause).__name__}: {cause}. "
+            f"Fix the provider, or leave it out with ctxsnap.capture(exclude=[{provider!r}])."
+        )

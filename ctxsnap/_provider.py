@@ -1,0 +1,241 @@
+"""The provider plug-in point: what a provider is, and the registry that holds the active ones.
+
+A *provider* knows one kind of context (contextvars, Flask's app context, Quart's websocket context, a tracing
+library's span...). It captures that context in the parent and installs it in the child. Providers never know
+where the child runs; that is the adapters' business.
+
+The registry is a copy-on-write tuple behind a lock: registering is rare, reading happens on every capture, so
+readers take the current tuple without locking. Providers arrive three ways:
+
+* built in: the contextvars provider, registered when ctxsnap is imported;
+* the framework adapters (Flask, Quart), loaded the first time a capture happens while their framework is in
+  ``sys.modules``, so an app that never imports ``ctxsnap.adapters.flask`` still gets Flask semantics;
+* third-party packages, through the ``ctxsnap.providers`` entry-point group, loaded once on first use.
+"""
+
+from __future__ import annotations
+
+import abc
+import importlib
+import os
+import sys
+import threading
+from collections.abc import Iterable
+from contextvars import ContextVar
+from typing import Any, Final
+
+from ._errors import ProviderError
+
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "Provider",
+    "active_providers",
+    "known_name",
+    "providers",
+    "register_provider",
+    "unregister_provider",
+]
+
+ENTRY_POINT_GROUP: Final = "ctxsnap.providers"
+
+#: Framework adapters whose providers load themselves as soon as their framework is in use. The core names the
+#: modules but never imports a framework: the adapter is imported only once the framework already is.
+_FRAMEWORK_ADAPTERS: Final = (("flask", "ctxsnap.adapters.flask"), ("quart", "ctxsnap.adapters.quart"))
+
+
+class Provider(abc.ABC):
+    """One kind of context that a snapshot carries from the parent to the child.
+
+    Subclass it (or write any object with the same attributes; the registry checks them) and register an
+    instance with :func:`ctxsnap.register_provider`.
+
+    * ``capture()`` runs in the parent when a snapshot is taken. It returns the state to carry, or ``None``
+      when there is nothing to carry (for example, no request is active); a provider that returns ``None`` is
+      not called in the child.
+    * ``apply(state)`` runs in the child for every run of the snapshot, inside a fresh copy of the captured
+      ``contextvars.Context``; whatever it sets in a ContextVar disappears with that copy, so a provider that
+      only sets ContextVars needs no undo. Its return value is handed to ``undo``.
+    * ``undo(state, token, exc)`` runs after the work, also when the work or a later provider raised. ``exc``
+      is the exception the work raised, or ``None``.
+    * ``owned_vars`` names the ContextVars the provider installs itself. When the provider is excluded from a
+      capture, those variables are removed from the carried context too, so that excluding ``"flask"`` really
+      leaves Flask's context behind.
+    """
+
+    #: A unique dotted name, such as ``"flask.request"``; ``include``/``exclude`` also accept its prefix.
+    name: str = ""
+    owned_vars: tuple[ContextVar[Any], ...] = ()
+
+    @abc.abstractmethod
+    def capture(self) -> Any:
+        """Return the state to carry to the child, or ``None`` for nothing."""
+
+    @abc.abstractmethod
+    def apply(self, state: Any) -> Any:
+        """Install ``state`` in the child; return a token for :meth:`undo`."""
+
+    def undo(self, state: Any, token: Any, exc: BaseException | None) -> None:  # noqa: B027 - optional hook
+        """Remove what :meth:`apply` installed outside ContextVars. The default does nothing."""
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name!r}>"
+
+
+def _has_own_undo(provider: Any) -> bool:
+    undo = getattr(type(provider), "undo", None)
+    return undo is not None and undo is not Provider.undo
+
+
+def _validate(provider: object) -> None:
+    if isinstance(provider, type):
+        raise TypeError(
+            f"register_provider() takes a provider instance, got the class {provider.__qualname__}; "
+            f"call it first: register_provider({provider.__qualname__}())"
+        )
+    name = getattr(provider, "name", None)
+    if not isinstance(name, str) or not name or name != name.strip():
+        raise TypeError(
+            f"provider {provider!r} needs a non-empty string attribute 'name' (such as 'mylib.span'), got {name!r}"
+        )
+    missing = [m for m in ("capture", "apply") if not callable(getattr(provider, m, None))]
+    if missing:
+        raise TypeError(
+            f"provider {name!r} lacks the method(s) {', '.join(missing)}; subclass ctxsnap.Provider and "
+            "implement capture() and apply(state)"
+        )
+    undo = getattr(provider, "undo", None)
+    if undo is not None and not callable(undo):
+        raise TypeError(f"provider {name!r} has an 'undo' attribute that is not callable")
+    owned = getattr(provider, "owned_vars", ())
+    if not isinstance(owned, tuple) or not all(isinstance(v, ContextVar) for v in owned):
+        raise TypeError(f"provider {name!r}: 'owned_vars' must be a tuple of ContextVar objects, got {owned!r}")
+
+
+class _Registry:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.providers: tuple[Any, ...] = ()
+        #: Bumped on every change so that cached capture plans know when they are stale.
+        self.version = 0
+        self._pending_frameworks = list(_FRAMEWORK_ADAPTERS)
+        self._entry_points_loaded = bool(os.environ.get("CTXSNAP_DISABLE_ENTRY_POINTS"))
+
+    def register(self, provider: Any, *, replace: bool = False) -> None:
+        _validate(provider)
+        with self._lock:
+            names = [p.name for p in self.providers]
+            if provider.name in names:
+                if not replace:
+                    raise ValueError(
+                        f"a provider named {provider.name!r} is already registered; unregister it first with "
+                        f"ctxsnap.unregister_provider({provider.name!r}), or pass replace=True"
+                    )
+                current = list(self.providers)
+                current[names.index(provider.name)] = provider
+                self.providers = tuple(current)
+            else:
+                self.providers = (*self.providers, provider)
+            self.version += 1
+
+    def unregister(self, name: str) -> Any:
+        if not isinstance(name, str):
+            raise TypeError(f"unregister_provider() takes a provider name (str), got {type(name).__name__}")
+        with self._lock:
+            for provider in self.providers:
+                if provider.name == name:
+                    self.providers = tuple(p for p in self.providers if p is not provider)
+                    self.version += 1
+                    return provider
+            known = ", ".join(repr(p.name) for p in self.providers) or "none"
+        raise LookupError(f"no provider named {name!r} is registered (registered: {known})")
+
+    def load_pending(self) -> None:
+        """Load framework adapters that became relevant and, once, the entry-point providers.
+
+        Imports happen outside the lock: an adapter registers its providers while it is being imported, and
+        holding our lock across an import could deadlock against a thread importing that adapter directly.
+        """
+        if self._pending_frameworks:
+            for framework, module in list(self._pending_frameworks):
+                if framework in sys.modules:
+                    importlib.import_module(module)
+                    with self._lock:
+                        if (framework, module) in self._pending_frameworks:
+                            self._pending_frameworks.remove((framework, module))
+        if not self._entry_points_loaded:
+            self._load_entry_points()
+
+    def _load_entry_points(self) -> None:
+        from importlib.metadata import entry_points
+
+        for entry_point in entry_points(group=ENTRY_POINT_GROUP):
+            if any(p.name == entry_point.name for p in self.providers):
+                continue
+            try:
+                loaded = entry_point.load()
+                provider = loaded() if isinstance(loaded, type) or not hasattr(loaded, "capture") else loaded
+                _validate(provider)
+            except Exception as exc:
+                raise ProviderError(entry_point.name, "load", exc) from exc
+            try:
+                self.register(provider)
+            except ValueError:
+                pass  # registered by another thread meanwhile
+        self._entry_points_loaded = True
+
+
+_registry: Final = _Registry()
+
+
+def register_provider(provider: Provider, *, replace: bool = False) -> None:
+    """Add ``provider`` to the end of the active providers. Thread-safe.
+
+    Raises :class:`TypeError` if it lacks ``name``/``capture``/``apply`` and :class:`ValueError` if its name is
+    taken (unless ``replace=True``, which swaps it in at the old position).
+    """
+    _registry.register(provider, replace=replace)
+
+
+def unregister_provider(name: str) -> Provider:
+    """Remove the provider called ``name`` and return it. Raises :class:`LookupError` if there is none."""
+    removed: Provider = _registry.unregister(name)
+    return removed
+
+
+def providers() -> tuple[Provider, ...]:
+    """The active providers, in the order they capture and apply."""
+    _registry.load_pending()
+    return _registry.providers
+
+
+def active_providers() -> tuple[Any, ...]:
+    """The providers for a capture: :func:`providers` without the public signature's cast."""
+    _registry.load_pending()
+    return _registry.providers
+
+
+def registry_version() -> int:
+    return _registry.version
+
+
+def has_own_undo(provider: Any) -> bool:
+    return _has_own_undo(provider)
+
+
+def known_name(name: str) -> bool:
+    """Whether ``name`` selects something: a registered provider, a prefix of one, or a framework adapter.
+
+    Framework names are always known, so ``exclude=["quart"]`` works in a Flask-only app.
+    """
+    for framework, _module in _FRAMEWORK_ADAPTERS:
+        if name == framework or name.startswith(framework + "."):
+            return True
+    return any(_selects(name, p.name) for p in _registry.providers)
+
+
+def _selects(selector: str, provider_name: str) -> bool:
+    return provider_name == selector or provider_name.startswith(selector + ".")
+
+
+def select(selectors: Iterable[str], provider_name: str) -> bool:
+    return any(_selects(s, provider_name) for s in selectors)

@@ -1,0 +1,331 @@
+"""``Snapshot``: the captured context, and the one place where it is applied.
+
+Every adapter funnels into :meth:`Snapshot.run`. A run enters a fresh copy of the captured
+``contextvars.Context``, lets each provider install its state there, calls the function, and undoes what the
+providers asked to undo. Because the copy is made per run and thrown away afterwards:
+
+* one wrapped callable can run in many workers at the same time (a ``Context`` can be entered by one thread
+  only, which is what breaks a shared ``copy_context()``; pallets/flask#5252, #5396);
+* nothing the child sets reaches the parent, a sibling, or the next task on the same worker thread;
+* the worker's own context is restored by ``Context.run`` even when the task raises.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import functools
+import inspect
+from collections.abc import Callable, Iterable
+from contextvars import Context, ContextVar
+from types import TracebackType
+from typing import Any, Final, NoReturn, ParamSpec, TypeVar
+
+from . import _provider
+from ._contextvars import ContextVarsProvider, rebuild_context, without
+from ._errors import ProviderError, SnapshotClosedError
+
+__all__ = ["Snapshot", "capture", "is_wrapped", "wrap"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+Selection = str | ContextVar[Any] | Iterable[str | ContextVar[Any]] | None
+
+#: The contextvars provider is the base layer of every snapshot rather than one provider among others: its
+#: captured Context is what each run enters.
+CONTEXTVARS: Final = ContextVarsProvider()
+_provider.register_provider(CONTEXTVARS)
+
+_REPR_MAX_VARS: Final = 20
+
+
+class _Plan:
+    """Which providers a capture asks, and which variables it leaves out; cached for the default capture."""
+
+    __slots__ = ("drop_vars", "only_vars", "providers", "undo", "use_base", "version")
+
+    def __init__(
+        self,
+        version: int,
+        providers: tuple[Any, ...],
+        drop_vars: frozenset[ContextVar[Any]] = frozenset(),
+        only_vars: frozenset[ContextVar[Any]] | None = None,
+    ) -> None:
+        self.version = version
+        self.use_base = CONTEXTVARS in providers
+        self.providers = tuple(p for p in providers if p is not CONTEXTVARS)
+        self.undo = frozenset(p.name for p in self.providers if _provider.has_own_undo(p))
+        self.drop_vars = drop_vars
+        self.only_vars = only_vars
+
+
+_default_plan = _Plan(-1, ())
+
+
+def _plan_for(include: Selection, exclude: Selection) -> _Plan:
+    global _default_plan
+    registered = _provider.active_providers()
+    version = _provider.registry_version()
+    if include is None and exclude is None:
+        plan = _default_plan
+        if plan.version != version:
+            plan = _default_plan = _Plan(version, registered)
+        return plan
+
+    include_names, include_vars = _split_selection("include", include)
+    exclude_names, exclude_vars = _split_selection("exclude", exclude)
+    for argument, names in (("include", include_names), ("exclude", exclude_names)):
+        for name in names:
+            if not _provider.known_name(name):
+                known = ", ".join(repr(p.name) for p in registered)
+                raise ValueError(
+                    f"{argument}= names an unknown provider {name!r}; registered providers are {known} "
+                    "(a prefix such as 'flask' selects all of its providers)"
+                )
+    if include_vars and _provider.select(exclude_names, CONTEXTVARS.name):
+        raise ValueError(
+            "include= names ContextVar objects but exclude= leaves out the 'contextvars' provider that carries "
+            "them; drop one of the two"
+        )
+
+    if include is None:
+        selected = registered
+    else:
+        selected = tuple(
+            p
+            for p in registered
+            if _provider.select(include_names, p.name) or (include_vars and p is CONTEXTVARS)
+        )
+    selected = tuple(p for p in selected if not _provider.select(exclude_names, p.name))
+    drop = set(exclude_vars)
+    for p in registered:
+        if p not in selected:
+            drop.update(getattr(p, "owned_vars", ()))
+    return _Plan(version, selected, frozenset(drop), frozenset(include_vars) if include_vars else None)
+
+
+def _split_selection(argument: str, value: Selection) -> tuple[list[str], list[ContextVar[Any]]]:
+    if value is None:
+        return [], []
+    items: Iterable[Any] = (value,) if isinstance(value, (str, ContextVar)) else value
+    try:
+        items = list(items)
+    except TypeError:
+        raise TypeError(
+            f"{argument}= takes provider names and/or ContextVar objects (one, or an iterable of them), "
+            f"got {type(value).__name__}"
+        ) from None
+    names: list[str] = []
+    variables: list[ContextVar[Any]] = []
+    for item in items:
+        if isinstance(item, str):
+            names.append(item)
+        elif isinstance(item, ContextVar):
+            variables.append(item)
+        else:
+            raise TypeError(
+                f"{argument}= entries must be provider names (str) or ContextVar objects, got {item!r} "
+                f"of type {type(item).__name__}"
+            )
+    return names, variables
+
+
+class Snapshot:
+    """The context captured at one moment, ready to be applied wherever work runs.
+
+    Get one from :func:`ctxsnap.capture`. Use it bare, or as ``with capture() as snap:``; leaving the block
+    seals it, after which :meth:`wrap` and :meth:`run` raise :class:`SnapshotClosedError` while callables
+    wrapped inside the block keep working.
+    """
+
+    __slots__ = ("__weakref__", "_base", "_entries", "_sealed", "_undo")
+
+    def __init__(self, *, include: Selection = None, exclude: Selection = None) -> None:
+        plan = _plan_for(include, exclude)
+        base: Context | None = None
+        if plan.use_base:
+            base = contextvars.copy_context()
+            if plan.drop_vars:
+                base = without(base, plan.drop_vars)
+            if plan.only_vars is not None:
+                base = rebuild_context(base, plan.only_vars.__contains__)
+        entries = []
+        for provider in plan.providers:
+            try:
+                state = provider.capture()
+            except Exception as exc:
+                raise ProviderError(provider.name, "capture", exc) from exc
+            if state is not None:
+                entries.append((provider, state))
+        self._base = base
+        self._entries: tuple[tuple[Any, Any], ...] = tuple(entries)
+        self._undo = bool(plan.undo) and any(p.name in plan.undo for p, _ in entries)
+        self._sealed = False
+
+    # -- the public surface -------------------------------------------------------------------------------
+
+    def wrap(self, fn: Callable[P, R]) -> Callable[P, R]:
+        """Return a callable that runs ``fn`` inside this snapshot, with ``fn``'s signature and metadata.
+
+        The result can be called any number of times, from any number of threads at once: each call gets its
+        own fresh copy of the captured context.
+        """
+        self._check_usable("wrap")
+        _check_callable("wrap", fn)
+        return _make_wrapper(self._run, fn)
+
+    def run(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
+        """Call ``fn(*args, **kwargs)`` now, in the current thread, inside a fresh copy of this snapshot."""
+        self._check_usable("run")
+        _check_callable("run", fn)
+        return self._run(fn, args, kwargs)
+
+    def close(self) -> None:
+        """Seal the snapshot: later :meth:`wrap`/:meth:`run` raise; already wrapped callables still run."""
+        self._sealed = True
+
+    @property
+    def sealed(self) -> bool:
+        return self._sealed
+
+    @property
+    def providers(self) -> tuple[str, ...]:
+        """Names of the providers that captured something, ``"contextvars"`` first when it is included."""
+        names = tuple(p.name for p, _ in self._entries)
+        return (CONTEXTVARS.name, *names) if self._base is not None else names
+
+    def __enter__(self) -> Snapshot:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        # Names only, never values: snapshots end up in logs and error reports, values may be secrets.
+        parts = [f"providers={list(self.providers)!r}"]
+        if self._base is not None:
+            names = sorted(var.name for var in self._base)
+            shown = names[:_REPR_MAX_VARS]
+            more = f", ... {len(names) - len(shown)} more" if len(names) > len(shown) else ""
+            parts.append(f"vars=[{', '.join(shown)}{more}]")
+        if self._sealed:
+            parts.append("sealed")
+        return f"<ctxsnap.Snapshot {' '.join(parts)}>"
+
+    def __reduce_ex__(self, protocol: Any) -> NoReturn:
+        raise TypeError(
+            "a ctxsnap.Snapshot cannot be pickled: it holds live objects of this process (the request, g, "
+            "ContextVar values) that mean nothing in another one. Capture in the process that runs the work, "
+            "or send the plain values you need."
+        )
+
+    # -- the hot path -------------------------------------------------------------------------------------
+
+    def _check_usable(self, method: str) -> None:
+        if self._sealed:
+            raise SnapshotClosedError(
+                f"Snapshot.{method}() was called after the snapshot was sealed (its 'with' block ended). Wrap "
+                "the work inside the block, or take a new snapshot with ctxsnap.capture()."
+            )
+
+    def _run(self, fn: Callable[..., R], args: tuple[Any, ...], kwargs: dict[str, Any]) -> R:
+        base = self._base
+        context = base.copy() if base is not None else Context()
+        if not self._entries:
+            return context.run(fn, *args, **kwargs)
+        if self._undo:
+            return context.run(self._apply_run_undo, fn, args, kwargs)
+        return context.run(self._apply_run, fn, args, kwargs)
+
+    def _apply_run(self, fn: Callable[..., R], args: tuple[Any, ...], kwargs: dict[str, Any]) -> R:
+        for provider, state in self._entries:
+            try:
+                provider.apply(state)
+            except Exception as exc:
+                raise ProviderError(provider.name, "apply", exc) from exc
+        return fn(*args, **kwargs)
+
+    def _apply_run_undo(self, fn: Callable[..., R], args: tuple[Any, ...], kwargs: dict[str, Any]) -> R:
+        applied: list[tuple[Any, Any, Any]] = []
+        try:
+            for provider, state in self._entries:
+                try:
+                    token = provider.apply(state)
+                except Exception as exc:
+                    raise ProviderError(provider.name, "apply", exc) from exc
+                applied.append((provider, state, token))
+            result = fn(*args, **kwargs)
+        except BaseException as exc:
+            _undo_all(applied, exc)
+            raise
+        _undo_all(applied, None)
+        return result
+
+
+def _undo_all(applied: list[tuple[Any, Any, Any]], exc: BaseException | None) -> None:
+    """Undo in reverse order; every provider gets its undo even if an earlier one fails."""
+    failure: ProviderError | None = None
+    for provider, state, token in reversed(applied):
+        undo = getattr(provider, "undo", None)
+        if undo is None:
+            continue
+        try:
+            undo(state, token, exc)
+        except Exception as undo_exc:
+            error = ProviderError(provider.name, "undo", undo_exc)
+            error.__cause__ = undo_exc
+            if exc is not None:
+                # The task's own exception wins: it propagates unchanged, and the failed undo is noted on it.
+                exc.add_note(str(error))
+            elif failure is None:
+                failure = error
+    if failure is not None:
+        raise failure
+
+
+def _check_callable(method: str, fn: object) -> None:
+    if not callable(fn):
+        raise TypeError(
+            f"{method}() expects a callable, got {type(fn).__name__} {fn!r}; pass the function itself, "
+            "for example wrap(fn), not wrap(fn())"
+        )
+    if inspect.iscoroutinefunction(fn):
+        raise TypeError(
+            f"{method}() got the async function {getattr(fn, '__qualname__', fn)!r}: its body would run later, "
+            "outside the snapshot. ctxsnap runs sync functions in threads; await async code directly."
+        )
+
+
+def _make_wrapper(
+    run: Callable[[Callable[P, R], tuple[Any, ...], dict[str, Any]], R], fn: Callable[P, R]
+) -> Callable[P, R]:
+    @functools.wraps(fn)
+    def ctxsnap_wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        return run(fn, args, kwargs)
+
+    return ctxsnap_wrapper
+
+
+#: Every wrapper shares this code object, which makes "is this already wrapped?" one identity check.
+_WRAPPER_CODE: Final = _make_wrapper(lambda fn, args, kwargs: None, print).__code__
+
+
+def is_wrapped(fn: object) -> bool:
+    """Whether ``fn`` came from :meth:`Snapshot.wrap` (so it carries its own snapshot already)."""
+    return getattr(fn, "__code__", None) is _WRAPPER_CODE
+
+
+def capture(*, include: Selection = None, exclude: Selection = None) -> Snapshot:
+    """Capture the current context: every ContextVar, and whatever the active providers carry.
+
+    ``include`` keeps only the named providers (a prefix such as ``"flask"`` selects all of Flask's) and/or
+    only the given ContextVar objects; ``exclude`` leaves providers or individual ContextVars out.
+    """
+    return Snapshot(include=include, exclude=exclude)
+
+
+def wrap(fn: Callable[P, R]) -> Callable[P, R]:
+    """``capture().wrap(fn)``: capture now, return ``fn`` bound to that snapshot."""
+    return Snapshot().wrap(fn)

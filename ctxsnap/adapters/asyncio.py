@@ -1,0 +1,44 @@
+"""asyncio counterparts of ``asyncio.to_thread`` and ``loop.run_in_executor`` that apply a snapshot.
+
+``asyncio.to_thread`` already copies contextvars, but one shared copy per call with no provider step: a Flask or
+Quart app context travels as the parent's own object, ``g`` included. ``loop.run_in_executor`` copies nothing.
+These helpers capture in the calling task and run the function in a fresh copy of the snapshot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import Callable
+from concurrent.futures import Executor
+from typing import ParamSpec, TypeVar
+
+from .._snapshot import capture
+
+__all__ = ["run_in_executor", "to_thread"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _running_loop(helper: str) -> asyncio.AbstractEventLoop:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        raise RuntimeError(
+            f"ctxsnap.adapters.asyncio.{helper}() needs a running event loop: call it from a coroutine "
+            "(await it inside 'async def'), or use snapshot.run()/ctxsnap.ThreadPoolExecutor from sync code"
+        ) from None
+
+
+async def to_thread(func: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
+    """Run ``func(*args, **kwargs)`` in the loop's default executor, inside the caller's snapshot."""
+    loop = _running_loop("to_thread")
+    wrapped = capture().wrap(func)
+    return await loop.run_in_executor(None, functools.partial(wrapped, *args, **kwargs))
+
+
+def run_in_executor(executor: Executor | None, func: Callable[..., R], /, *args: object) -> asyncio.Future[R]:
+    """``loop.run_in_executor(executor, func, *args)`` for the running loop, inside the caller's snapshot."""
+    loop = _running_loop("run_in_executor")
+    return loop.run_in_executor(executor, capture().wrap(func), *args)

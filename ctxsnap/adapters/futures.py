@@ -1,0 +1,87 @@
+"""Executors that capture the context at every ``submit`` and ``map`` call.
+
+``ContextExecutor`` wraps any :class:`concurrent.futures.Executor`; ``ThreadPoolExecutor`` is a drop-in
+subclass of the standard one. Capture happens at the call, in the caller's thread, never at pool construction,
+and each task runs in its own fresh copy, so pool workers never accumulate context from earlier tasks.
+
+A callable that already came from :meth:`Snapshot.wrap` is submitted as it is: the snapshot it carries is the
+one the user chose.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Executor, Future
+from typing import Any, ParamSpec, TypeVar
+
+from .._snapshot import Selection, capture, is_wrapped
+
+__all__ = ["ContextExecutor", "ThreadPoolExecutor"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _bind(fn: Callable[P, R], include: Selection, exclude: Selection) -> Callable[P, R]:
+    if is_wrapped(fn):
+        return fn
+    return capture(include=include, exclude=exclude).wrap(fn)
+
+
+class ContextExecutor(Executor):
+    """Wrap any executor so that each submitted task runs inside the context of its ``submit`` call.
+
+    ``shutdown`` and the ``with`` statement pass through to the wrapped executor. ``include``/``exclude``
+    apply to every capture this executor makes.
+    """
+
+    def __init__(self, executor: Executor, *, include: Selection = None, exclude: Selection = None) -> None:
+        if not callable(getattr(executor, "submit", None)):
+            raise TypeError(
+                f"ContextExecutor() wraps a concurrent.futures.Executor, got {type(executor).__name__}; "
+                "pass an executor instance such as concurrent.futures.ThreadPoolExecutor()"
+            )
+        if isinstance(executor, concurrent.futures.ProcessPoolExecutor):
+            raise TypeError(
+                "ContextExecutor() cannot wrap a ProcessPoolExecutor: a snapshot holds live objects of this "
+                "process (request, g, ContextVar values) that cannot be sent to another process"
+            )
+        capture(include=include, exclude=exclude)  # reject a bad selection now, not at the first submit
+        self._executor = executor
+        self._include = include
+        self._exclude = exclude
+
+    @property
+    def executor(self) -> Executor:
+        """The wrapped executor."""
+        return self._executor
+
+    def submit(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> Future[R]:
+        return self._executor.submit(_bind(fn, self._include, self._exclude), *args, **kwargs)
+
+    def map(
+        self, fn: Callable[..., R], *iterables: Iterable[Any], timeout: float | None = None, chunksize: int = 1
+    ) -> Iterator[R]:
+        # One capture for the whole call; every item still runs in its own fresh copy of it.
+        bound = _bind(fn, self._include, self._exclude)
+        return self._executor.map(bound, *iterables, timeout=timeout, chunksize=chunksize)
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        self._executor.shutdown(wait=wait, cancel_futures=cancel_futures)
+
+    def __repr__(self) -> str:
+        return f"<ctxsnap.ContextExecutor of {self._executor!r}>"
+
+
+class ThreadPoolExecutor(concurrent.futures.ThreadPoolExecutor):
+    """Drop-in :class:`concurrent.futures.ThreadPoolExecutor` whose tasks run in the submitter's context."""
+
+    def submit(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> Future[R]:
+        return super().submit(_bind(fn, None, None), *args, **kwargs)
+
+    def map(
+        self, fn: Callable[..., R], *iterables: Iterable[Any], timeout: float | None = None, chunksize: int = 1
+    ) -> Iterator[R]:
+        # The base map() calls self.submit() per item; binding once here makes those calls pass it through.
+        return super().map(_bind(fn, None, None), *iterables, timeout=timeout, chunksize=chunksize)
