@@ -9,11 +9,13 @@ run means every selected test ran and passed.
 from __future__ import annotations
 
 import argparse
+import fcntl
 import hashlib
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 import venv
 import xml.etree.ElementTree as ET
@@ -77,7 +79,17 @@ def _python(cell: Cell) -> Path:
 
 
 def ensure_venv(cell: Cell) -> Path:
-    """Create or refresh the cell's virtual environment; return its interpreter."""
+    """Create or refresh the cell's virtual environment; return its interpreter.
+
+    A file lock serialises concurrent runs that need the same cell, so two of them never rebuild it at once.
+    """
+    VENVS.mkdir(exist_ok=True)
+    with open(VENVS / f"{cell.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _ensure_venv_locked(cell)
+
+
+def _ensure_venv_locked(cell: Cell) -> Path:
     target = VENVS / cell.name
     stamp_file = target / ".ctxsnap-stamp"
     digest = hashlib.sha256(
@@ -110,8 +122,7 @@ class Outcome:
 
 def run_cell(cell: Cell, extra: list[str]) -> Outcome:
     python = ensure_venv(cell)
-    report = VENVS / cell.name / "junit.xml"
-    report.unlink(missing_ok=True)
+    report = Path(tempfile.mkstemp(prefix=f"ctxsnap-{cell.name}-", suffix=".xml")[1])
     command = [str(python), "-m", "pytest", "-p", "no:cacheprovider", "-m", cell.markers,
                f"--junitxml={report}", *cell.paths, *extra]
     print(f"[{cell.name}] {' '.join(command[1:])}", flush=True)
@@ -119,7 +130,7 @@ def run_cell(cell: Cell, extra: list[str]) -> Outcome:
     env = {**os.environ, "CTXSNAP_CELL": cell.name, "PYTHONDONTWRITEBYTECODE": "1"}
     code = subprocess.run(command, cwd=ROOT, env=env).returncode
     outcome = Outcome(cell.name, exit_code=code, seconds=time.monotonic() - started)
-    if report.exists():
+    if report.stat().st_size:
         for suite in ET.parse(report).getroot().iter("testsuite"):
             tests = int(suite.get("tests", 0))
             failed = int(suite.get("failures", 0)) + int(suite.get("errors", 0))
@@ -127,6 +138,7 @@ def run_cell(cell: Cell, extra: list[str]) -> Outcome:
             outcome.failed += failed
             outcome.skipped += skipped
             outcome.passed += tests - failed - skipped
+    report.unlink(missing_ok=True)
     if code == 5:
         print(f"[{cell.name}] pytest collected no test: that is a failure here", flush=True)
     if outcome.skipped:
