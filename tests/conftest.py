@@ -1,0 +1,10 @@
+"""Suite-wide set-up: make ``examples`` importable, so tests drive the same apps the demo runs."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
