@@ -119,6 +119,11 @@ class _Registry:
         self.version = 0
         self._pending_frameworks = list(_FRAMEWORK_ADAPTERS)
         self._entry_points_loaded = bool(os.environ.get("CTXSNAP_DISABLE_ENTRY_POINTS"))
+        #: ``len(sys.modules)`` when the pending frameworks were last looked for. Capture is a hot path: while
+        #: no module was imported since, no framework can have appeared, and one ``len`` call says so.
+        self.modules_seen = -1
+        #: True once every framework adapter and the entry points are loaded: nothing is left to look for.
+        self.settled = False
 
     def register(self, provider: Any, *, replace: bool = False) -> None:
         _validate(provider)
@@ -155,7 +160,12 @@ class _Registry:
         Imports happen outside the lock: an adapter registers its providers while it is being imported, and
         holding our lock across an import could deadlock against a thread importing that adapter directly.
         """
+        if self._entry_points_loaded and (
+            not self._pending_frameworks or len(sys.modules) == self.modules_seen
+        ):
+            return
         if self._pending_frameworks:
+            self.modules_seen = len(sys.modules)
             for framework, module in list(self._pending_frameworks):
                 if framework in sys.modules:
                     importlib.import_module(module)
@@ -164,6 +174,7 @@ class _Registry:
                             self._pending_frameworks.remove((framework, module))
         if not self._entry_points_loaded:
             self._load_entry_points()
+        self.settled = not self._pending_frameworks
 
     def _load_entry_points(self) -> None:
         from importlib.metadata import entry_points

@@ -15,9 +15,10 @@ from __future__ import annotations
 import contextvars
 import functools
 import inspect
+import sys
 from collections.abc import Callable, Iterable
 from contextvars import Context, ContextVar
-from types import TracebackType
+from types import FunctionType, TracebackType
 from typing import Any, Final, NoReturn, ParamSpec, TypeVar
 
 from . import _provider
@@ -62,10 +63,14 @@ class _Plan:
 _default_plan = _Plan(-1, ())
 
 
+_REGISTRY: Final = _provider._registry
+
+
 def _plan_for(include: Selection, exclude: Selection) -> _Plan:
     global _default_plan
-    registered = _provider.active_providers()
-    version = _provider.registry_version()
+    _REGISTRY.load_pending()
+    registered = _REGISTRY.providers
+    version = _REGISTRY.version
     if include is None and exclude is None:
         plan = _default_plan
         if plan.version != version:
@@ -140,27 +145,14 @@ class Snapshot:
 
     __slots__ = ("__weakref__", "_base", "_entries", "_sealed", "_undo")
 
+    _base: Context | None
+    _entries: tuple[tuple[Any, Any], ...]
+    _sealed: bool
+    _undo: bool
+
     def __init__(self, *, include: Selection = None, exclude: Selection = None) -> None:
-        plan = _plan_for(include, exclude)
-        base: Context | None = None
-        if plan.use_base:
-            base = contextvars.copy_context()
-            if plan.drop_vars:
-                base = without(base, plan.drop_vars)
-            if plan.only_vars is not None:
-                base = rebuild_context(base, plan.only_vars.__contains__)
-        entries = []
-        for provider in plan.providers:
-            try:
-                state = provider.capture()
-            except Exception as exc:
-                raise ProviderError(provider.name, "capture", exc) from exc
-            if state is not None:
-                entries.append((provider, state))
-        self._base = base
-        self._entries: tuple[tuple[Any, Any], ...] = tuple(entries)
-        self._undo = bool(plan.undo) and any(p.name in plan.undo for p, _ in entries)
-        self._sealed = False
+        # Snapshot(...) is the same as capture(...); capture() itself skips __init__ on its hot path.
+        _fill(self, _plan_for(include, exclude))
 
     # -- the public surface -------------------------------------------------------------------------------
 
@@ -170,13 +162,19 @@ class Snapshot:
         The result can be called any number of times, from any number of threads at once: each call gets its
         own fresh copy of the captured context.
         """
-        self._check_usable("wrap")
+        if self._sealed:
+            _raise_sealed("wrap")
         _check_callable("wrap", fn)
+        if not self._entries:
+            # The common case (contextvars only, or a framework with nothing active) gets a wrapper with one
+            # frame less: a fresh copy of the captured context per call, and the call.
+            return _make_plain_wrapper(self._base, fn)
         return _make_wrapper(self._run, fn)
 
     def run(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
         """Call ``fn(*args, **kwargs)`` now, in the current thread, inside a fresh copy of this snapshot."""
-        self._check_usable("run")
+        if self._sealed:
+            _raise_sealed("run")
         _check_callable("run", fn)
         return self._run(fn, args, kwargs)
 
@@ -222,13 +220,6 @@ class Snapshot:
         )
 
     # -- the hot path -------------------------------------------------------------------------------------
-
-    def _check_usable(self, method: str) -> None:
-        if self._sealed:
-            raise SnapshotClosedError(
-                f"Snapshot.{method}() was called after the snapshot was sealed (its 'with' block ended). Wrap "
-                "the work inside the block, or take a new snapshot with ctxsnap.capture()."
-            )
 
     def _run(self, fn: Callable[..., R], args: tuple[Any, ...], kwargs: dict[str, Any]) -> R:
         base = self._base
@@ -285,17 +276,60 @@ def _undo_all(applied: list[tuple[Any, Any, Any]], exc: BaseException | None) ->
         raise failure
 
 
+def _fill(snapshot: Snapshot, plan: _Plan) -> Snapshot:
+    base: Context | None = None
+    if plan.use_base:
+        base = contextvars.copy_context()
+        if plan.drop_vars:
+            base = without(base, plan.drop_vars)
+        if plan.only_vars is not None:
+            base = rebuild_context(base, plan.only_vars.__contains__)
+    snapshot._base = base
+    snapshot._sealed = False
+    if not plan.providers:
+        snapshot._entries = ()
+        snapshot._undo = False
+        return snapshot
+    entries = []
+    for provider in plan.providers:
+        try:
+            state = provider.capture()
+        except Exception as exc:
+            raise ProviderError(provider.name, "capture", exc) from exc
+        if state is not None:
+            entries.append((provider, state))
+    snapshot._entries = tuple(entries)
+    snapshot._undo = bool(plan.undo) and any(p.name in plan.undo for p, _ in entries)
+    return snapshot
+
+
+def _raise_sealed(method: str) -> NoReturn:
+    raise SnapshotClosedError(
+        f"Snapshot.{method}() was called after the snapshot was sealed (its 'with' block ended). Wrap "
+        "the work inside the block, or take a new snapshot with ctxsnap.capture()."
+    )
+
+
 def _check_callable(method: str, fn: object) -> None:
+    # Plain functions are the common case and one flag test answers for them; inspect handles the rest.
+    if type(fn) is FunctionType:
+        if fn.__code__.co_flags & inspect.CO_COROUTINE:
+            _raise_async(method, fn)
+        return
     if not callable(fn):
         raise TypeError(
             f"{method}() expects a callable, got {type(fn).__name__} {fn!r}; pass the function itself, "
             "for example wrap(fn), not wrap(fn())"
         )
     if inspect.iscoroutinefunction(fn):
-        raise TypeError(
-            f"{method}() got the async function {getattr(fn, '__qualname__', fn)!r}: its body would run later, "
-            "outside the snapshot. ctxsnap runs sync functions in threads; await async code directly."
-        )
+        _raise_async(method, fn)
+
+
+def _raise_async(method: str, fn: object) -> NoReturn:
+    raise TypeError(
+        f"{method}() got the async function {getattr(fn, '__qualname__', fn)!r}: its body would run later, "
+        "outside the snapshot. ctxsnap runs sync functions in threads; await async code directly."
+    )
 
 
 def _make_wrapper(
@@ -308,13 +342,28 @@ def _make_wrapper(
     return ctxsnap_wrapper
 
 
-#: Every wrapper shares this code object, which makes "is this already wrapped?" one identity check.
-_WRAPPER_CODE: Final = _make_wrapper(lambda fn, args, kwargs: None, print).__code__
+def _make_plain_wrapper(base: Context | None, fn: Callable[P, R]) -> Callable[P, R]:
+    fresh_context = base.copy if base is not None else Context
+
+    @functools.wraps(fn)
+    def ctxsnap_wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        return fresh_context().run(fn, *args, **kwargs)
+
+    return ctxsnap_wrapper
+
+
+#: Every wrapper shares one of these code objects, which makes "is this already wrapped?" a set lookup.
+_WRAPPER_CODES: Final = frozenset(
+    {
+        _make_wrapper(lambda fn, args, kwargs: None, print).__code__,
+        _make_plain_wrapper(None, print).__code__,
+    }
+)
 
 
 def is_wrapped(fn: object) -> bool:
     """Whether ``fn`` came from :meth:`Snapshot.wrap` (so it carries its own snapshot already)."""
-    return getattr(fn, "__code__", None) is _WRAPPER_CODE
+    return getattr(fn, "__code__", None) in _WRAPPER_CODES
 
 
 def capture(*, include: Selection = None, exclude: Selection = None) -> Snapshot:
@@ -323,9 +372,22 @@ def capture(*, include: Selection = None, exclude: Selection = None) -> Snapshot
     ``include`` keeps only the named providers (a prefix such as ``"flask"`` selects all of Flask's) and/or
     only the given ContextVar objects; ``exclude`` leaves providers or individual ContextVars out.
     """
-    return Snapshot(include=include, exclude=exclude)
+    if include is None and exclude is None:
+        # The hot path: no selection to validate, and a cached plan while the registry is unchanged.
+        registry = _REGISTRY
+        if not registry.settled and len(sys.modules) != registry.modules_seen:
+            registry.load_pending()
+        plan = _default_plan
+        if plan.version != registry.version:
+            plan = _plan_for(None, None)
+    else:
+        plan = _plan_for(include, exclude)
+    return _fill(_new_snapshot(Snapshot), plan)
+
+
+_new_snapshot: Final = object.__new__
 
 
 def wrap(fn: Callable[P, R]) -> Callable[P, R]:
     """``capture().wrap(fn)``: capture now, return ``fn`` bound to that snapshot."""
-    return Snapshot().wrap(fn)
+    return capture().wrap(fn)
