@@ -1,0 +1,285 @@
+"""Worker hygiene under faults: whatever goes wrong in a run, the worker thread ends up exactly as before.
+
+Faults come from every side: a provider raising in capture, apply or undo; the task raising, including
+``BaseException`` subclasses that ordinary ``except Exception`` code lets through; an executor shut down with
+tasks still queued; an async caller cancelled while its thread is busy. After each, a plain task on the same
+worker thread looks at that thread's own context.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextvars
+import gc
+import threading
+import weakref
+from typing import Any
+
+import pytest
+
+import ctxsnap
+from ctxsnap.adapters import asyncio as ctxsnap_asyncio
+
+from ._support import ThreadStackProvider, WorkerProbe, registered
+
+request_id: contextvars.ContextVar[str] = contextvars.ContextVar("reliability_faults_request_id")
+child_var: contextvars.ContextVar[str] = contextvars.ContextVar("reliability_faults_child_var")
+
+
+class Abort(BaseException):
+    """A KeyboardInterrupt-like exception: not an Exception, so nothing catches it by accident."""
+
+
+class Boom(Exception):
+    pass
+
+
+def _task_that_sets_then_raises(exc: BaseException) -> None:
+    child_var.set("written by the failing task")
+    raise exc
+
+
+def _reads() -> tuple[str | None, str | None]:
+    return request_id.get(None), child_var.get(None)
+
+
+class RaisesIn(ctxsnap.Provider):
+    """A provider that fails in one chosen phase and sets a ContextVar before failing."""
+
+    def __init__(self, name: str, phase: str) -> None:
+        self.name = name
+        self.phase = phase
+        self.undone = 0
+
+    def capture(self) -> object:
+        if self.phase == "capture":
+            raise Boom(f"{self.name} cannot capture")
+        return "state"
+
+    def apply(self, state: object) -> None:
+        child_var.set(f"set by {self.name} before failing")
+        if self.phase == "apply":
+            raise Boom(f"{self.name} cannot apply")
+
+    def undo(self, state: object, token: Any, exc: BaseException | None) -> None:
+        self.undone += 1
+        if self.phase == "undo":
+            raise Boom(f"{self.name} cannot undo")
+
+
+# -- providers that fail ---------------------------------------------------------------------------------
+
+
+def test_provider_failing_in_capture_names_itself_and_leaves_the_parent_untouched() -> None:
+    request_id.set("parent")
+    with registered(RaisesIn("test.capture", "capture")):
+        before = dict(contextvars.copy_context())
+        with pytest.raises(ctxsnap.ProviderError) as info:
+            ctxsnap.capture()
+        assert info.value.provider == "test.capture"
+        assert info.value.phase == "capture"
+        assert isinstance(info.value.__cause__, Boom)
+        assert "exclude=['test.capture']" in str(info.value)
+        assert dict(contextvars.copy_context()) == before
+        # The way out the message names works.
+        assert ctxsnap.capture(exclude=["test.capture"]).run(_reads) == ("parent", None)
+
+
+def test_provider_failing_in_apply_undoes_what_ran_before_it(worker: WorkerProbe) -> None:
+    earlier = ThreadStackProvider("test.earlier")
+    failing = RaisesIn("test.apply", "apply")
+    request_id.set("parent")
+    with registered(earlier, failing):
+        task = ctxsnap.wrap(_reads)
+    with pytest.raises(ctxsnap.ProviderError) as info:
+        worker.run(task)
+    assert (info.value.provider, info.value.phase) == ("test.apply", "apply")
+    assert worker.run(earlier.stack) == [], "the provider applied before the failing one was not undone"
+    assert failing.undone == 0, "undo was called for a provider whose apply failed"
+    worker.assert_clean()
+
+
+@pytest.mark.parametrize("task_raises", [False, True], ids=["task-returns", "task-raises"])
+def test_provider_failing_in_undo_still_lets_every_other_undo_run(worker: WorkerProbe, task_raises: bool) -> None:
+    outer = ThreadStackProvider("test.outer")
+    failing = RaisesIn("test.undo", "undo")
+    inner = ThreadStackProvider("test.inner")
+    with registered(outer, failing, inner):
+        task = ctxsnap.wrap(_task_that_sets_then_raises if task_raises else _reads)
+    if task_raises:
+        # The task's own exception wins and propagates unchanged; the failed undo is noted on it.
+        with pytest.raises(Boom, match="from the task") as info:
+            worker.run(task, Boom("from the task"))
+        assert any("'test.undo' failed during undo" in note for note in info.value.__notes__)
+    else:
+        with pytest.raises(ctxsnap.ProviderError) as error:
+            worker.run(task)
+        assert (error.value.provider, error.value.phase) == ("test.undo", "undo")
+    assert failing.undone == 1
+    assert worker.run(outer.stack) == [] and worker.run(inner.stack) == []
+    worker.assert_clean()
+
+
+# -- tasks that fail ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [Boom("plain"), Abort("custom BaseException"), SystemExit(3), KeyboardInterrupt(), GeneratorExit()],
+    ids=lambda e: type(e).__name__,
+)
+def test_task_raising_anything_propagates_unchanged_and_leaves_a_clean_worker(
+    worker: WorkerProbe, exc: BaseException
+) -> None:
+    provider = ThreadStackProvider("test.stack")
+    request_id.set("parent")
+    with registered(provider):
+        task = ctxsnap.wrap(_task_that_sets_then_raises)
+    with pytest.raises(type(exc)) as info:
+        worker.run(task, exc)
+    assert info.value is exc
+    assert worker.run(provider.stack) == []
+    worker.assert_clean()
+    # The next task on the same thread sees its own snapshot and nothing of the failed one.
+    request_id.set("next")
+    assert worker.run(ctxsnap.wrap(_reads)) == ("next", None)
+
+
+def test_base_exception_in_a_started_thread_leaves_the_parent_alone() -> None:
+    request_id.set("parent")
+    seen: list[object] = []
+    original_hook = threading.excepthook
+    threading.excepthook = lambda args: seen.append(args.exc_type)
+    try:
+        thread = ctxsnap.Thread(target=_task_that_sets_then_raises, args=(Abort("in a thread"),))
+        thread.start()
+        thread.join(timeout=30)
+    finally:
+        threading.excepthook = original_hook
+    assert not thread.is_alive()
+    assert seen == [Abort]
+    assert _reads() == ("parent", None)
+
+
+def test_one_wrapper_failing_in_one_worker_does_not_disturb_the_same_wrapper_elsewhere() -> None:
+    """Runs share the wrapper but never a Context: a failure in one is invisible to the others."""
+    provider = ThreadStackProvider("test.stack")
+    barrier = threading.Barrier(4, timeout=30)
+
+    def task(fail: bool) -> tuple[str | None, int]:
+        child_var.set(f"mine {threading.get_ident()}")
+        barrier.wait()
+        if fail:
+            raise Boom("one of four")
+        return request_id.get(None), len(provider.stack())
+
+    request_id.set("shared")
+    with registered(provider):
+        wrapped = ctxsnap.wrap(task)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=4) as pool:
+        futures = [pool.submit(wrapped, i == 0) for i in range(4)]
+        outcomes = [f.exception(timeout=30) or f.result() for f in futures]
+    assert isinstance(outcomes[0], Boom)
+    assert outcomes[1:] == [("shared", 1)] * 3
+
+
+# -- executors shut down, callers cancelled -------------------------------------------------------------
+
+
+def test_shutdown_with_cancel_futures_runs_no_queued_task_and_releases_their_snapshots() -> None:
+    class Marker:
+        """Held by a ContextVar: alive for as long as some snapshot holds the context it was set in."""
+
+    release = threading.Event()
+    started = threading.Event()
+    ran: list[int] = []
+
+    def blocker() -> str | None:
+        started.set()
+        release.wait(timeout=30)
+        return request_id.get(None)
+
+    def queued(i: int) -> None:
+        ran.append(i)
+
+    pool = ctxsnap.ThreadPoolExecutor(max_workers=1)
+    request_id.set("blocker")
+    blocked = pool.submit(blocker)
+    assert started.wait(timeout=30)
+
+    def submit_queued() -> tuple[list[concurrent.futures.Future[None]], weakref.ref[Marker]]:
+        marker = Marker()
+        marker_var: contextvars.ContextVar[Marker] = contextvars.ContextVar("marker")
+        marker_var.set(marker)
+        return [pool.submit(queued, i) for i in range(20)], weakref.ref(marker)
+
+    # Capture in a context of its own, so only the queued tasks' snapshots can keep the marker alive.
+    pending, marker_ref = contextvars.copy_context().run(submit_queued)
+    pool.shutdown(wait=False, cancel_futures=True)
+    release.set()
+    pool.shutdown(wait=True)
+    assert blocked.result(timeout=30) == "blocker"
+    assert all(f.cancelled() for f in pending)
+    assert ran == []
+    del pending
+    gc.collect()
+    assert marker_ref() is None, "a cancelled task's snapshot is still alive after shutdown"
+    with pytest.raises(RuntimeError, match="after shutdown"):
+        pool.submit(queued, 99)
+
+
+def test_cancelled_async_caller_leaves_its_worker_clean(worker: WorkerProbe) -> None:
+    """The caller's task is cancelled while its function runs in a thread: the thread finishes the run alone."""
+    release = threading.Event()
+
+    async def main() -> tuple[str | None, str | None]:
+        loop = asyncio.get_running_loop()
+        entered = asyncio.Event()
+
+        def slow() -> None:
+            child_var.set("set in the worker")
+            loop.call_soon_threadsafe(entered.set)
+            release.wait(timeout=30)
+
+        async def caller() -> None:
+            await ctxsnap_asyncio.run_in_executor(worker.pool, slow)
+
+        request_id.set("async caller")
+        task = asyncio.create_task(caller())
+        await asyncio.wait_for(entered.wait(), timeout=30)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        release.set()
+        return _reads()
+
+    assert asyncio.run(main()) == ("async caller", None)
+    worker.assert_clean()
+
+
+def test_cancelled_to_thread_caller_does_not_keep_a_dirty_default_executor() -> None:
+    release = threading.Event()
+
+    async def scenario() -> tuple[str | None, str | None]:
+        loop = asyncio.get_running_loop()
+        entered = asyncio.Event()
+
+        def slow() -> None:
+            child_var.set("set in the worker")
+            loop.call_soon_threadsafe(entered.set)
+            release.wait(timeout=30)
+
+        probe = WorkerProbe()
+        loop.set_default_executor(probe.pool)
+        request_id.set("async caller")
+        task = asyncio.create_task(ctxsnap_asyncio.to_thread(slow))
+        await asyncio.wait_for(entered.wait(), timeout=30)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        release.set()
+        probe.assert_clean()
+        return _reads()
+
+    assert asyncio.run(scenario()) == ("async caller", None)

@@ -1,0 +1,171 @@
+"""No leaks: a finished task holds nothing alive, and memory stays flat however many tasks run.
+
+A snapshot holds the request, ``g`` and every ContextVar value of the moment it was taken. If a worker thread,
+an executor or ctxsnap's own caches kept one alive, a long-running server would slowly hoard requests. These
+tests watch objects through weak references and the heap through ``tracemalloc``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import gc
+import tracemalloc
+import weakref
+from collections.abc import Callable
+from typing import Any
+
+import ctxsnap
+from ctxsnap.adapters import asyncio as ctxsnap_asyncio
+
+payload: contextvars.ContextVar[object] = contextvars.ContextVar("reliability_leaks_payload")
+
+#: Heap growth allowed between two windows of tasks after warm-up. A leak of a single small object per task
+#: (about 50 bytes) over a window of 40,000 tasks is 2 MB, far above this; allocator and interning noise is
+#: far below it.
+SLACK_BYTES = 256 * 1024
+WARM_UP = 10_000
+WINDOW = 45_000
+
+
+class Marker:
+    """A value to set in a ContextVar; it lives exactly as long as some context holding it."""
+
+
+def _read_payload() -> object:
+    return payload.get(None)
+
+
+def _collected(ref: weakref.ref[Any]) -> bool:
+    gc.collect()
+    return ref() is None
+
+
+def _in_own_context(fn: Callable[[], Any]) -> Any:
+    """Run ``fn`` in a throw-away copy of the context, so only what ``fn`` hands out can keep its values alive."""
+    return contextvars.copy_context().run(fn)
+
+
+def test_snapshot_and_its_values_are_collected_once_wrapped_callables_are_dropped() -> None:
+    def scenario() -> tuple[Callable[[], object], weakref.ref[Marker], weakref.ref[ctxsnap.Snapshot]]:
+        marker = Marker()
+        payload.set(marker)
+        snap = ctxsnap.capture()
+        return snap.wrap(_read_payload), weakref.ref(marker), weakref.ref(snap)
+
+    task, marker_ref, snap_ref = _in_own_context(scenario)
+    with ctxsnap.ThreadPoolExecutor(max_workers=2) as pool:
+        assert all(f.result(timeout=30) is marker_ref() for f in [pool.submit(task) for _ in range(50)])
+        # While a wrapped callable is alive its values must be too: a late child still sees its snapshot.
+        assert not _collected(marker_ref)
+        del task
+        assert _collected(snap_ref), "the snapshot outlived the last callable wrapped from it"
+        assert _collected(marker_ref), "a ContextVar value outlived the last callable that carried it"
+        # The pool's worker threads are still alive and idle: they hold nothing either.
+        assert pool.submit(_read_payload).result(timeout=30) is None
+
+
+def test_thread_objects_kept_after_join_hold_no_snapshot() -> None:
+    def scenario() -> tuple[ctxsnap.Thread, weakref.ref[Marker]]:
+        marker = Marker()
+        payload.set(marker)
+        thread = ctxsnap.Thread(target=_read_payload)
+        thread.start()
+        return thread, weakref.ref(marker)
+
+    thread, marker_ref = _in_own_context(scenario)
+    thread.join(timeout=30)
+    assert not thread.is_alive()
+    assert _collected(marker_ref), "a finished ctxsnap.Thread still holds its snapshot"
+
+
+def test_executor_submissions_hold_nothing_after_their_futures_are_dropped() -> None:
+    def scenario(pool: ctxsnap.ContextExecutor) -> weakref.ref[Marker]:
+        marker = Marker()
+        payload.set(marker)
+        futures = [pool.submit(_read_payload) for _ in range(20)]
+        futures += [pool.submit(ctxsnap.wrap(_read_payload))]
+        assert list(pool.map(lambda _: _read_payload(), range(20))) == [marker] * 20
+        assert all(f.result(timeout=30) is marker for f in futures)
+        return weakref.ref(marker)
+
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ctxsnap.ContextExecutor(ThreadPoolExecutor(max_workers=3)) as pool:
+        marker_ref = contextvars.copy_context().run(scenario, pool)
+        assert _collected(marker_ref)
+
+
+def test_asyncio_helpers_release_the_snapshot_after_the_await() -> None:
+    async def scenario() -> weakref.ref[Marker]:
+        marker = Marker()
+        payload.set(marker)
+        assert await ctxsnap_asyncio.to_thread(_read_payload) is marker
+        assert await ctxsnap_asyncio.run_in_executor(None, _read_payload) is marker
+        return weakref.ref(marker)
+
+    async def main() -> weakref.ref[Marker]:
+        # The scenario runs as a task of its own, so its context dies with it, as a request's would.
+        return await asyncio.create_task(scenario())
+
+    marker_ref = asyncio.run(main())
+    assert _collected(marker_ref)
+
+
+def _heap_after(run_tasks: Callable[[int], None], count: int) -> int:
+    run_tasks(count)
+    gc.collect()
+    current, _peak = tracemalloc.get_traced_memory()
+    return current
+
+
+def assert_memory_flat(run_tasks: Callable[[int], None]) -> tuple[int, int]:
+    """Run ``WARM_UP`` tasks, then two windows of ``WINDOW`` tasks; the heap must not grow across them."""
+    tracemalloc.start()
+    try:
+        after_warm_up = _heap_after(run_tasks, WARM_UP)
+        after_first = _heap_after(run_tasks, WINDOW)
+        after_second = _heap_after(run_tasks, WINDOW)
+    finally:
+        tracemalloc.stop()
+    growth = (after_first - after_warm_up, after_second - after_first)
+    assert max(growth) < SLACK_BYTES, (
+        f"heap grew by {growth[0]} then {growth[1]} bytes over two windows of {WINDOW} tasks"
+    )
+    return growth
+
+
+def test_memory_is_flat_across_100_000_executor_tasks() -> None:
+    request_marker = Marker()
+    payload.set(request_marker)
+    pool = ctxsnap.ThreadPoolExecutor(max_workers=2)
+    batch = 500
+
+    def run_tasks(count: int) -> None:
+        for _ in range(count // batch):
+            futures = [pool.submit(_read_payload) for _ in range(batch)]
+            assert all(f.result(timeout=60) is request_marker for f in futures)
+
+    try:
+        assert WARM_UP + 2 * WINDOW == 100_000
+        assert_memory_flat(run_tasks)
+    finally:
+        pool.shutdown(wait=True)
+
+
+def test_memory_is_flat_across_100_000_runs_of_one_wrapped_callable_with_providers() -> None:
+    """The reuse path: one wrapper, many runs, each in a fresh copy; a provider with an undo on every run."""
+    from ._support import ThreadStackProvider, registered
+
+    provider = ThreadStackProvider("test.leaks")
+    with registered(provider):
+        wrapped = ctxsnap.wrap(lambda: (payload.get(None), len(provider.stack())))
+    # Set after the capture: the runs must not see it, however many of them there are.
+    payload.set(Marker())
+
+    def run_tasks(count: int) -> None:
+        for _ in range(count):
+            assert wrapped() == (None, 1)
+
+    assert_memory_flat(run_tasks)
+    assert provider.stack() == []
