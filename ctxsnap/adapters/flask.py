@@ -1,0 +1,425 @@
+"""Flask: the app context (with a private ``g``) and the request context, carried into threads.
+
+Flask keeps the current app and request context in context-local storage, which a worker thread does not
+inherit, and the tools that move it there get it wrong in different ways (see ``docs/flask.md``): Flask's own
+``copy_current_request_context`` gives the worker an empty ``g`` and runs the request's teardown a second time,
+``copy_context().run`` alone hands the worker the parent's ``g`` object itself, and one wrapper shared by two
+workers crashes. This module registers two providers that do it once and right, on every Flask from 1.1 on:
+
+* ``flask.app`` installs, per run, a fork of the parent's app context: same app and URL adapter, a private ``g``
+  holding a shallow copy of the parent's attributes (or, by policy, the parent's own ``g``);
+* ``flask.request`` installs the parent's request context object itself, so ``request``, ``session`` and
+  ``url_for`` work, without pushing it: nothing of the request's lifecycle runs in the worker.
+
+Both load by themselves the first time a snapshot is captured while Flask is imported; importing this module
+adds the helpers: the :class:`CtxSnap` extension, :func:`capture` with a per-call policy, and a drop-in
+:func:`copy_current_request_context`.
+
+Where Flask keeps its contexts is detected from what ``flask.globals`` holds, never from version numbers:
+
+* ContextVars ``_cv_app``/``_cv_request`` (Flask >= 2.2). A release without ``_cv_request`` (the request state
+  merged into the app context) is handled too: the request then travels inside the forked app context;
+* Werkzeug ``LocalStack``s whose storage is a ContextVar (Flask 1.1/2.0 on Werkzeug 2.0). A copied Context
+  holds the parent's stack *list*, and ``LocalStack.pop`` on a stack of two or more pops that list in place,
+  so the child always gets stack lists of its own and never pops one it inherited;
+* ``LocalStack``s keyed by thread id (Werkzeug < 2.0): nothing can carry them to another thread, so a capture
+  inside a Flask context is refused with an error that says to upgrade Werkzeug, rather than carrying nothing.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from contextvars import ContextVar
+from typing import Any, Final, Literal, ParamSpec, TypeVar
+
+import flask
+import flask.globals
+
+from .._appcontext import fork_app_context, g_values
+from .._provider import Provider, register_provider
+from .._snapshot import Selection, Snapshot
+from .._snapshot import capture as _capture
+
+__all__ = ["CtxSnap", "capture", "copy_current_request_context"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+GPolicy = Literal["copy", "share"]
+
+#: The key of the extension in ``app.extensions`` and the names of its settings in ``app.config``.
+EXTENSION_KEY: Final = "ctxsnap"
+CONFIG_G: Final = "CTXSNAP_G"
+CONFIG_TEARDOWN: Final = "CTXSNAP_TEARDOWN"
+
+# What the app provider does in the child. Plain ints: the provider's state is a tuple, and the hot path
+# compares these with `is`.
+_COPY: Final = 0  # a fork of the app context with a private g holding a copy of the parent's attributes
+_SHARE: Final = 1  # a fork of the app context holding the parent's own g object
+_TEARDOWN: Final = 2  # like _COPY, but the fork is pushed for the run and popped after it
+
+_MODES: Final[dict[tuple[object, object], int]] = {
+    ("copy", False): _COPY,
+    ("share", False): _SHARE,
+    ("copy", True): _TEARDOWN,
+}
+
+_NO_VALUES: Final[dict[str, Any]] = {}
+_MISSING: Final = object()
+_EMPTY_STORAGE: Final[dict[str, Any]] = {}
+
+
+# -- where this Flask keeps its contexts ----------------------------------------------------------------------
+
+# vars() rather than getattr(): Flask 2.2/2.3 serve the old `_app_ctx_stack` names through a module
+# __getattr__ that warns, and the ContextVars must win wherever both exist.
+_GLOBALS: Final = vars(flask.globals)
+_CV_APP: ContextVar[Any] | None = _GLOBALS.get("_cv_app")
+_CV_REQUEST: ContextVar[Any] | None = _GLOBALS.get("_cv_request")
+if not isinstance(_CV_APP, ContextVar):
+    _CV_APP = None
+if _CV_APP is None or not isinstance(_CV_REQUEST, ContextVar):
+    _CV_REQUEST = None
+
+
+def _stack_storage(stack: Any) -> ContextVar[Any] | None:
+    """The ContextVar behind a Werkzeug 2.0 ``LocalStack``, or ``None`` when the stack is keyed by thread id.
+
+    Werkzeug 2.0 falls back to a look-alike class keyed by greenlet/thread id under an unpatched gevent or
+    eventlet; only a real ContextVar travels with ``contextvars``.
+    """
+    storage = getattr(getattr(stack, "_local", None), "_storage", None)
+    return storage if isinstance(storage, ContextVar) else None
+
+
+_APP_STACK: Any = None if _CV_APP is not None else _GLOBALS.get("_app_ctx_stack")
+_REQUEST_STACK: Any = None if _CV_APP is not None else _GLOBALS.get("_request_ctx_stack")
+_APP_STORAGE: ContextVar[Any] | None = _stack_storage(_APP_STACK)
+_REQUEST_STORAGE: ContextVar[Any] | None = _stack_storage(_REQUEST_STACK)
+
+if _CV_APP is not None:
+    LAYOUT: str = "contextvars" if _CV_REQUEST is not None else "contextvars-merged"
+elif _APP_STORAGE is not None and _REQUEST_STORAGE is not None:
+    LAYOUT = "localstack"
+elif _APP_STACK is not None and _REQUEST_STACK is not None:
+    LAYOUT = "per-thread"
+else:  # pragma: no cover - a Flask none of the above describes
+    raise ImportError(
+        "ctxsnap.adapters.flask does not recognise how this Flask keeps its contexts: flask.globals has neither "
+        "the ContextVar '_cv_app' nor the LocalStack '_app_ctx_stack'. Please report it with the output of "
+        "'python -m ctxsnap'."
+    )
+
+_UPGRADE_WERKZEUG: Final = (
+    "this Werkzeug keeps Flask's app and request contexts per thread id (Werkzeug < 2.0, or Werkzeug 2.0 under "
+    "a gevent/eventlet without contextvars support), so no other thread can see them and ctxsnap refuses to "
+    "pretend otherwise. Upgrade Werkzeug to >= 2.0 (pip install 'werkzeug>=2.0,<2.1' keeps Flask 1.1 working), "
+    "or capture with exclude=['flask'] to carry only ContextVars"
+)
+
+
+# -- policies ---------------------------------------------------------------------------------------------------
+
+#: The policy asked for by :func:`capture` in this thread while it runs the core capture. A thread-local, not a
+#: ContextVar: a ContextVar set here would be copied into the very snapshot being taken.
+_override = threading.local()
+
+
+def _mode_from(g: object, teardown: object, where: str) -> int:
+    mode = _MODES.get((g, teardown))
+    if mode is not None and isinstance(teardown, bool):
+        return mode
+    if g not in ("copy", "share"):
+        raise ValueError(f"{where}: the g policy must be 'copy' (the default) or 'share', got {g!r}")
+    if not isinstance(teardown, bool):
+        raise TypeError(f"{where}: teardown must be True or False, got {teardown!r} ({type(teardown).__name__})")
+    raise ValueError(
+        f"{where}: g='share' cannot be combined with teardown mode: the child's teardown_appcontext handlers "
+        "would clean up the parent's own g (the Flask tutorial's close_db would close the request's database "
+        "connection). Use g='copy' with teardown, or share without it."
+    )
+
+
+def _config_mode(app: Any) -> int:
+    config = app.config
+    return _mode_from(
+        config.get(CONFIG_G, "copy"),
+        config.get(CONFIG_TEARDOWN, False),
+        f"app.config[{CONFIG_G!r}]/[{CONFIG_TEARDOWN!r}] of {app.name!r}",
+    )
+
+
+def _mode_for(app: Any) -> int:
+    """The policy of a capture in ``app``: the per-call override, over the app's config, over the defaults."""
+    override = getattr(_override, "policy", None)
+    if EXTENSION_KEY in app.extensions:
+        if override is None:
+            return _config_mode(app)
+        g, teardown = override
+        config = app.config
+        return _mode_from(
+            config.get(CONFIG_G, "copy") if g is None else g,
+            config.get(CONFIG_TEARDOWN, False) if teardown is None else teardown,
+            "ctxsnap.adapters.flask.capture() together with the app's config",
+        )
+    if override is None:
+        return _COPY
+    g, teardown = override
+    return _mode_from("copy" if g is None else g, False if teardown is None else teardown, "capture()")
+
+
+def _app_state(app_context: Any) -> tuple[int, Any, dict[str, Any]]:
+    mode = _mode_for(app_context.app)
+    return mode, app_context, _NO_VALUES if mode is _SHARE else g_values(app_context)
+
+
+# -- the child's app context ----------------------------------------------------------------------------------
+
+
+def _fork(mode: int, app_context: Any, values: dict[str, Any]) -> Any:
+    fork = fork_app_context(app_context, values)
+    if mode is _SHARE:
+        # Still a fork, never the parent's object: extensions key per-context state on the app context's
+        # identity (Flask-SQLAlchemy scopes its session by it), and the worker must not get the request's.
+        vars(fork)["g"] = app_context.g
+    return fork
+
+
+def _fork_to_push(app_context: Any, values: dict[str, Any]) -> Any:
+    fork = fork_app_context(app_context, values)
+    state = vars(fork)
+    # Flask < 2.2 counts pushes in _refcnt and runs teardown only when it drops to zero; the parent's count
+    # travels with the copied attributes.
+    if "_refcnt" in state:
+        state["_refcnt"] = 0
+    return fork
+
+
+def _pop_child(fork: Any, inherited: dict[str, Any], exc: BaseException | None) -> None:
+    """Pop the child's own app context, which runs teardown_appcontext once, for the child.
+
+    What the child inherited unchanged in g is taken out first: those objects belong to the parent, which
+    tears them down itself. The tutorial's ``close_db`` (``g.pop("db")`` then ``close()``) would otherwise
+    close the request's connection from the worker; a connection the child opened itself is still closed.
+    """
+    namespace = vars(fork.g)
+    for name, value in inherited.items():
+        if namespace.get(name, _MISSING) is value:
+            del namespace[name]
+    fork.pop(exc)
+
+
+# -- the providers ------------------------------------------------------------------------------------------------
+
+
+class _AppProvider(Provider):
+    name = "flask.app"
+
+    def undo(self, state: Any, token: Any, exc: BaseException | None) -> None:
+        if token is not None:
+            _pop_child(token, state[2], exc)
+
+
+class _RequestProvider(Provider):
+    name = "flask.request"
+
+
+class _ContextVarAppProvider(_AppProvider):
+    """Flask >= 2.2: the app context lives in the ContextVar ``flask.globals._cv_app``."""
+
+    def __init__(self, var: ContextVar[Any]) -> None:
+        self._var = var
+        self.owned_vars = (var,)
+
+    def capture(self) -> Any:
+        app_context = self._var.get(None)
+        return None if app_context is None else _app_state(app_context)
+
+    def apply(self, state: Any) -> Any:
+        mode, app_context, values = state
+        if mode is _TEARDOWN:
+            fork = _fork_to_push(app_context, values)
+            fork.push()
+            return fork
+        self._var.set(_fork(mode, app_context, values))
+        return None
+
+
+class _ContextVarRequestProvider(_RequestProvider):
+    """Flask >= 2.2: the request context object is set, not pushed, so popping it never happens here."""
+
+    def __init__(self, var: ContextVar[Any]) -> None:
+        self._var = var
+        self.owned_vars = (var,)
+
+    def capture(self) -> Any:
+        return self._var.get(None)
+
+    def apply(self, state: Any) -> None:
+        self._var.set(state)
+
+
+class _MergedRequestProvider(_RequestProvider):
+    """A Flask whose app context holds the request: the forked app context already carries it."""
+
+    def capture(self) -> None:
+        return None
+
+    def apply(self, state: Any) -> None:
+        return None
+
+
+class _LocalStackAppProvider(_AppProvider):
+    """Flask 1.1/2.0 on Werkzeug 2.0: the child gets a one-entry stack list of its own."""
+
+    def __init__(self, storage: ContextVar[Any]) -> None:
+        self._storage = storage
+        self.owned_vars = (storage,)
+
+    def capture(self) -> Any:
+        stack = self._storage.get(_EMPTY_STORAGE).get("stack")
+        return _app_state(stack[-1]) if stack else None
+
+    def apply(self, state: Any) -> Any:
+        mode, app_context, values = state
+        if mode is _TEARDOWN:
+            # An empty stack of the child's own: push() copies it, and the pop after the run releases it.
+            self._storage.set({})
+            fork = _fork_to_push(app_context, values)
+            fork.push()
+            return fork
+        self._storage.set({"stack": [_fork(mode, app_context, values)]})
+        return None
+
+
+class _LocalStackRequestProvider(_RequestProvider):
+    def __init__(self, storage: ContextVar[Any]) -> None:
+        self._storage = storage
+        self.owned_vars = (storage,)
+
+    def capture(self) -> Any:
+        stack = self._storage.get(_EMPTY_STORAGE).get("stack")
+        return stack[-1] if stack else None
+
+    def apply(self, state: Any) -> None:
+        self._storage.set({"stack": [state]})
+
+
+class _PerThreadProvider(Provider):
+    """Werkzeug < 2.0: refuse a capture inside a Flask context instead of silently carrying nothing."""
+
+    def __init__(self, name: str, stack: Any) -> None:
+        self.name = name
+        self._stack = stack
+
+    def capture(self) -> None:
+        if self._stack.top is not None:
+            raise RuntimeError(f"cannot carry the Flask {self.name.split('.')[1]} context: {_UPGRADE_WERKZEUG}")
+        return None
+
+    def apply(self, state: Any) -> None:  # pragma: no cover - capture never returns a state to apply
+        return None
+
+
+def _make_providers() -> tuple[Provider, Provider]:
+    if _CV_APP is not None:
+        request: Provider = (
+            _ContextVarRequestProvider(_CV_REQUEST) if _CV_REQUEST is not None else _MergedRequestProvider()
+        )
+        return _ContextVarAppProvider(_CV_APP), request
+    if _APP_STORAGE is not None and _REQUEST_STORAGE is not None:
+        return _LocalStackAppProvider(_APP_STORAGE), _LocalStackRequestProvider(_REQUEST_STORAGE)
+    return _PerThreadProvider("flask.app", _APP_STACK), _PerThreadProvider("flask.request", _REQUEST_STACK)
+
+
+APP_PROVIDER, REQUEST_PROVIDER = _make_providers()
+for _provider in (APP_PROVIDER, REQUEST_PROVIDER):
+    try:
+        register_provider(_provider)
+    except ValueError:
+        # A provider of that name is already registered (the app's own replacement, registered before the
+        # first capture loaded this module): the app's choice stands.
+        pass
+del _provider
+
+
+def _refuse_per_thread(what: str) -> None:
+    if LAYOUT == "per-thread":
+        raise RuntimeError(f"{what}: {_UPGRADE_WERKZEUG}")
+
+
+# -- the public helpers ---------------------------------------------------------------------------------------
+
+
+class CtxSnap:
+    """The Flask extension: per-app policy for what a snapshot does with ``g`` and with teardown.
+
+    ``app.config["CTXSNAP_G"]`` is ``"copy"`` (the default: the worker gets its own ``g`` holding a shallow copy
+    of the request's attributes) or ``"share"`` (the worker uses the request's own ``g`` object).
+    ``app.config["CTXSNAP_TEARDOWN"]`` is ``False`` (the default: nothing of Flask's lifecycle runs in the
+    worker) or ``True`` (each run pushes its own app context and pops it afterwards, so teardown_appcontext runs
+    exactly once per run, in the worker; teardown_request never runs there). The config is read at each capture,
+    so changing it later takes effect. Without the extension the defaults apply and everything else works.
+    """
+
+    def __init__(self, app: flask.Flask | None = None) -> None:
+        if app is not None:
+            self.init_app(app)
+
+    def init_app(self, app: flask.Flask) -> None:
+        if not isinstance(getattr(app, "extensions", None), dict) or not hasattr(app, "config"):
+            raise TypeError(
+                f"CtxSnap.init_app() takes a Flask application, got {type(app).__name__}; pass the app object "
+                "(or call it from your application factory)"
+            )
+        _refuse_per_thread("CtxSnap cannot carry this app's contexts to other threads")
+        app.config.setdefault(CONFIG_G, "copy")
+        app.config.setdefault(CONFIG_TEARDOWN, False)
+        _config_mode(app)  # a bad setting fails at start-up, not in the first request that hands off work
+        app.extensions[EXTENSION_KEY] = self
+
+    def __repr__(self) -> str:
+        return "<ctxsnap.adapters.flask.CtxSnap>"
+
+
+def capture(
+    *,
+    g: GPolicy | None = None,
+    teardown: bool | None = None,
+    include: Selection = None,
+    exclude: Selection = None,
+) -> Snapshot:
+    """:func:`ctxsnap.capture` with a policy for this capture only.
+
+    ``g`` (``"copy"`` or ``"share"``) and ``teardown`` override the app's ``CTXSNAP_G``/``CTXSNAP_TEARDOWN``
+    (or the defaults, ``"copy"`` and ``False``) for this snapshot; ``None`` keeps the app's setting.
+    """
+    if g is None and teardown is None:
+        return _capture(include=include, exclude=exclude)
+    _mode_from("copy" if g is None else g, False if teardown is None else teardown, "capture()")
+    previous = getattr(_override, "policy", None)
+    _override.policy = (g, teardown)
+    try:
+        return _capture(include=include, exclude=exclude)
+    finally:
+        _override.policy = previous
+
+
+def copy_current_request_context(fn: Callable[P, R]) -> Callable[P, R]:
+    """Drop-in for :func:`flask.copy_current_request_context` without its bugs.
+
+    Like Flask's, it must be called inside a request context and returns ``fn`` bound to that request. Unlike
+    Flask's, the worker gets a copy of ``g`` rather than an empty one (pallets/flask#3306), the wrapper can run
+    in many workers at once (#5252, #5396), and no teardown handler and no ``request.close()`` runs in the
+    worker (#5399). It always copies ``g`` and never runs teardown, whatever the app's config says; use
+    :func:`capture` for the app's policy.
+    """
+    _refuse_per_thread("copy_current_request_context() cannot carry the request to another thread")
+    if not flask.has_request_context():
+        raise RuntimeError(
+            "copy_current_request_context() can only be used while a request context is active, for example "
+            "inside a view function; to carry only the app context (CLI commands, app.app_context()) or no "
+            "Flask context at all, use ctxsnap.wrap(fn)"
+        )
+    return capture(g="copy", teardown=False).wrap(fn)
