@@ -1,0 +1,234 @@
+"""Bad input: every public entry point, given the wrong thing, says what was wrong and what to do instead.
+
+Each case below is one row of the error table in ``docs/reliability.md``; ``test_docs_table_lists_every_case``
+keeps the two in step, so the table never promises a message the code does not give.
+
+A case names a fragment of the message that states the problem and one that states the fix: a test that only
+checked the exception type would pass for the unhelpful errors this suite exists to rule out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextvars
+import pickle
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import ctxsnap
+from ctxsnap.adapters import asyncio as ctxsnap_asyncio
+
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "reliability.md"
+
+some_var: contextvars.ContextVar[str] = contextvars.ContextVar("reliability_bad_input_var")
+
+
+@dataclass(frozen=True)
+class Case:
+    id: str
+    shows: str  # the call as the docs table shows it
+    call: Callable[[], object]
+    raises: type[BaseException]
+    problem: str  # a fragment of the message that names what was wrong
+    fix: str  # a fragment of the message that names what to do
+
+
+def _fn() -> None:
+    return None
+
+
+async def _async_fn() -> None:
+    return None
+
+
+class _ProviderClass(ctxsnap.Provider):
+    name = "test.bad-input.class"
+
+    def capture(self) -> object:
+        return None
+
+    def apply(self, state: object) -> None:
+        return None
+
+
+class _NoApply:
+    name = "test.bad-input.no-apply"
+
+    def capture(self) -> object:
+        return None
+
+
+class _NoName:
+    def capture(self) -> object:
+        return None
+
+    def apply(self, state: object) -> None:
+        return None
+
+
+class _UndoNotCallable(_NoApply):
+    name = "test.bad-input.undo"
+    undo = "not a method"
+
+    def apply(self, state: object) -> None:
+        return None
+
+
+class _OwnedVarsList(_UndoNotCallable):
+    name = "test.bad-input.owned"
+    undo = None
+    owned_vars = [some_var]
+
+
+def _sealed_snapshot() -> ctxsnap.Snapshot:
+    with ctxsnap.capture() as snap:
+        pass
+    return snap
+
+
+def _register_twice() -> None:
+    ctxsnap.register_provider(_ProviderClass())
+    try:
+        ctxsnap.register_provider(_ProviderClass())
+    finally:
+        ctxsnap.unregister_provider(_ProviderClass.name)
+
+
+def _with_executor(make: Callable[[], concurrent.futures.Executor], use: Callable[[Any], object]) -> object:
+    executor = make()
+    try:
+        return use(executor)
+    finally:
+        executor.shutdown(wait=True)
+
+
+def _outside_loop(coroutine_function: Callable[..., Any], *args: Any) -> object:
+    """Drive an async helper one step with no event loop running, as a sync caller who forgot ``await`` would."""
+    coroutine = coroutine_function(*args)
+    try:
+        return coroutine.send(None)
+    finally:
+        coroutine.close()
+
+
+def _in_loop(coroutine_function: Callable[..., Any], *args: Any) -> object:
+    return asyncio.run(coroutine_function(*args))
+
+
+CORE_CASES = [
+    Case("wrap-non-callable", "ctxsnap.wrap(42)", lambda: ctxsnap.wrap(42),
+         TypeError, "expects a callable, got int", "pass the function itself"),
+    Case("wrap-called-result", "ctxsnap.wrap(fn())", lambda: ctxsnap.wrap(_fn()),
+         TypeError, "expects a callable, got NoneType", "not wrap(fn())"),
+    Case("wrap-async-function", "ctxsnap.wrap(async_fn)", lambda: ctxsnap.wrap(_async_fn),
+         TypeError, "got the async", "await async code directly"),
+    Case("run-non-callable", 'snap.run("fn")', lambda: ctxsnap.capture().run("fn"),
+         TypeError, "run() expects a callable, got str", "pass the function itself"),
+    Case("sealed-wrap", "snap.wrap(fn) after the with block", lambda: _sealed_snapshot().wrap(_fn),
+         ctxsnap.SnapshotClosedError, "after the snapshot was sealed", "take a new snapshot"),
+    Case("sealed-run", "snap.run(fn) after the with block", lambda: _sealed_snapshot().run(_fn),
+         ctxsnap.SnapshotClosedError, "Snapshot.run() was called after", "Wrap the work inside the block"),
+    Case("pickle-snapshot", "pickle.dumps(snap)", lambda: pickle.dumps(ctxsnap.capture()),
+         TypeError, "cannot be pickled", "send the plain values you need"),
+    Case("include-unknown-name", 'capture(include=["flsk"])', lambda: ctxsnap.capture(include=["flsk"]),
+         ValueError, "unknown provider 'flsk'", "registered providers are"),
+    Case("exclude-unknown-name", 'capture(exclude=["contextvar"])', lambda: ctxsnap.capture(exclude=["contextvar"]),
+         ValueError, "unknown provider 'contextvar'", "registered providers are"),
+    Case("include-not-iterable", "capture(include=42)", lambda: ctxsnap.capture(include=42),
+         TypeError, "got int", "provider names and/or ContextVar objects"),
+    Case("exclude-bad-entry", 'capture(exclude=["contextvars", 3.5])',
+         lambda: ctxsnap.capture(exclude=["contextvars", 3.5]),
+         TypeError, "got 3.5 of type float", "provider names (str) or ContextVar objects"),
+    Case("include-var-without-contextvars", 'capture(include=[var], exclude=["contextvars"])',
+         lambda: ctxsnap.capture(include=[some_var], exclude=["contextvars"]),
+         ValueError, "leaves out the 'contextvars' provider", "drop one of the two"),
+    Case("register-class", "register_provider(MyProvider)", lambda: ctxsnap.register_provider(_ProviderClass),
+         TypeError, "got the class _ProviderClass", "register_provider(_ProviderClass())"),
+    Case("register-no-name", "register_provider(obj_without_name)", lambda: ctxsnap.register_provider(_NoName()),
+         TypeError, "got None", "attribute 'name'"),
+    Case("register-missing-apply", "register_provider(obj_without_apply)",
+         lambda: ctxsnap.register_provider(_NoApply()),
+         TypeError, "lacks the method(s) apply", "subclass ctxsnap.Provider"),
+    Case("register-undo-not-callable", 'register_provider(obj) with undo = "text"',
+         lambda: ctxsnap.register_provider(_UndoNotCallable()),
+         TypeError, "'undo' attribute that is not callable", "'undo'"),
+    Case("register-owned-vars-list", "register_provider(obj) with owned_vars = [var]",
+         lambda: ctxsnap.register_provider(_OwnedVarsList()),
+         TypeError, "'owned_vars' must be a tuple", "tuple of ContextVar objects"),
+    Case("register-duplicate-name", "register_provider(p) twice under one name", _register_twice,
+         ValueError, "is already registered", "unregister it first"),
+    Case("unregister-unknown", 'unregister_provider("nope")', lambda: ctxsnap.unregister_provider("nope"),
+         LookupError, "no provider named 'nope'", "registered: "),
+    Case("unregister-not-a-name", "unregister_provider(42)", lambda: ctxsnap.unregister_provider(42),
+         TypeError, "got int", "takes a provider name (str)"),
+    Case("thread-target-non-callable", "ctxsnap.Thread(target=42)", lambda: ctxsnap.Thread(target=42),
+         TypeError, "got int 42", "pass the function itself"),
+    Case("thread-unknown-provider", 'ctxsnap.Thread(target=fn, exclude=["flsk"]).start()',
+         lambda: ctxsnap.Thread(target=_fn, exclude=["flsk"]).start(),
+         ValueError, "unknown provider 'flsk'", "registered providers are"),
+    Case("executor-not-an-executor", "ctxsnap.ContextExecutor(42)", lambda: ctxsnap.ContextExecutor(42),
+         TypeError, "got int", "pass an executor instance"),
+    Case("executor-process-pool", "ctxsnap.ContextExecutor(ProcessPoolExecutor())",
+         lambda: _with_executor(concurrent.futures.ProcessPoolExecutor, ctxsnap.ContextExecutor),
+         TypeError, "cannot wrap a ProcessPoolExecutor", "cannot be sent to another process"),
+    Case("executor-unknown-provider", 'ctxsnap.ContextExecutor(pool, include=["flsk"])',
+         lambda: _with_executor(concurrent.futures.ThreadPoolExecutor,
+                                lambda pool: ctxsnap.ContextExecutor(pool, include=["flsk"])),
+         ValueError, "unknown provider 'flsk'", "registered providers are"),
+    Case("executor-submit-non-callable", "ctxsnap.ThreadPoolExecutor().submit(42)",
+         lambda: _with_executor(ctxsnap.ThreadPoolExecutor, lambda pool: pool.submit(42)),
+         TypeError, "expects a callable, got int", "pass the function itself"),
+    Case("asyncio-to-thread-no-loop", "ctxsnap.adapters.asyncio.to_thread(fn) driven without a loop",
+         lambda: _outside_loop(ctxsnap_asyncio.to_thread, _fn),
+         RuntimeError, "needs a running event loop", "await it inside 'async def'"),
+    Case("asyncio-run-in-executor-no-loop", "ctxsnap.adapters.asyncio.run_in_executor(None, fn) in sync code",
+         lambda: ctxsnap_asyncio.run_in_executor(None, _fn),
+         RuntimeError, "needs a running event loop", "ctxsnap.ThreadPoolExecutor from sync code"),
+    Case("asyncio-to-thread-non-callable", "await ctxsnap.adapters.asyncio.to_thread(42)",
+         lambda: _in_loop(ctxsnap_asyncio.to_thread, 42),
+         TypeError, "expects a callable, got int", "pass the function itself"),
+]
+
+ALL_CASES = CORE_CASES
+
+
+@pytest.mark.parametrize("case", CORE_CASES, ids=lambda c: c.id)
+def test_core_error_names_the_problem_and_the_fix(case: Case) -> None:
+    check(case)
+
+
+def check(case: Case) -> None:
+    with pytest.raises(case.raises) as info:
+        case.call()
+    message = str(info.value)
+    assert case.problem in message, f"the message does not say what was wrong: {message!r}"
+    assert case.fix in message, f"the message does not say what to do: {message!r}"
+    # A refused registration leaves the registry as it was.
+    assert not any(p.name.startswith("test.bad-input") for p in ctxsnap.providers())
+
+
+def table_row(case: Case) -> str:
+    """The row of the docs' error table for ``case``."""
+    return f'| `{case.id}` | `{case.shows}` | `{case.raises.__name__}` | "{case.problem}" ... "{case.fix}" |'
+
+
+def test_docs_table_lists_every_case() -> None:
+    rows = [line for line in DOCS.read_text().splitlines() if re.match(r"\| `[a-z0-9-]+` \|", line)]
+    expected = [table_row(case) for case in ALL_CASES]
+    assert rows == expected, (
+        "the error table in docs/reliability.md is out of step with the cases; regenerate its rows with "
+        "python -c 'from reliability.test_bad_input import print_table; print_table()' (run in tests/)"
+    )
+
+
+def print_table() -> None:
+    print("| case | call | raises | the message says |")
+    print("| --- | --- | --- | --- |")
+    for case in ALL_CASES:
+        print(table_row(case))
