@@ -25,15 +25,17 @@ class SnapshotClosedError(SnapshotError, RuntimeError):
 class ProviderError(SnapshotError):
     """A provider failed while capturing in the parent or while applying or undoing in the child.
 
-    ``provider`` is the provider's name and ``phase`` is one of ``"capture"``, ``"apply"`` or ``"undo"``. The
+    ``provider`` is the provider's name and ``phase`` is one of ``"capture"``, ``"apply"``, ``"undo"``, or
+    ``"load"`` for a third-party provider whose entry point could not be loaded. The
     original exception is chained as ``__cause__``. Whatever was already applied has been undone by the time
     this propagates.
     """
 
-    def __init__(self, provider: str, phase: str, cause: BaseException) -> None:
+    def __init__(self, provider: str, phase: str, cause: BaseException, *, hint: str | None = None) -> None:
         self.provider = provider
         self.phase = phase
+        if hint is None:
+            hint = f"Fix the provider, or leave it out with ctxsnap.capture(exclude=[{provider!r}])."
         super().__init__(
-            f"context provider {provider!r} failed during {phase}: {type(cause).__name__}: {cause}. "
-            f"Fix the provider, or leave it out with ctxsnap.capture(exclude=[{provider!r}])."
+            f"context provider {provider!r} failed during {phase}: {type(cause).__name__}: {cause}. {hint}"
         )

@@ -18,6 +18,7 @@ from __future__ import annotations
 import abc
 import importlib
 import os
+import re
 import sys
 import threading
 from collections.abc import Iterable
@@ -41,6 +42,17 @@ ENTRY_POINT_GROUP: Final = "ctxsnap.providers"
 #: Framework adapters whose providers load themselves as soon as their framework is in use. The core names the
 #: modules but never imports a framework: the adapter is imported only once the framework already is.
 _FRAMEWORK_ADAPTERS: Final = (("flask", "ctxsnap.adapters.flask"), ("quart", "ctxsnap.adapters.quart"))
+
+#: The names those adapters register (the shared API contract). ``include``/``exclude`` accept them even while
+#: the framework is not in use, so ``exclude=["quart"]`` works in a Flask-only app, while a misspelt
+#: ``"flask.requets"`` is still refused instead of silently selecting nothing.
+_FRAMEWORK_PROVIDER_NAMES: Final = ("flask.app", "flask.request", "quart.app", "quart.request", "quart.websocket")
+
+#: The contextvars provider is the base layer of every snapshot (each run enters a copy of its context), so it
+#: can be left out of one capture with ``exclude=["contextvars"]`` but never unregistered or replaced.
+BASE_PROVIDER_NAME: Final = "contextvars"
+
+_NAME_PATTERN: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*(\.[A-Za-z_][A-Za-z0-9_-]*)*")
 
 
 class Provider(abc.ABC):
@@ -82,8 +94,9 @@ class Provider(abc.ABC):
 
 
 def _has_own_undo(provider: Any) -> bool:
-    undo = getattr(type(provider), "undo", None)
-    return undo is not None and undo is not Provider.undo
+    # Looked up on the instance, not its type: a duck-typed provider may carry undo as an instance attribute.
+    undo = getattr(provider, "undo", None)
+    return undo is not None and getattr(undo, "__func__", undo) is not Provider.undo
 
 
 def _validate(provider: object) -> None:
@@ -93,9 +106,10 @@ def _validate(provider: object) -> None:
             f"call it first: register_provider({provider.__qualname__}())"
         )
     name = getattr(provider, "name", None)
-    if not isinstance(name, str) or not name or name != name.strip():
+    if not isinstance(name, str) or not _NAME_PATTERN.fullmatch(name):
         raise TypeError(
-            f"provider {provider!r} needs a non-empty string attribute 'name' (such as 'mylib.span'), got {name!r}"
+            f"provider {type(provider).__qualname__} needs a string attribute 'name' made of dot-separated "
+            f"identifiers (such as 'mylib.span'), got {name!r}"
         )
     missing = [m for m in ("capture", "apply") if not callable(getattr(provider, m, None))]
     if missing:
@@ -119,6 +133,8 @@ class _Registry:
         self.version = 0
         self._pending_frameworks = list(_FRAMEWORK_ADAPTERS)
         self._entry_points_loaded = bool(os.environ.get("CTXSNAP_DISABLE_ENTRY_POINTS"))
+        self._entry_points_loading = False
+        self._entry_point_lock = threading.RLock()
         #: ``len(sys.modules)`` when the pending frameworks were last looked for. Capture is a hot path: while
         #: no module was imported since, no framework can have appeared, and one ``len`` call says so.
         self.modules_seen = -1
@@ -126,10 +142,17 @@ class _Registry:
         self.settled = False
 
     def register(self, provider: Any, *, replace: bool = False) -> None:
+        if not isinstance(replace, bool):
+            raise TypeError(f"register_provider(replace=...) takes True or False, got {replace!r}")
         _validate(provider)
         with self._lock:
             names = [p.name for p in self.providers]
             if provider.name in names:
+                if provider.name == BASE_PROVIDER_NAME:
+                    raise ValueError(
+                        "the built-in 'contextvars' provider cannot be replaced: every snapshot runs in a copy of "
+                        "its context. Register your provider under a name of its own"
+                    )
                 if not replace:
                     raise ValueError(
                         f"a provider named {provider.name!r} is already registered; unregister it first with "
@@ -140,11 +163,18 @@ class _Registry:
                 self.providers = tuple(current)
             else:
                 self.providers = (*self.providers, provider)
+            # Readers take ``version`` before ``providers`` (see ``_plan_for``), so the version moves last: a
+            # reader that sees the old version may hold the new providers, and only rebuilds its plan once more.
             self.version += 1
 
     def unregister(self, name: str) -> Any:
         if not isinstance(name, str):
             raise TypeError(f"unregister_provider() takes a provider name (str), got {type(name).__name__}")
+        if name == BASE_PROVIDER_NAME:
+            raise ValueError(
+                "the built-in 'contextvars' provider cannot be unregistered: every snapshot runs in a copy of its "
+                "context. To leave ContextVars out of one capture, use ctxsnap.capture(exclude=['contextvars'])"
+            )
         with self._lock:
             for provider in self.providers:
                 if provider.name == name:
@@ -164,35 +194,62 @@ class _Registry:
             not self._pending_frameworks or len(sys.modules) == self.modules_seen
         ):
             return
-        if self._pending_frameworks:
-            self.modules_seen = len(sys.modules)
-            for framework, module in list(self._pending_frameworks):
-                if framework in sys.modules:
-                    importlib.import_module(module)
-                    with self._lock:
-                        if (framework, module) in self._pending_frameworks:
-                            self._pending_frameworks.remove((framework, module))
+        seen = len(sys.modules)
+        for framework, module in list(self._pending_frameworks):
+            if framework in sys.modules:
+                importlib.import_module(module)
+                with self._lock:
+                    if (framework, module) in self._pending_frameworks:
+                        self._pending_frameworks.remove((framework, module))
         if not self._entry_points_loaded:
             self._load_entry_points()
-        self.settled = not self._pending_frameworks
+        # Recorded only once everything loaded: when an adapter or a plug-in fails to load, the next capture
+        # must try again (and fail again) rather than go ahead without its context.
+        self.modules_seen = seen
+        self.settled = not self._pending_frameworks and self._entry_points_loaded
 
     def _load_entry_points(self) -> None:
-        from importlib.metadata import entry_points
+        # One thread loads while the others wait: a capture must not go ahead without a third-party provider
+        # that another thread is still importing. ``_entry_points_loading`` makes a re-entrant call (a plug-in
+        # that captures while it is being imported) return at once instead of loading itself again.
+        with self._entry_point_lock:
+            if self._entry_points_loaded or self._entry_points_loading:
+                return
+            self._entry_points_loading = True
+            try:
+                from importlib.metadata import entry_points
 
-        for entry_point in entry_points(group=ENTRY_POINT_GROUP):
-            if any(p.name == entry_point.name for p in self.providers):
-                continue
-            try:
-                loaded = entry_point.load()
-                provider = loaded() if isinstance(loaded, type) or not hasattr(loaded, "capture") else loaded
-                _validate(provider)
-            except Exception as exc:
-                raise ProviderError(entry_point.name, "load", exc) from exc
-            try:
-                self.register(provider)
-            except ValueError:
-                pass  # registered by another thread meanwhile
-        self._entry_points_loaded = True
+                for entry_point in entry_points(group=ENTRY_POINT_GROUP):
+                    self._load_entry_point(entry_point)
+            finally:
+                self._entry_points_loading = False
+            # Only a complete load counts: a broken plug-in fails every capture until it is fixed, rather than
+            # failing once and then silently leaving its context behind.
+            self._entry_points_loaded = True
+
+    def _load_entry_point(self, entry_point: Any) -> None:
+        if any(p.name == entry_point.name for p in self.providers):
+            return  # registered by hand before the first capture: the application's choice wins
+        try:
+            loaded = entry_point.load()
+            # The entry point may name a Provider subclass or a factory (called with no arguments), or an instance.
+            provider = loaded() if isinstance(loaded, type) or not hasattr(loaded, "capture") else loaded
+            _validate(provider)
+            if provider.name != entry_point.name:
+                raise ValueError(
+                    f"the entry point is named {entry_point.name!r} but the provider it loads is named "
+                    f"{provider.name!r}; the two must be the same"
+                )
+        except Exception as exc:
+            raise ProviderError(
+                entry_point.name,
+                "load",
+                exc,
+                hint=f"It comes from the entry point {entry_point.name} = {entry_point.value} in the group "
+                f"{ENTRY_POINT_GROUP!r}: fix or uninstall the package that declares it, or set "
+                "CTXSNAP_DISABLE_ENTRY_POINTS=1 to load no third-party provider.",
+            ) from exc
+        self.register(provider)
 
 
 _registry: Final = _Registry()
@@ -238,10 +295,9 @@ def known_name(name: str) -> bool:
 
     Framework names are always known, so ``exclude=["quart"]`` works in a Flask-only app.
     """
-    for framework, _module in _FRAMEWORK_ADAPTERS:
-        if name == framework or name.startswith(framework + "."):
-            return True
-    return any(_selects(name, p.name) for p in _registry.providers)
+    return any(_selects(name, known) for known in _FRAMEWORK_PROVIDER_NAMES) or any(
+        _selects(name, p.name) for p in _registry.providers
+    )
 
 
 def _selects(selector: str, provider_name: str) -> bool:

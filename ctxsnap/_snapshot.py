@@ -69,8 +69,10 @@ _REGISTRY: Final = _provider._registry
 def _plan_for(include: Selection, exclude: Selection) -> _Plan:
     global _default_plan
     _REGISTRY.load_pending()
-    registered = _REGISTRY.providers
+    # The version first: the registry publishes the providers before bumping it, so a change racing with this
+    # read leaves a plan that looks stale (and is rebuilt), never a stale plan that looks current.
     version = _REGISTRY.version
+    registered = _REGISTRY.providers
     if include is None and exclude is None:
         plan = _default_plan
         if plan.version != version:
@@ -79,6 +81,12 @@ def _plan_for(include: Selection, exclude: Selection) -> _Plan:
 
     include_names, include_vars = _split_selection("include", include)
     exclude_names, exclude_vars = _split_selection("exclude", exclude)
+    if include is not None and not include_names and not include_vars:
+        # Most likely a list that was meant to hold something; a snapshot carrying nothing would fail quietly.
+        raise ValueError(
+            "include= is empty, so the snapshot would carry nothing; leave include out (None) to carry every "
+            "provider, or name the providers and/or ContextVars to carry"
+        )
     for argument, names in (("include", include_names), ("exclude", exclude_names)):
         for name in names:
             if not _provider.known_name(name):
@@ -92,6 +100,17 @@ def _plan_for(include: Selection, exclude: Selection) -> _Plan:
             "include= names ContextVar objects but exclude= leaves out the 'contextvars' provider that carries "
             "them; drop one of the two"
         )
+    for name in include_names:
+        if _provider.select(exclude_names, name):
+            raise ValueError(
+                f"include= names {name!r} and exclude= leaves it out again; drop one of the two (exclude= may "
+                "narrow an include=d prefix, as in include=['flask'], exclude=['flask.request'])"
+            )
+    for variable in include_vars:
+        if variable in exclude_vars:
+            raise ValueError(
+                f"the ContextVar {variable.name!r} is both in include= and in exclude=; drop one of the two"
+            )
 
     if include is None:
         selected = registered
@@ -164,7 +183,7 @@ class Snapshot:
         """
         if self._sealed:
             _raise_sealed("wrap")
-        _check_callable("wrap", fn)
+        check_callable("wrap", fn)
         if not self._entries:
             # The common case (contextvars only, or a framework with nothing active) gets a wrapper with one
             # frame less: a fresh copy of the captured context per call, and the call.
@@ -175,7 +194,7 @@ class Snapshot:
         """Call ``fn(*args, **kwargs)`` now, in the current thread, inside a fresh copy of this snapshot."""
         if self._sealed:
             _raise_sealed("run")
-        _check_callable("run", fn)
+        check_callable("run", fn)
         return self._run(fn, args, kwargs)
 
     def close(self) -> None:
@@ -193,6 +212,8 @@ class Snapshot:
         return (CONTEXTVARS.name, *names) if self._base is not None else names
 
     def __enter__(self) -> Snapshot:
+        if self._sealed:
+            _raise_sealed("__enter__")
         return self
 
     def __exit__(
@@ -310,26 +331,49 @@ def _raise_sealed(method: str) -> NoReturn:
     )
 
 
-def _check_callable(method: str, fn: object) -> None:
+#: An async function (or async generator function) returns without running its body; the body would run later,
+#: in whatever loop awaits it, outside the snapshot.
+_ASYNC_FLAGS: Final = inspect.CO_COROUTINE | inspect.CO_ASYNC_GENERATOR
+
+
+def check_callable(method: str, fn: object) -> None:
     # Plain functions are the common case and one flag test answers for them; inspect handles the rest.
     if type(fn) is FunctionType:
-        if fn.__code__.co_flags & inspect.CO_COROUTINE:
+        if fn.__code__.co_flags & _ASYNC_FLAGS:
             _raise_async(method, fn)
         return
     if not callable(fn):
         raise TypeError(
-            f"{method}() expects a callable, got {type(fn).__name__} {fn!r}; pass the function itself, "
-            "for example wrap(fn), not wrap(fn())"
+            f"{method}() expects a callable, got {type(fn).__name__} {_short_repr(fn)}; pass the function "
+            f"itself, for example {method}(fn), not {method}(fn())"
         )
-    if inspect.iscoroutinefunction(fn):
+    if (
+        inspect.iscoroutinefunction(fn)
+        or inspect.isasyncgenfunction(fn)
+        or (not inspect.isroutine(fn) and inspect.iscoroutinefunction(getattr(fn, "__call__", None)))
+    ):
         _raise_async(method, fn)
 
 
 def _raise_async(method: str, fn: object) -> NoReturn:
     raise TypeError(
-        f"{method}() got the async function {getattr(fn, '__qualname__', fn)!r}: its body would run later, "
-        "outside the snapshot. ctxsnap runs sync functions in threads; await async code directly."
+        f"{method}() got the async callable {getattr(fn, '__qualname__', type(fn).__qualname__)!r}: calling it "
+        "only creates a coroutine or async generator, whose body would run later, outside the snapshot. "
+        "ctxsnap runs sync functions in threads; await async code directly."
     )
+
+
+def _short_repr(value: object) -> str:
+    # The value is shown to say what went wrong, but it may be a large or secret object: keep it short.
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def wrap_checked(snapshot: Snapshot, fn: Callable[P, R]) -> Callable[P, R]:
+    """``snapshot.wrap(fn)`` for adapters that checked ``fn`` themselves, to name their own call in the error."""
+    if not snapshot._entries:
+        return _make_plain_wrapper(snapshot._base, fn)
+    return _make_wrapper(snapshot._run, fn)
 
 
 def _make_wrapper(
@@ -386,6 +430,38 @@ def capture(*, include: Selection = None, exclude: Selection = None) -> Snapshot
 
 
 _new_snapshot: Final = object.__new__
+
+
+class PlannedCapture:
+    """``capture(include=..., exclude=...)`` for a selection fixed in advance, as executors and threads hold.
+
+    The selection is checked when this is built, so a bad one fails at ``ContextExecutor(...)`` or
+    ``Thread(...)`` and not at the first submit or start; it is copied, so a generator is not used up by the
+    first capture; and its plan is rebuilt only when the registry changes, not at every submit.
+    """
+
+    __slots__ = ("_exclude", "_include", "_plan")
+
+    def __init__(self, include: Selection = None, exclude: Selection = None) -> None:
+        self._include = _frozen_selection("include", include)
+        self._exclude = _frozen_selection("exclude", exclude)
+        self._plan = _plan_for(self._include, self._exclude)
+
+    def __call__(self) -> Snapshot:
+        registry = _REGISTRY
+        if not registry.settled and len(sys.modules) != registry.modules_seen:
+            registry.load_pending()
+        plan = self._plan
+        if plan.version != registry.version:
+            plan = self._plan = _plan_for(self._include, self._exclude)
+        return _fill(_new_snapshot(Snapshot), plan)
+
+
+def _frozen_selection(argument: str, value: Selection) -> Selection:
+    if value is None or isinstance(value, (str, ContextVar)):
+        return value
+    names, variables = _split_selection(argument, value)
+    return (*names, *variables)
 
 
 def wrap(fn: Callable[P, R]) -> Callable[P, R]:

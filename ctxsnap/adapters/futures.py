@@ -15,7 +15,15 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor, Future
 from typing import Any, ParamSpec, TypeVar
 
-from .._snapshot import Selection, capture, is_wrapped
+from .._snapshot import (
+    PlannedCapture,
+    Selection,
+    Snapshot,
+    capture,
+    check_callable,
+    is_wrapped,
+    wrap_checked,
+)
 
 __all__ = ["ContextExecutor", "ThreadPoolExecutor"]
 
@@ -23,10 +31,12 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
-def _bind(fn: Callable[P, R], include: Selection, exclude: Selection) -> Callable[P, R]:
+def _bind(method: str, fn: Callable[P, R], take_snapshot: Callable[[], Snapshot]) -> Callable[P, R]:
     if is_wrapped(fn):
         return fn
-    return capture(include=include, exclude=exclude).wrap(fn)
+    # Checked here so that the error names the call the user made (submit, map), not the wrap inside it.
+    check_callable(method, fn)
+    return wrap_checked(take_snapshot(), fn)
 
 
 class ContextExecutor(Executor):
@@ -47,10 +57,8 @@ class ContextExecutor(Executor):
                 "ContextExecutor() cannot wrap a ProcessPoolExecutor: a snapshot holds live objects of this "
                 "process (request, g, ContextVar values) that cannot be sent to another process"
             )
-        capture(include=include, exclude=exclude)  # reject a bad selection now, not at the first submit
         self._executor = executor
-        self._include = include
-        self._exclude = exclude
+        self._capture = PlannedCapture(include, exclude)
 
     @property
     def executor(self) -> Executor:
@@ -58,13 +66,13 @@ class ContextExecutor(Executor):
         return self._executor
 
     def submit(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> Future[R]:
-        return self._executor.submit(_bind(fn, self._include, self._exclude), *args, **kwargs)
+        return self._executor.submit(_bind("submit", fn, self._capture), *args, **kwargs)
 
     def map(
         self, fn: Callable[..., R], *iterables: Iterable[Any], timeout: float | None = None, chunksize: int = 1
     ) -> Iterator[R]:
         # One capture for the whole call; every item still runs in its own fresh copy of it.
-        bound = _bind(fn, self._include, self._exclude)
+        bound = _bind("map", fn, self._capture)
         return self._executor.map(bound, *iterables, timeout=timeout, chunksize=chunksize)
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
@@ -78,10 +86,10 @@ class ThreadPoolExecutor(concurrent.futures.ThreadPoolExecutor):
     """Drop-in :class:`concurrent.futures.ThreadPoolExecutor` whose tasks run in the submitter's context."""
 
     def submit(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> Future[R]:
-        return super().submit(_bind(fn, None, None), *args, **kwargs)
+        return super().submit(_bind("submit", fn, capture), *args, **kwargs)
 
     def map(
         self, fn: Callable[..., R], *iterables: Iterable[Any], timeout: float | None = None, chunksize: int = 1
     ) -> Iterator[R]:
         # The base map() calls self.submit() per item; binding once here makes those calls pass it through.
-        return super().map(_bind(fn, None, None), *iterables, timeout=timeout, chunksize=chunksize)
+        return super().map(_bind("map", fn, capture), *iterables, timeout=timeout, chunksize=chunksize)

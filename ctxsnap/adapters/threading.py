@@ -11,7 +11,7 @@ import threading
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from .._snapshot import Selection, capture
+from .._snapshot import PlannedCapture, Selection
 
 __all__ = ["Thread"]
 
@@ -41,13 +41,12 @@ class Thread(threading.Thread):
                 "pass the function itself, not its result"
             )
         super().__init__(group, target, name, args, kwargs, daemon=daemon)
-        self._ctxsnap_selection = (include, exclude)
+        self._ctxsnap_capture = PlannedCapture(include, exclude)
 
     def start(self) -> None:
         if self.ident is not None:
-            super().start()  # raises "threads can only be started once" before anything is replaced
-        include, exclude = self._ctxsnap_selection
-        snapshot = capture(include=include, exclude=exclude)
+            super().start()  # raises "threads can only be started once" before anything is captured or replaced
+        snapshot = self._ctxsnap_capture()
         run = self.run
 
         def run_in_snapshot() -> None:
