@@ -2,7 +2,8 @@
 
 ``asyncio.to_thread`` already copies contextvars, but one shared copy per call with no provider step: a Flask or
 Quart app context travels as the parent's own object, ``g`` included. ``loop.run_in_executor`` copies nothing.
-These helpers capture in the calling task and run the function in a fresh copy of the snapshot.
+These helpers capture in the calling task and run the function in a fresh copy of the snapshot. A callable
+that already came from ``Snapshot.wrap`` runs in the snapshot it carries, as with ``ctxsnap.ContextExecutor``.
 """
 
 from __future__ import annotations
@@ -11,14 +12,15 @@ import asyncio
 import functools
 from collections.abc import Callable
 from concurrent.futures import Executor
-from typing import ParamSpec, TypeVar
+from typing import ParamSpec, TypeVar, TypeVarTuple, Unpack
 
-from .._snapshot import capture
+from .._snapshot import capture, is_wrapped
 
 __all__ = ["run_in_executor", "to_thread"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
+Ts = TypeVarTuple("Ts")
 
 
 def _running_loop(helper: str) -> asyncio.AbstractEventLoop:
@@ -34,11 +36,17 @@ def _running_loop(helper: str) -> asyncio.AbstractEventLoop:
 async def to_thread(func: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
     """Run ``func(*args, **kwargs)`` in the loop's default executor, inside the caller's snapshot."""
     loop = _running_loop("to_thread")
-    wrapped = capture().wrap(func)
+    wrapped = func if is_wrapped(func) else capture().wrap(func)
     return await loop.run_in_executor(None, functools.partial(wrapped, *args, **kwargs))
 
 
-def run_in_executor(executor: Executor | None, func: Callable[..., R], /, *args: object) -> asyncio.Future[R]:
-    """``loop.run_in_executor(executor, func, *args)`` for the running loop, inside the caller's snapshot."""
+def run_in_executor(
+    executor: Executor | None, func: Callable[[Unpack[Ts]], R], /, *args: Unpack[Ts]
+) -> asyncio.Future[R]:
+    """``loop.run_in_executor(executor, func, *args)`` for the running loop, inside the caller's snapshot.
+
+    The capture happens at this call, not when the future is awaited. ``executor=None`` means the loop's
+    default executor.
+    """
     loop = _running_loop("run_in_executor")
-    return loop.run_in_executor(executor, capture().wrap(func), *args)
+    return loop.run_in_executor(executor, func if is_wrapped(func) else capture().wrap(func), *args)

@@ -1,0 +1,85 @@
+"""``run_sync``: ``anyio.to_thread.run_sync`` that applies the caller's snapshot, on asyncio and on trio.
+
+anyio (and trio underneath it) already runs the function in a copy of the caller's contextvars, but one plain
+copy with no provider step: a Quart or Flask app context travels as the parent's own object, so ``g`` is shared
+and the worker's writes leak back. This helper captures in the calling task and runs the function in a fresh
+copy of the snapshot. ``limiter`` and ``abandon_on_cancel`` mean exactly what they mean to anyio.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from contextvars import ContextVar
+from typing import Any, Final, TypeVar, TypeVarTuple, Unpack
+
+import anyio
+import anyio.to_thread
+
+from .._snapshot import capture, is_wrapped
+
+__all__ = ["run_sync"]
+
+R = TypeVar("R")
+Ts = TypeVarTuple("Ts")
+
+#: anyio 4.1 renamed ``cancellable`` to ``abandon_on_cancel`` (and deprecated the old name); ctxsnap accepts
+#: anyio >= 4.0, so it asks which one this anyio takes.
+_ABANDON_KEYWORD: Final = (
+    "abandon_on_cancel"
+    if "abandon_on_cancel" in inspect.signature(anyio.to_thread.run_sync).parameters
+    else "cancellable"
+)
+
+
+def _async_library_var() -> ContextVar[str | None] | None:
+    try:
+        import sniffio
+    except ImportError:  # anyio works without sniffio (it then only knows asyncio)
+        return None
+    var: ContextVar[str | None] = sniffio.current_async_library_cvar
+    return var
+
+
+#: sniffio's "which async library is running here" ContextVar. anyio and trio clear it in their worker threads,
+#: since no event loop runs there; a snapshot taken inside anyio code (from_thread, for instance) would carry
+#: "asyncio" back in, and code in the worker would wrongly believe it runs on the loop. The child clears it again.
+_ASYNC_LIBRARY: Final = _async_library_var()
+
+
+def _call_off_loop(func: Callable[..., R], args: tuple[Any, ...]) -> R:
+    if _ASYNC_LIBRARY is not None:
+        _ASYNC_LIBRARY.set(None)  # in the run's private copy of the context; gone after the run
+    return func(*args)
+
+
+async def run_sync(
+    func: Callable[[Unpack[Ts]], R],
+    *args: Unpack[Ts],
+    limiter: anyio.CapacityLimiter | None = None,
+    abandon_on_cancel: bool = False,
+) -> R:
+    """Run ``func(*args)`` in a worker thread inside the caller's snapshot; await the result.
+
+    Works under anyio on asyncio and on trio. ``limiter`` caps the number of concurrent worker threads (the
+    default limiter when ``None``). With ``abandon_on_cancel=True`` a cancelled caller returns at once and the
+    thread finishes on its own; either way the worker's own context is left exactly as it was.
+    """
+    try:
+        anyio.get_current_task()
+    except RuntimeError:
+        # Recent anyio raises NoEventLoopError, older 4.x sniffio's AsyncLibraryNotFoundError: both are
+        # RuntimeErrors, neither says what to do instead.
+        raise RuntimeError(
+            "ctxsnap.adapters.anyio.run_sync() needs a running event loop (asyncio or trio): await it inside "
+            "'async def'. From sync code use ctxsnap.wrap(fn) or ctxsnap.ThreadPoolExecutor."
+        ) from None
+    options: dict[str, Any] = {"limiter": limiter, _ABANDON_KEYWORD: abandon_on_cancel}
+    if is_wrapped(func):
+        # It keeps the snapshot the user chose for it, as ContextExecutor does.
+        return await anyio.to_thread.run_sync(func, *args, **options)
+    snapshot = capture()
+    if _ASYNC_LIBRARY is not None and _ASYNC_LIBRARY.get(None) is not None:
+        snapshot.wrap(func)  # the same argument checks, with the same messages, as the common path
+        return await anyio.to_thread.run_sync(snapshot.run, _call_off_loop, func, args, **options)
+    return await anyio.to_thread.run_sync(snapshot.wrap(func), *args, **options)
