@@ -16,11 +16,13 @@ import threading
 import weakref
 from typing import Any
 
+import flask
 import pytest
 
 import ctxsnap
 from ctxsnap.adapters import asyncio as ctxsnap_asyncio
 
+from ._flask_support import identity, make_app
 from ._support import ThreadStackProvider, WorkerProbe, registered
 
 request_id: contextvars.ContextVar[str] = contextvars.ContextVar("reliability_faults_request_id")
@@ -283,3 +285,113 @@ def test_cancelled_to_thread_caller_does_not_keep_a_dirty_default_executor() -> 
         return _reads()
 
     assert asyncio.run(scenario()) == ("async caller", None)
+
+
+# -- Flask: the same faults inside a request ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("teardown", [False, True], ids=["default", "teardown-mode"])
+@pytest.mark.parametrize(
+    "exc", [Boom("plain"), Abort("custom BaseException"), SystemExit(3)], ids=lambda e: type(e).__name__
+)
+def test_flask_task_raising_leaves_no_flask_context_on_the_worker(
+    worker: WorkerProbe, teardown: bool, exc: BaseException
+) -> None:
+    app, lifecycle = make_app(teardown=teardown)
+    with app.test_request_context("/", headers={"X-Request-Id": "req-1"}):
+        flask.g.request_id = "req-1"
+        request_id.set("req-1")
+        task = ctxsnap.wrap(_flask_task_that_writes_then_raises)
+    with pytest.raises(type(exc)) as info:
+        worker.run(task, exc)
+    assert info.value is exc
+    worker.assert_clean()
+    worker_thread = worker.run(threading.get_ident)
+    # Teardown mode: the child's own app context was popped once, and its handler saw the task's exception.
+    expected = [("teardown_appcontext", type(exc))] if teardown else []
+    assert lifecycle.in_thread(worker_thread) == expected
+    # The next task on that thread, from another request, sees that request and nothing of the failed one.
+    with app.test_request_context("/", headers={"X-Request-Id": "req-2"}):
+        flask.g.request_id = "req-2"
+        request_id.set("req-2")
+        assert worker.run(ctxsnap.wrap(lambda: (identity()["g"], identity()["header"], _reads()))) == (
+            "req-2",
+            "req-2",
+            ("req-2", None),
+        )
+    worker.assert_clean()
+
+
+def _flask_task_that_writes_then_raises(exc: BaseException) -> None:
+    flask.g.request_id = "overwritten by the failing task"
+    flask.g.extra = "added by the failing task"
+    child_var.set("written by the failing task")
+    raise exc
+
+
+def test_flask_parent_g_is_untouched_by_a_failing_task(worker: WorkerProbe) -> None:
+    app, _ = make_app()
+    with app.test_request_context("/"):
+        flask.g.request_id = "parent"
+        with pytest.raises(Boom):
+            worker.run(ctxsnap.wrap(_flask_task_that_writes_then_raises), Boom("x"))
+        assert vars(flask.g) == {"request_id": "parent"}
+
+
+def test_provider_failing_in_apply_after_flask_pops_the_pushed_app_context(worker: WorkerProbe) -> None:
+    """Teardown mode pushes an app context in apply: a later provider failing must not leave it pushed."""
+    app, lifecycle = make_app(teardown=True)
+    with registered(RaisesIn("test.after-flask", "apply")):
+        with app.test_request_context("/"):
+            task = ctxsnap.wrap(_reads)
+        with pytest.raises(ctxsnap.ProviderError) as info:
+            worker.run(task)
+    assert info.value.provider == "test.after-flask"
+    worker.assert_clean()
+    worker_thread = worker.run(threading.get_ident)
+    assert [handler for handler, _ in lifecycle.in_thread(worker_thread)] == ["teardown_appcontext"]
+
+
+def test_provider_failing_in_capture_leaves_the_request_as_it_was() -> None:
+    app, lifecycle = make_app(teardown=True)
+    with app.test_request_context("/"):
+        flask.g.request_id = "parent"
+        g_before = flask.g._get_current_object()  # type: ignore[attr-defined]
+        with registered(RaisesIn("test.capture", "capture")):
+            with pytest.raises(ctxsnap.ProviderError):
+                ctxsnap.capture()
+        assert flask.g._get_current_object() is g_before  # type: ignore[attr-defined]
+        assert vars(flask.g) == {"request_id": "parent"}
+        assert flask.has_request_context()
+    assert lifecycle.in_thread(threading.get_ident()) == [("teardown_request", None), ("teardown_appcontext", None)]
+
+
+def test_flask_shutdown_with_cancel_futures_runs_nothing_and_releases_the_request() -> None:
+    app, lifecycle = make_app(teardown=True)
+    release = threading.Event()
+    started = threading.Event()
+    ran: list[int] = []
+
+    def blocker() -> str | None:
+        started.set()
+        release.wait(timeout=30)
+        return flask.g.get("request_id")
+
+    pool = ctxsnap.ThreadPoolExecutor(max_workers=1)
+    with app.test_request_context("/"):
+        flask.g.request_id = "blocked"
+        request_ref = weakref.ref(flask.request._get_current_object())  # type: ignore[attr-defined]
+        blocked = pool.submit(blocker)
+        assert started.wait(timeout=30)
+        pending = [pool.submit(ran.append, i) for i in range(20)]
+    pool.shutdown(wait=False, cancel_futures=True)
+    release.set()
+    pool.shutdown(wait=True)
+    assert blocked.result(timeout=30) == "blocked"
+    assert all(f.cancelled() for f in pending) and ran == []
+    # Only the one task that ran tore down its own app context; cancelled tasks never pushed one.
+    worker_events = [e for e in lifecycle.events if e[1] != threading.get_ident()]
+    assert [handler for handler, _, _ in worker_events] == ["teardown_appcontext"]
+    del pending, blocked
+    gc.collect()
+    assert request_ref() is None, "a cancelled task's snapshot still holds the request"
