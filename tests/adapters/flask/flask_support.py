@@ -1,0 +1,46 @@
+"""Helpers shared by the Flask adapter's tests (fixtures are in ``conftest.py``)."""
+
+from __future__ import annotations
+
+import contextvars
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+import flask
+import flask.globals
+
+#: Generous: the machine is small and shared; a slow answer is fine, a hung test is not.
+TIMEOUT = 60.0
+
+request_id: contextvars.ContextVar[str] = contextvars.ContextVar("test_flask_request_id")
+
+
+@dataclass
+class Lifecycle:
+    """Which teardown handlers ran, and in which thread."""
+
+    calls: list[tuple[str, int]] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def record(self, kind: str) -> None:
+        with self.lock:
+            self.calls.append((kind, threading.get_ident()))
+
+    def threads(self, kind: str) -> list[int]:
+        with self.lock:
+            return [thread for name, thread in self.calls if name == kind]
+
+
+def flask_context_seen() -> dict[str, bool]:
+    """What Flask context the calling thread holds, seen through Flask's own public checks."""
+    return {"app": flask.has_app_context(), "request": flask.has_request_context()}
+
+
+def current_app_context() -> Any:
+    """The app context object itself. Flask >= 2.2 exposes it as ``flask.globals.app_ctx``; before, only the
+    ``_app_ctx_stack`` held it (looked up by feature, like the adapter does)."""
+    proxy = vars(flask.globals).get("app_ctx")
+    if proxy is not None:
+        return proxy._get_current_object()
+    return vars(flask.globals)["_app_ctx_stack"].top
