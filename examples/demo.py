@@ -1,0 +1,161 @@
+"""The README's main job (``python dev.py demo``): what worker threads see of a request, with and without ctxsnap.
+
+It starts the example apps on real servers on loopback (ephemeral ports), sends real HTTP requests, and prints
+one small table per question. The Flask part runs first, then the Quart part (``examples/quart_demo.py``).
+Every server is shut down before the demo exits. The exit status is 0 when every ctxsnap worker saw its own
+request, 1 otherwise, so the demo doubles as a smoke test.
+
+Run it directly with a Python that has ctxsnap, Flask and httpx installed: ``python examples/demo.py``.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import hashlib
+import sys
+import uuid
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    # Running as "python examples/demo.py" puts examples/ on the path, not the repository root.
+    sys.path.insert(0, str(ROOT))
+
+from examples import flask_app  # noqa: E402
+
+TIMEOUT = 60.0
+CLIENTS, REQUESTS_EACH, FANOUT = 8, 5, 4
+UPLOAD_SIZE = 1024 * 1024
+MODES = (("with ctxsnap", True), ("without ctxsnap", False))
+
+
+def _client(base_url: str) -> httpx.Client:
+    return httpx.Client(base_url=base_url, timeout=TIMEOUT, trust_env=False)
+
+
+def _show(value: Any, expected: str) -> str:
+    if value is None:
+        return "-- missing"
+    if value == expected:
+        return str(value)
+    return f"!! {value} (wrong)"
+
+
+def _verdict(seen: dict[str, Any], expected: str) -> str:
+    values = (seen["g"], seen["var"], seen["header"])
+    if all(v == expected for v in values):
+        return "right"
+    if any(v is not None and v != expected for v in values):
+        return "wrong"
+    return "missing"
+
+
+def show_index(urls: dict[bool, str]) -> bool:
+    request_id = f"demo-{uuid.uuid4().hex[:6]}"
+    print(f"1. GET /  with header X-Request-Id: {request_id}")
+    print("   before_request stores it in g and in a ContextVar; a pool task and a thread report what they see.\n")
+    print(f"   {'':<17}{'worker':<20}{'g.request_id':<18}{'ContextVar':<18}request header")
+    ok = True
+    for label, propagate in MODES:
+        with _client(urls[propagate]) as client:
+            body = client.get("/", headers={"X-Request-Id": request_id}).json()
+        for i, (kind, name) in enumerate((("executor", "ThreadPoolExecutor"), ("thread", "threading.Thread"))):
+            seen = body["workers"][kind]
+            cells = "".join(f"{_show(seen[key], request_id):<18}" for key in ("g", "var", "header"))
+            print(f"   {label if i == 0 else '':<17}{name:<20}{cells}".rstrip())
+            if propagate:
+                ok &= _verdict(seen, request_id) == "right"
+    print()
+    return ok
+
+
+def show_fanout(urls: dict[bool, str]) -> bool:
+    total = CLIENTS * REQUESTS_EACH * FANOUT
+    print(f"2. GET /fanout?n={FANOUT}: {CLIENTS} clients x {REQUESTS_EACH} requests at once, each request fans out "
+          f"to {FANOUT} tasks on one shared pool")
+    print("   Does every task see its own request's id (in g, the ContextVar and the header)?\n")
+    print(f"   {'':<17}{'own request':<14}{'missing':<10}another request")
+    ok = True
+    for label, propagate in MODES:
+        counts = {"right": 0, "missing": 0, "wrong": 0}
+
+        def one_client(number: int) -> list[str]:
+            verdicts = []
+            with _client(urls[propagate]) as client:
+                for i in range(REQUESTS_EACH):
+                    sent = f"c{number}-r{i}"
+                    body = client.get(f"/fanout?n={FANOUT}", headers={"X-Request-Id": sent}).json()
+                    verdicts += [_verdict(seen, sent) for seen in body["workers"]]
+            return verdicts
+
+        with concurrent.futures.ThreadPoolExecutor(CLIENTS) as clients:
+            for verdicts in clients.map(one_client, range(CLIENTS), timeout=TIMEOUT):
+                for verdict in verdicts:
+                    counts[verdict] += 1
+        print(f"   {label:<17}{counts['right']:>4} / {total:<7}{counts['missing']:<10}{counts['wrong']}")
+        if propagate:
+            ok &= counts["right"] == total
+    print()
+    return ok
+
+
+def show_upload(urls: dict[bool, str]) -> bool:
+    payload = uuid.uuid4().bytes * (UPLOAD_SIZE // 16)
+    digest = hashlib.sha256(payload).hexdigest()
+    print(f"3. POST /upload ({UPLOAD_SIZE // 1024} KiB file): a pool task reads the upload, then the view reads it "
+          "again")
+    print("   (Flask's own copy_current_request_context closes it when the worker ends: pallets/flask#5399)\n")
+    ok = True
+    for label, propagate in MODES:
+        with _client(urls[propagate]) as client:
+            body = client.post("/upload", files={"file": ("data.bin", payload)}).json()
+        worker, view = body["worker"], body["view"]
+        if worker is None:
+            worker_text = "worker: cannot see the upload"
+        else:
+            worker_text = f"worker read {worker['size']} bytes" + ("" if worker["sha256"] == digest else " (CORRUPT)")
+        if view["closed"]:
+            view_text = "view: file CLOSED"
+        else:
+            view_text = "view read it again: " + ("intact" if view["sha256"] == digest else "CORRUPT")
+        print(f"   {label:<17}{worker_text:<34}{view_text}")
+        if propagate:
+            ok &= worker is not None and worker["sha256"] == digest and not view["closed"] and view["sha256"] == digest
+    print()
+    return ok
+
+
+def flask_demo() -> bool:
+    apps = {propagate: flask_app.create_app(propagate=propagate) for _, propagate in MODES}
+    print(f"=== Flask {version('flask')}: werkzeug's threaded WSGI server on 127.0.0.1, real HTTP requests ===\n")
+    with flask_app.serve(apps[True]) as with_url, flask_app.serve(apps[False]) as without_url:
+        urls = {True: with_url, False: without_url}
+        ok = show_index(urls)
+        ok &= show_fanout(urls)
+        ok &= show_upload(urls)
+    if ok:
+        print("Flask: with ctxsnap every worker saw its own request; without it, workers saw nothing.\n")
+    else:
+        print("Flask: FAILED: some ctxsnap worker did not see its own request (see the rows above).\n")
+    return ok
+
+
+def quart_demo() -> None:
+    # Imported here so the Flask part runs (and shows) first; the Quart part lives with the Quart example app.
+    from examples.quart_demo import demo
+
+    demo()
+
+
+def main() -> int:
+    ok = flask_demo()
+    quart_demo()
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
