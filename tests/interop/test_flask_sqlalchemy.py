@@ -44,7 +44,7 @@ class Setup:
     pool: Any  # the engine's connection pool
     pending: list[concurrent.futures.Future[Any]] = field(default_factory=list)
     sessions: list[Any] = field(default_factory=list)
-    teardowns: list[tuple[str | None, str]] = field(default_factory=list)
+    teardowns: list[tuple[str, str]] = field(default_factory=list)
 
 
 @pytest.fixture
@@ -81,7 +81,8 @@ def _build(tmp_path: Path, executor: ctxsnap.ThreadPoolExecutor, *, teardown: bo
         flask.g.task = f"{flask.g.request_id}/{task}"
         db.session.add(Event(request_id=flask.g.request_id, task=task))
         db.session.commit()
-        count: int = db.session.scalar(sa.select(sa.func.count()).select_from(Event))
+        count = db.session.scalar(sa.select(sa.func.count()).select_from(Event))
+        assert count is not None
         return count
 
     @app.before_request
@@ -92,7 +93,7 @@ def _build(tmp_path: Path, executor: ctxsnap.ThreadPoolExecutor, *, teardown: bo
     def record_teardown(exc: BaseException | None) -> None:
         # In a teardown-mode child, g at teardown holds only what the child set itself (ctxsnap strips the
         # inherited values first, so a handler that closes g.db never closes the request's connection).
-        label = flask.g.get("task") or flask.g.get("request_id")
+        label = flask.g.get("task") or flask.g.get("request_id") or "no request id"
         setup.teardowns.append((label, threading.current_thread().name))
 
     @app.route("/events", methods=["POST"])
