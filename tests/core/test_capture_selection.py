@@ -1,0 +1,211 @@
+"""``capture(include=..., exclude=...)``: choosing providers by name or prefix, keeping or dropping single
+ContextVars, and refusing selections that are wrong, unknown or contradictory.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextvars
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+import ctxsnap
+
+from .conftest import Register
+
+kept: contextvars.ContextVar[str] = contextvars.ContextVar("core_selection_kept")
+dropped: contextvars.ContextVar[str] = contextvars.ContextVar("core_selection_dropped")
+other: contextvars.ContextVar[str] = contextvars.ContextVar("core_selection_other")
+
+alpha_var: contextvars.ContextVar[str] = contextvars.ContextVar("core_selection_alpha")
+beta_var: contextvars.ContextVar[str] = contextvars.ContextVar("core_selection_beta")
+
+
+class OwnVarProvider(ctxsnap.Provider):
+    """Installs its own ContextVar in the child, as the Flask provider installs Flask's app context."""
+
+    def __init__(self, name: str, var: contextvars.ContextVar[str]) -> None:
+        self.name = name
+        self.var = var
+        self.owned_vars = (var,)
+
+    def capture(self) -> str | None:
+        value = self.var.get(None)
+        return None if value is None else f"{value} (applied)"
+
+    def apply(self, state: str) -> None:
+        self.var.set(state)
+
+
+@pytest.fixture
+def family(registered: Register) -> None:
+    """Two providers under one prefix, ``test.sel.alpha`` and ``test.sel.beta``, each with a value to carry."""
+    registered(OwnVarProvider("test.sel.alpha", alpha_var), OwnVarProvider("test.sel.beta", beta_var))
+    alpha_var.set("alpha")
+    beta_var.set("beta")
+
+
+def seen() -> dict[str, str | None]:
+    variables = (kept, dropped, other, alpha_var, beta_var)
+    return {var.name.removeprefix("core_selection_"): var.get(None) for var in variables}
+
+
+@pytest.fixture(autouse=True)
+def values() -> None:
+    kept.set("k")
+    dropped.set("d")
+    other.set("o")
+
+
+def in_thread(snap: ctxsnap.Snapshot) -> dict[str, str | None]:
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(snap.run, seen).result(timeout=60)
+
+
+# -- providers by name and prefix ------------------------------------------------------------------------
+
+
+@pytest.mark.usefixtures("family")
+def test_everything_is_carried_by_default() -> None:
+    assert in_thread(ctxsnap.capture()) == {
+        "kept": "k", "dropped": "d", "other": "o", "alpha": "alpha (applied)", "beta": "beta (applied)"
+    }
+
+
+@pytest.mark.usefixtures("family")
+def test_include_a_provider_by_full_name_carries_only_it() -> None:
+    snap = ctxsnap.capture(include=["test.sel.alpha"])
+    assert snap.providers == ("test.sel.alpha",)
+    # contextvars is not included, so no variable travels except what the included provider installs.
+    assert in_thread(snap) == {
+        "kept": None, "dropped": None, "other": None, "alpha": "alpha (applied)", "beta": None
+    }
+
+
+@pytest.mark.usefixtures("family")
+def test_a_prefix_selects_every_provider_under_it_and_a_single_string_is_one_name() -> None:
+    snap = ctxsnap.capture(include="test.sel")
+    assert snap.providers == ("test.sel.alpha", "test.sel.beta")
+    assert in_thread(snap)["beta"] == "beta (applied)"
+    # A prefix matches whole dotted parts only: "test.se" is not a prefix of "test.sel.alpha".
+    with pytest.raises(ValueError, match="unknown provider 'test.se'"):
+        ctxsnap.capture(include="test.se")
+
+
+@pytest.mark.usefixtures("family")
+def test_exclude_a_provider_strips_the_variables_it_owns() -> None:
+    """Without stripping, the child would still see the parent's value through the copied context."""
+    result = in_thread(ctxsnap.capture(exclude=["test.sel.alpha"]))
+    assert result["alpha"] is None
+    assert result["beta"] == "beta (applied)"
+    assert result["kept"] == "k"
+
+
+@pytest.mark.usefixtures("family")
+def test_exclude_may_narrow_an_included_prefix() -> None:
+    snap = ctxsnap.capture(include=["contextvars", "test.sel"], exclude=["test.sel.beta"])
+    assert snap.providers == ("contextvars", "test.sel.alpha")
+    assert in_thread(snap) == {"kept": "k", "dropped": "d", "other": "o", "alpha": "alpha (applied)", "beta": None}
+
+
+@pytest.mark.usefixtures("family")
+def test_exclude_contextvars_carries_providers_only() -> None:
+    snap = ctxsnap.capture(exclude="contextvars")
+    assert "contextvars" not in snap.providers
+    assert in_thread(snap) == {"kept": None, "dropped": None, "other": None, "alpha": "alpha (applied)",
+                               "beta": "beta (applied)"}
+
+
+def test_framework_names_are_accepted_while_the_framework_is_not_in_use() -> None:
+    # A Flask-only app may exclude Quart (and the reverse) without importing it.
+    for name in ("flask", "quart", "flask.request", "quart.websocket"):
+        ctxsnap.capture(exclude=[name])
+
+
+# -- single ContextVars ----------------------------------------------------------------------------------
+
+
+def test_exclude_a_contextvar_drops_only_it() -> None:
+    assert in_thread(ctxsnap.capture(exclude=dropped))["dropped"] is None
+    result = in_thread(ctxsnap.capture(exclude=[dropped, other]))
+    assert (result["kept"], result["dropped"], result["other"]) == ("k", None, None)
+    assert dropped.get() == "d"  # the parent keeps it
+
+
+def test_include_contextvars_keeps_only_them() -> None:
+    result = in_thread(ctxsnap.capture(include=kept))
+    assert (result["kept"], result["dropped"], result["other"]) == ("k", None, None)
+    snap = ctxsnap.capture(include=[kept, other])
+    assert "core_selection_dropped" not in repr(snap)
+    assert (in_thread(snap)["other"], in_thread(snap)["dropped"]) == ("o", None)
+
+
+def test_excluding_a_variable_that_is_not_set_is_fine() -> None:
+    unset: contextvars.ContextVar[str] = contextvars.ContextVar("core_selection_unset")
+    assert in_thread(ctxsnap.capture(exclude=unset))["kept"] == "k"
+
+
+def test_any_iterable_works_once_and_generators_are_not_used_up_by_an_executor() -> None:
+    assert in_thread(ctxsnap.capture(exclude=(v for v in [dropped])))["dropped"] is None
+
+    def generator() -> Iterator[contextvars.ContextVar[str]]:
+        yield dropped
+
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        executor = ctxsnap.ContextExecutor(pool, exclude=generator())
+        for _ in range(3):
+            assert executor.submit(seen).result(timeout=60)["dropped"] is None
+
+
+# -- refused selections ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "selection, message",
+    [
+        (42, r"takes provider names and/or ContextVar objects .*got int"),
+        ([42], r"entries must be provider names \(str\) or ContextVar objects, got 42 of type int"),
+        (["contextvars", b"bytes"], r"got b'bytes' of type bytes"),
+        ([ctxsnap.Provider], r"entries must be provider names"),
+    ],
+    ids=["int", "list-of-int", "bytes-entry", "provider-class"],
+)
+@pytest.mark.parametrize("argument", ["include", "exclude"])
+def test_bad_types_are_refused(argument: str, selection: Any, message: str) -> None:
+    with pytest.raises(TypeError, match=message):
+        ctxsnap.capture(**{argument: selection})
+    with pytest.raises(TypeError, match=message):
+        ctxsnap.Thread(target=print, **{argument: selection})
+
+
+@pytest.mark.parametrize("name", ["nope", "flsk", "flask.requets", "contextvar", "", "test.sel.alpha"])
+@pytest.mark.parametrize("argument", ["include", "exclude"])
+def test_unknown_names_are_refused_with_the_registered_names(argument: str, name: str) -> None:
+    with pytest.raises(ValueError, match=rf"{argument}= names an unknown provider {name!r}; registered providers "
+                                         r"are 'contextvars'"):
+        ctxsnap.capture(**{argument: [name]})
+
+
+def test_an_empty_include_is_refused() -> None:
+    with pytest.raises(ValueError, match=r"include= is empty, so the snapshot would carry nothing"):
+        ctxsnap.capture(include=[])
+
+
+@pytest.mark.usefixtures("family")
+@pytest.mark.parametrize(
+    "include, exclude, message",
+    [
+        (["test.sel.alpha"], ["test.sel.alpha"], "include= names 'test.sel.alpha' and exclude= leaves it out"),
+        (["test.sel.alpha"], ["test.sel"], "include= names 'test.sel.alpha' and exclude= leaves it out"),
+        (["contextvars"], "contextvars", "include= names 'contextvars' and exclude= leaves it out"),
+        ([kept], [kept], "the ContextVar 'core_selection_kept' is both in include= and in exclude="),
+        ([kept], ["contextvars"], "exclude= leaves out the 'contextvars' provider that carries them"),
+    ],
+    ids=["same-name", "excluded-prefix", "contextvars", "same-variable", "variables-without-contextvars"],
+)
+def test_contradictory_selections_are_refused(include: Any, exclude: Any, message: str) -> None:
+    with pytest.raises(ValueError, match=message) as info:
+        ctxsnap.capture(include=include, exclude=exclude)
+    assert "drop one of the two" in str(info.value)
