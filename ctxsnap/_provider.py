@@ -66,7 +66,9 @@ class Provider(abc.ABC):
       not called in the child.
     * ``apply(state)`` runs in the child for every run of the snapshot, inside a fresh copy of the captured
       ``contextvars.Context``; whatever it sets in a ContextVar disappears with that copy, so a provider that
-      only sets ContextVars needs no undo. Its return value is handed to ``undo``.
+      only sets ContextVars needs no undo. Its return value is handed to ``undo``. An ``apply`` that raises
+      must leave nothing behind itself: like ``__exit__`` after a failed ``__enter__``, ``undo`` is called only
+      for providers whose ``apply`` returned (in reverse order), never for the one that failed.
     * ``undo(state, token, exc)`` runs after the work, also when the work or a later provider raised. ``exc``
       is the exception the work raised, or ``None``.
     * ``owned_vars`` names the ContextVars the provider installs itself. When the provider is excluded from a
