@@ -100,20 +100,20 @@ def target(
     text: str, limit: float, measured: float | None, *, why_missed: str = "", unit: str = "×", failed: str = ""
 ) -> dict[str, Any]:
     """One line of the targets table: met when ``measured <= limit``; a note says why when it is missed."""
+    shown_limit = f"≤ {limit:g}{unit}" if unit == "×" else f"≤ {limit:g} {unit}"
     if measured is None:
         return {
             "target": text,
-            "limit": f"≤ {limit:g}{unit}",
+            "limit": shown_limit,
             "measured": "–",
             "status": "missed",
             "note": failed or "not measured (the alternative failed or is unavailable)",
         }
     met = measured <= limit
-    shown = f"{measured:.2f}{unit}" if unit == "×" else f"{measured:,.0f}{unit}"
     return {
         "target": text,
-        "limit": f"≤ {limit:g}{unit}" if unit == "×" else f"≤ {limit:,.0f}{unit}",
-        "measured": shown,
+        "limit": shown_limit,
+        "measured": f"{measured:.2f}{unit}" if unit == "×" else f"{measured:,.2f} {unit}",
         "status": "met" if met else "missed",
         "note": "" if met else why_missed,
     }
