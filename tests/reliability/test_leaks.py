@@ -15,8 +15,14 @@ import weakref
 from collections.abc import Callable
 from typing import Any
 
+import flask
+import pytest
+
 import ctxsnap
 from ctxsnap.adapters import asyncio as ctxsnap_asyncio
+from ctxsnap.adapters import flask as ctxsnap_flask
+
+from ._flask_support import make_app
 
 payload: contextvars.ContextVar[object] = contextvars.ContextVar("reliability_leaks_payload")
 
@@ -135,22 +141,24 @@ def assert_memory_flat(run_tasks: Callable[[int], None]) -> tuple[int, int]:
     return growth
 
 
-def test_memory_is_flat_across_100_000_executor_tasks() -> None:
+def test_memory_is_flat_across_100_000_captures() -> None:
+    """Capture, wrap and run per task, inline: every line of ctxsnap's own per-task path, no thread hop.
+
+    The thread hop through a pool is covered by the Flask test below, which submits 100,000 tasks.
+    """
     request_marker = Marker()
     payload.set(request_marker)
-    pool = ctxsnap.ThreadPoolExecutor(max_workers=2)
-    batch = 500
 
     def run_tasks(count: int) -> None:
-        for _ in range(count // batch):
-            futures = [pool.submit(_read_payload) for _ in range(batch)]
-            assert all(f.result(timeout=60) is request_marker for f in futures)
+        for i in range(count):
+            if i % 2:
+                assert ctxsnap.wrap(_read_payload)() is request_marker
+            else:
+                with ctxsnap.capture() as snap:
+                    assert snap.run(_read_payload) is request_marker
 
-    try:
-        assert WARM_UP + 2 * WINDOW == 100_000
-        assert_memory_flat(run_tasks)
-    finally:
-        pool.shutdown(wait=True)
+    assert WARM_UP + 2 * WINDOW == 100_000
+    assert_memory_flat(run_tasks)
 
 
 def test_memory_is_flat_across_100_000_runs_of_one_wrapped_callable_with_providers() -> None:
@@ -169,3 +177,70 @@ def test_memory_is_flat_across_100_000_runs_of_one_wrapped_callable_with_provide
 
     assert_memory_flat(run_tasks)
     assert provider.stack() == []
+
+
+# -- Flask: the request and its g ------------------------------------------------------------------------------
+
+
+def _flask_task() -> tuple[object, str]:
+    flask.g.written_by_worker = Marker()
+    return flask.g.request_marker, flask.request.path
+
+
+@pytest.mark.parametrize("how", ["wrap", "executor", "thread", "teardown-mode", "copy_current_request_context"])
+def test_flask_request_and_g_are_collected_after_the_tasks_finish(how: str) -> None:
+    app, _ = make_app(teardown=how == "teardown-mode")
+    pool = ctxsnap.ThreadPoolExecutor(max_workers=2)
+    with app.test_request_context("/leaks"):
+        request_ref = weakref.ref(flask.request._get_current_object())  # type: ignore[attr-defined]
+        g_ref = weakref.ref(flask.g._get_current_object())  # type: ignore[attr-defined]
+        marker = Marker()
+        marker_ref = weakref.ref(marker)
+        flask.g.request_marker = marker
+        del marker
+        if how == "executor":
+            results = [f.result(timeout=30) for f in [pool.submit(_flask_task) for _ in range(10)]]
+        elif how == "thread":
+            collected: list[tuple[object, str]] = []
+            thread = ctxsnap.Thread(target=lambda: collected.append(_flask_task()))
+            thread.start()
+            thread.join(timeout=30)
+            results = collected
+            del collected
+        elif how == "copy_current_request_context":
+            task = ctxsnap_flask.copy_current_request_context(_flask_task)
+            results = [f.result(timeout=30) for f in [pool.submit(task) for _ in range(10)]]
+            del task
+        else:
+            task = ctxsnap.wrap(_flask_task)
+            results = [f.result(timeout=30) for f in [pool.submit(task) for _ in range(10)]]
+            del task
+        assert results and all(r == (marker_ref(), "/leaks") for r in results)
+        del results
+    try:
+        assert _collected(request_ref), "the request object is still alive after its tasks finished"
+        assert _collected(g_ref), "the request's g is still alive after its tasks finished"
+        assert _collected(marker_ref), "a value of g is still alive after its tasks finished"
+        # The workers, still alive and idle, hold no Flask context.
+        assert pool.submit(flask.has_app_context).result(timeout=30) is False
+    finally:
+        pool.shutdown(wait=True)
+
+
+def test_memory_is_flat_across_100_000_tasks_from_flask_requests() -> None:
+    """Requests come and go (one per 250 tasks) while one shared pool runs their tasks."""
+    app, _ = make_app()
+    pool = ctxsnap.ThreadPoolExecutor(max_workers=2)
+    per_request = 250
+
+    def run_tasks(count: int) -> None:
+        for request_number in range(count // per_request):
+            with app.test_request_context(f"/r/{request_number}"):
+                flask.g.request_marker = request_number
+                futures = [pool.submit(_flask_task) for _ in range(per_request)]
+                assert all(f.result(timeout=60) == (request_number, f"/r/{request_number}") for f in futures)
+
+    try:
+        assert_memory_flat(run_tasks)
+    finally:
+        pool.shutdown(wait=True)
