@@ -20,8 +20,17 @@ import ctxsnap
 
 from .conftest import Register
 
-request_id: contextvars.ContextVar[str] = contextvars.ContextVar("core_semantics_request_id")
-scratch: contextvars.ContextVar[str] = contextvars.ContextVar("core_semantics_scratch")
+request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("core_semantics_request_id")
+scratch: contextvars.ContextVar[str | None] = contextvars.ContextVar("core_semantics_scratch")
+
+
+@pytest.fixture(autouse=True)
+def _each_test_starts_from_none() -> Iterator[None]:
+    # Tests share the main thread's context: give each one None to start from, and put back what was there.
+    tokens = [(var, var.set(None)) for var in (request_id, scratch)]
+    yield
+    for var, token in reversed(tokens):
+        var.reset(token)
 
 Result = Callable[[], Any]
 

@@ -9,7 +9,7 @@ import functools
 import inspect
 import pickle
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import pytest
@@ -17,9 +17,18 @@ import pytest
 import ctxsnap
 from ctxsnap._snapshot import is_wrapped
 
-request_id: contextvars.ContextVar[str] = contextvars.ContextVar("core_snapshot_request_id")
-scratch: contextvars.ContextVar[str] = contextvars.ContextVar("core_snapshot_scratch")
-secret: contextvars.ContextVar[str] = contextvars.ContextVar("core_snapshot_secret")
+request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("core_snapshot_request_id")
+scratch: contextvars.ContextVar[str | None] = contextvars.ContextVar("core_snapshot_scratch")
+secret: contextvars.ContextVar[str | None] = contextvars.ContextVar("core_snapshot_secret")
+
+
+@pytest.fixture(autouse=True)
+def _each_test_starts_from_none() -> Iterator[None]:
+    # Tests share the main thread's context: give each one None to start from, and put back what was there.
+    tokens = [(var, var.set(None)) for var in (request_id, scratch, secret)]
+    yield
+    for var, token in reversed(tokens):
+        var.reset(token)
 
 
 def read() -> tuple[str | None, str | None]:
