@@ -24,6 +24,7 @@ __all__ = [
     "Settings",
     "calibrate",
     "compare",
+    "pin_if_allowed",
     "pin_to_one_cpu",
     "ratio_between",
     "summarise",
@@ -41,6 +42,9 @@ class Settings:
     rounds: int = 25
     batch_seconds: float = 0.02
     quick: bool = False
+    #: Whether scenarios that ask for it pin the process to one CPU (a test running a scenario in-process
+    #: must not pin the whole test session).
+    pin: bool = True
 
     @classmethod
     def for_mode(cls, quick: bool) -> Settings:
@@ -206,6 +210,11 @@ def compare(
 def _describe(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
     return f"{type(exc).__name__}: {text}"[:160] if text else type(exc).__name__
+
+
+def pin_if_allowed(settings: Settings) -> str:
+    """:func:`pin_to_one_cpu` unless ``settings.pin`` is off; say what happened."""
+    return pin_to_one_cpu() if settings.pin else "not pinned (pinning turned off for this run)"
 
 
 def pin_to_one_cpu() -> str:

@@ -180,6 +180,8 @@ def render_markdown(results: Sequence[dict[str, Any]], machine: dict[str, Any], 
 
 def render_plots(results: Sequence[dict[str, Any]], directory: Path) -> list[Path]:
     """Draw every plot the scenarios asked for as a PNG in ``directory``; return the files written."""
+    if not any(result.get("plots") for result in results):
+        return []
     import matplotlib
 
     matplotlib.use("Agg")

@@ -15,7 +15,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from .._harness import Alternative, Batch, Settings, compare, pin_to_one_cpu
+from .._harness import Alternative, Batch, Settings, compare, pin_if_allowed
 from .._report import find, fmt_ratio, target, timing_table
 from .inline import VARIABLES, _read_one, _set_variables
 
@@ -73,7 +73,7 @@ def _alternatives(
 
 
 def asyncio_and_anyio(settings: Settings) -> dict[str, Any]:
-    pinning = pin_to_one_cpu()
+    pinning = pin_if_allowed(settings)
     import anyio.to_thread
 
     loop = asyncio.new_event_loop()
@@ -136,7 +136,7 @@ def _between(rows: list[Any], name: str, other: str) -> float | None:
 
 
 def quart_request(settings: Settings) -> dict[str, Any]:
-    pinning = pin_to_one_cpu()
+    pinning = pin_if_allowed(settings)
     from .. import _quart
 
     loop = asyncio.new_event_loop()

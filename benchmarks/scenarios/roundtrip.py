@@ -15,7 +15,7 @@ from typing import Any
 
 import ctxsnap
 
-from .._harness import Alternative, Settings, compare, pin_to_one_cpu, sync_batch
+from .._harness import Alternative, Settings, compare, pin_if_allowed, sync_batch
 from .._report import find, target, timing_table
 from .inline import VARIABLES, _read_one, _set_variables
 
@@ -28,7 +28,7 @@ def _round_trip(submit: Callable[[], concurrent.futures.Future[Any]]) -> Callabl
 
 
 def contextvars_only(settings: Settings) -> dict[str, Any]:
-    pinning = pin_to_one_cpu()
+    pinning = pin_if_allowed(settings)
     context = contextvars.Context()
     context.run(_set_variables)
     return context.run(_contextvars_only, settings, pinning)
@@ -83,7 +83,7 @@ def _contextvars_only(settings: Settings, pinning: str) -> dict[str, Any]:
 
 
 def flask_full(settings: Settings) -> dict[str, Any]:
-    pinning = pin_to_one_cpu()
+    pinning = pin_if_allowed(settings)
     from .. import _flask
 
     app, executor = _flask.make_app(executor_workers=1)

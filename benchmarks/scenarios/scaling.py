@@ -23,7 +23,7 @@ from typing import Any
 
 import ctxsnap
 
-from .._harness import Alternative, Batch, Row, Settings, compare, ratio_between, sync_batch
+from .._harness import Alternative, Batch, Row, Settings, compare, pin_if_allowed, ratio_between, sync_batch
 from .._report import find, fmt_ratio, fmt_time, target
 
 VARIABLE_COUNTS = [0, 10, 100, 1_000, 10_000]
@@ -79,6 +79,7 @@ def _sweep_plot(file: str, title: str, rows: list[Row], operations: list[str], s
 
 
 def contextvars_count(settings: Settings) -> dict[str, Any]:
+    pinning = pin_if_allowed(settings)
     contexts = {}
     for count in VARIABLE_COUNTS:
         context = contextvars.Context()
@@ -107,9 +108,9 @@ def contextvars_count(settings: Settings) -> dict[str, Any]:
     return {
         "title": "Scaling with the number of ContextVars set (0 to 10,000)",
         "notes": [
-            "Median time per operation; the last column is the median per-round ratio of the largest size to the "
-            "smallest. `copy_context()` is constant time (the context is a persistent mapping), and so is "
-            "ctxsnap's default capture. Leaving one variable out (`exclude=[var]`) rebuilds the context and is "
+            f"Process {pinning}. Median time per operation; the last column is the median per-round ratio of "
+            "the largest size to the smallest. `copy_context()` is constant time (the context is a persistent "
+            "mapping), and so is ctxsnap's default capture. Leaving one variable out (`exclude=[var]`) rebuilds the context and is "
             "linear in its size by design: only per-variable selection pays it."
         ],
         "tables": [_sweep_table("Cost against ContextVars set", rows, names, VARIABLE_COUNTS, "vars")],
@@ -127,6 +128,7 @@ def _copy_run(context: contextvars.Context, task: Callable[[], Any]) -> Callable
 
 
 def g_attributes(settings: Settings) -> dict[str, Any]:
+    pinning = pin_if_allowed(settings)
     from .. import _flask
 
     app, executor = _flask.make_app()
@@ -160,9 +162,9 @@ def g_attributes(settings: Settings) -> dict[str, Any]:
     return {
         "title": "Scaling with the number of g attributes (0 to 1,000), full Flask snapshot",
         "notes": [
-            "Every carrier that gives the worker its own g copies g's attributes, so cost grows with their "
-            "number; the copy is a shallow `dict` copy (C speed). The raw floor shares the parent's g and copies "
-            "nothing, which is why it stays flat."
+            f"Process {pinning}. Every carrier that gives the worker its own g copies g's attributes, so cost "
+            "grows with their number; the copy is a shallow `dict` copy (C speed). The raw floor shares the "
+            "parent's g and copies nothing, which is why it stays flat."
         ],
         "tables": [_sweep_table("Cost against g attributes", rows, names, G_ATTRIBUTE_COUNTS, "g attrs")],
         "targets": [],
