@@ -1,0 +1,344 @@
+"""The Quart extension and the per-capture policy: the same surface and rules as the Flask adapter's.
+
+``CTXSNAP_G`` (``"copy"``/``"share"``) and ``CTXSNAP_TEARDOWN`` count once ``CtxSnap`` is installed;
+``capture(g=..., teardown=...)`` overrides them for one snapshot. In teardown mode each run gets its own app
+context, and Quart's ``teardown_appcontext`` functions and app-context signals run once per run in the worker.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import pytest
+from quart_support import Lifecycle, run
+
+import ctxsnap
+
+pytestmark = pytest.mark.quart
+
+
+def _in_thread(fn: Any) -> tuple[Any, int]:
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            box["value"] = fn()
+        except BaseException as exc:
+            box["error"] = exc
+        box["thread"] = threading.get_ident()
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    thread.join(30)
+    if "error" in box:
+        raise box["error"]
+    return box["value"], box["thread"]
+
+
+# -- the extension ----------------------------------------------------------------------------------------------
+
+def test_the_extension_registers_itself_and_fills_in_the_defaults(app: Any) -> None:
+    from ctxsnap.adapters.quart import CtxSnap
+
+    extension = CtxSnap(app)
+    assert app.extensions["ctxsnap"] is extension
+    assert (app.config["CTXSNAP_G"], app.config["CTXSNAP_TEARDOWN"]) == ("copy", False)
+
+
+def test_init_app_works_from_an_application_factory(app: Any) -> None:
+    from ctxsnap.adapters.quart import CtxSnap
+
+    extension = CtxSnap()
+    extension.init_app(app)
+    assert app.extensions["ctxsnap"] is extension
+
+
+@pytest.mark.parametrize(
+    ("config", "error", "message"),
+    [
+        ({"CTXSNAP_G": "deep"}, ValueError, r"must be 'copy' .* or 'share'.*got 'deep'"),
+        ({"CTXSNAP_TEARDOWN": "yes"}, TypeError, r"teardown must be True or False, got 'yes'"),
+        ({"CTXSNAP_G": "share", "CTXSNAP_TEARDOWN": True}, ValueError, r"'share' cannot be combined with teardown"),
+    ],
+)
+def test_a_bad_setting_fails_at_start_up_saying_what_to_use(
+    app: Any, config: dict[str, Any], error: type[Exception], message: str
+) -> None:
+    from ctxsnap.adapters.quart import CtxSnap
+
+    app.config.update(config)
+    with pytest.raises(error, match=message):
+        CtxSnap(app)
+
+
+def test_the_extension_refuses_a_flask_app_and_points_to_the_flask_one() -> None:
+    import flask
+
+    from ctxsnap.adapters.quart import CtxSnap
+
+    with pytest.raises(TypeError, match=r"quart\.Quart application, got Flask.*ctxsnap\.adapters\.flask\.CtxSnap"):
+        CtxSnap(flask.Flask("not quart"))
+
+
+def test_a_setting_changed_on_a_running_app_to_a_bad_value_fails_the_capture_naming_the_provider(app: Any) -> None:
+    from ctxsnap.adapters.quart import CtxSnap
+
+    CtxSnap(app)
+
+    async def main() -> None:
+        async with app.test_request_context("/items/1"):
+            app.config["CTXSNAP_G"] = "deep"
+            with pytest.raises(ctxsnap.ProviderError, match=r"'quart\.app' failed during capture.*'deep'"):
+                ctxsnap.capture()
+
+    run(main())
+
+
+# -- the g policy -------------------------------------------------------------------------------------------------
+
+def _g_after_child_write(app: Any, **capture_options: Any) -> tuple[Any, Any]:
+    import quart
+
+    from ctxsnap.adapters import quart as ctxsnap_quart
+
+    def child() -> Any:
+        quart.g.written = "by the child"
+        return quart.g.user
+
+    async def main() -> tuple[Any, Any]:
+        async with app.test_request_context("/items/1"):
+            quart.g.user = "alice"
+            snapshot = ctxsnap_quart.capture(**capture_options) if capture_options else ctxsnap.capture()
+            seen, _ = _in_thread(lambda: snapshot.run(child))
+            return seen, quart.g.get("written")
+
+    return run(main())
+
+
+def test_share_in_the_config_lets_the_child_write_the_parents_g(app: Any) -> None:
+    from ctxsnap.adapters.quart import CtxSnap
+
+    app.config["CTXSNAP_G"] = "share"
+    CtxSnap(app)
+    assert _g_after_child_write(app) == ("alice", "by the child")
+
+
+def test_the_config_counts_only_once_the_extension_is_installed(app: Any) -> None:
+    # As in the Flask adapter: without the extension the defaults apply.
+    app.config["CTXSNAP_G"] = "share"
+    assert _g_after_child_write(app) == ("alice", None)
+
+
+def test_a_capture_override_beats_the_config(app: Any) -> None:
+    from ctxsnap.adapters.quart import CtxSnap
+
+    app.config["CTXSNAP_G"] = "share"
+    CtxSnap(app)
+    assert _g_after_child_write(app, g="copy") == ("alice", None)
+
+
+def test_a_capture_override_works_without_the_extension(app: Any) -> None:
+    assert _g_after_child_write(app, g="share") == ("alice", "by the child")
+
+
+def test_under_share_the_child_still_gets_an_app_context_of_its_own(app: Any) -> None:
+    # Extensions key per-context state on the app context object: the worker must not get the request's.
+    import quart
+    from quart.globals import _cv_app
+
+    from ctxsnap.adapters import quart as ctxsnap_quart
+
+    async def main() -> tuple[Any, Any, Any, Any]:
+        async with app.test_request_context("/items/1"):
+            snapshot = ctxsnap_quart.capture(g="share")
+            child_context, _ = _in_thread(lambda: snapshot.run(lambda: (_cv_app.get(), quart.g._get_current_object())))
+            return child_context[0], child_context[1], _cv_app.get(), quart.g._get_current_object()
+
+    child_context, child_g, parent_context, parent_g = run(main())
+    assert child_context is not parent_context
+    assert child_g is parent_g
+
+
+@pytest.mark.parametrize(
+    ("options", "error", "message"),
+    [
+        ({"g": "deep"}, ValueError, "got 'deep'"),
+        ({"teardown": 1}, TypeError, "teardown must be True or False, got 1"),
+        ({"g": "share", "teardown": True}, ValueError, "cannot be combined"),
+    ],
+)
+def test_a_bad_override_is_refused_before_anything_is_captured(
+    options: dict[str, Any], error: type[Exception], message: str
+) -> None:
+    from ctxsnap.adapters import quart as ctxsnap_quart
+
+    with pytest.raises(error, match=message):
+        ctxsnap_quart.capture(**options)
+
+
+def test_the_override_is_not_inherited_by_a_capture_made_inside_the_child(app: Any) -> None:
+    # The override lives in a thread-local for the duration of one capture, not in a ContextVar that the
+    # snapshot would carry along.
+    import quart
+
+    from ctxsnap.adapters import quart as ctxsnap_quart
+
+    def child() -> Any:
+        nested = ctxsnap.capture()
+        nested.run(lambda: setattr(quart.g, "nested_write", True))
+        return quart.g.get("nested_write")
+
+    async def main() -> tuple[Any, Any]:
+        async with app.test_request_context("/items/1"):
+            snapshot = ctxsnap_quart.capture(g="share")
+            seen, _ = _in_thread(lambda: snapshot.run(child))
+            return seen, quart.g.get("nested_write")
+
+    # The nested capture copies g (the default), so its write reaches neither the child nor the parent.
+    assert run(main()) == (None, None)
+
+
+# -- teardown mode ----------------------------------------------------------------------------------------------
+
+def _teardown_app(app: Any, lifecycle: Lifecycle) -> None:
+    import quart
+    import quart.signals
+
+    from ctxsnap.adapters.quart import CtxSnap
+
+    app.config["CTXSNAP_TEARDOWN"] = True
+    CtxSnap(app)
+
+    @app.teardown_appcontext
+    def sync_teardown(exc: BaseException | None) -> None:
+        lifecycle.record("sync teardown_appcontext", exc)
+
+    def on_signal(name: str) -> Any:
+        def receiver(sender: Any, **kwargs: Any) -> None:
+            assert sender is app
+            lifecycle.record(name, kwargs.get("exc"))
+
+        return receiver
+
+    # Strong references for the test's duration (blinker holds receivers weakly).
+    app.extensions["test receivers"] = [on_signal(n) for n in ("pushed", "tearing_down", "popped")]
+    quart.signals.appcontext_pushed.connect(app.extensions["test receivers"][0], app)
+    quart.signals.appcontext_tearing_down.connect(app.extensions["test receivers"][1], app)
+    quart.signals.appcontext_popped.connect(app.extensions["test receivers"][2], app)
+
+
+def test_teardown_mode_runs_sync_and_async_teardown_and_the_signals_once_per_run_in_the_worker(
+    app: Any, lifecycle: Lifecycle
+) -> None:
+    import quart
+
+    _teardown_app(app, lifecycle)
+    children: list[int] = []
+
+    async def main() -> None:
+        async with app.test_request_context("/items/1"):
+            quart.g.user = "alice"
+            wrapped = ctxsnap.wrap(lambda: quart.g.user)
+            for _ in range(2):
+                user, thread = _in_thread(wrapped)
+                assert user == "alice"
+                children.append(thread)
+            # The parent's own push (on the loop) sent "pushed" too; look at the children's threads.
+            child_events = [(name, thread) for name, thread, _ in lifecycle.events if thread in children]
+            expected = [
+                (name, child)
+                for child in children
+                for name in ("pushed", "teardown_appcontext", "sync teardown_appcontext", "tearing_down", "popped")
+            ]
+            assert child_events == expected
+
+    run(main())
+    # After the request: the parent's own teardown ran once, on the loop, and teardown_request never in a child.
+    assert len(lifecycle.threads("teardown_request")) == 1
+    assert not set(lifecycle.threads("teardown_request")) & set(children)
+    assert len(lifecycle.threads("teardown_appcontext")) == 3
+
+
+def test_teardown_mode_hands_the_tasks_exception_to_teardown(app: Any, lifecycle: Lifecycle) -> None:
+    _teardown_app(app, lifecycle)
+
+    class Boom(Exception):
+        pass
+
+    def child() -> None:
+        raise Boom("the task failed")
+
+    async def main() -> None:
+        async with app.test_request_context("/items/1"):
+            snapshot = ctxsnap.capture()
+            with pytest.raises(Boom) as caught:
+                _in_thread(lambda: snapshot.run(child))
+            seen = [exc for name, _, exc in lifecycle.events if name in ("teardown_appcontext", "tearing_down")]
+            assert seen == [caught.value, caught.value]
+
+    run(main())
+
+
+def test_teardown_in_the_child_leaves_the_parents_objects_in_g_alone(app: Any, lifecycle: Lifecycle) -> None:
+    # The tutorial's close_db pattern: teardown pops g.db and closes it. The parent's connection, inherited
+    # unchanged by the child, must stay open; a connection the child opened itself is closed.
+    import quart
+
+    from ctxsnap.adapters.quart import CtxSnap
+
+    class Connection:
+        def __init__(self, owner: str) -> None:
+            self.owner = owner
+            self.closed = False
+
+        def close(self) -> None:
+            self.closed = True
+
+    app.config["CTXSNAP_TEARDOWN"] = True
+    CtxSnap(app)
+
+    @app.teardown_appcontext
+    def close_db(exc: BaseException | None) -> None:
+        connection = quart.g.pop("db", None)
+        if connection is not None:
+            connection.close()
+
+    parents_connection = Connection("parent")
+    childs_connections: list[Connection] = []
+
+    def child_that_reads() -> str:
+        return str(quart.g.db.owner)
+
+    def child_that_reconnects() -> None:
+        quart.g.db = Connection("child")
+        childs_connections.append(quart.g.db)
+
+    async def main() -> None:
+        async with app.test_request_context("/items/1"):
+            quart.g.db = parents_connection
+            snapshot = ctxsnap.capture()
+            assert _in_thread(lambda: snapshot.run(child_that_reads))[0] == "parent"
+            _in_thread(lambda: snapshot.run(child_that_reconnects))
+            assert not parents_connection.closed
+            assert quart.g.db is parents_connection
+
+    run(main())
+    assert childs_connections[0].closed
+    assert parents_connection.closed  # by the parent's own teardown, at the end of the request
+
+
+def test_the_default_runs_no_app_context_teardown_and_no_signal_in_the_child(app: Any, lifecycle: Lifecycle) -> None:
+    import quart
+
+    _teardown_app(app, lifecycle)
+    app.config["CTXSNAP_TEARDOWN"] = False
+
+    async def main() -> None:
+        async with app.test_request_context("/items/1"):
+            quart.g.user = "alice"
+            user, child = _in_thread(ctxsnap.wrap(lambda: quart.g.user))
+            assert user == "alice"
+            assert [event for event in lifecycle.events if event[1] == child] == []
+
+    run(main())

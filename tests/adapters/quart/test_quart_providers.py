@@ -1,0 +1,221 @@
+"""The Quart providers: loaded by themselves, what they carry from a request, a websocket and an app context.
+
+The conformance suite checks the semantics table through every adapter; these tests check what is specific to
+Quart: that the providers need no import, that include/exclude select them, and that the Flask providers (Quart
+is built on Flask) never act on a Quart app's contexts.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+from contextvars import ContextVar
+from pathlib import Path
+from typing import Any
+
+import pytest
+from quart_support import run
+
+import ctxsnap
+
+pytestmark = pytest.mark.quart
+
+ROOT = Path(__file__).resolve().parents[3]
+REQUEST_ID: ContextVar[str] = ContextVar("quart_providers_request_id")
+
+
+def _in_thread(snapshot: ctxsnap.Snapshot, fn: Any) -> Any:
+    """Run ``snapshot.run(fn)`` in a new plain thread and return its result (or raise its exception)."""
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            box["value"] = snapshot.run(fn)
+        except BaseException as exc:
+            box["error"] = exc
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    thread.join(30)
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
+
+
+def test_the_providers_load_as_soon_as_quart_is_imported_without_importing_the_adapter() -> None:
+    code = (
+        "import sys, quart, ctxsnap; "
+        "assert 'ctxsnap.adapters.quart' not in sys.modules; "
+        "print(sorted(p.name for p in ctxsnap.providers() if p.name.startswith('quart')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True, cwd=ROOT)
+    assert out.stdout.strip() == "['quart.app', 'quart.request', 'quart.websocket']"
+
+
+def test_a_request_snapshot_names_the_quart_providers_and_no_flask_one(app: Any) -> None:
+    import quart
+
+    async def main() -> tuple[str, ...]:
+        async with app.test_request_context("/items/1"):
+            quart.g.user = "alice"
+            return ctxsnap.capture().providers
+
+    assert run(main()) == ("contextvars", "quart.app", "quart.request")
+
+
+def test_the_flask_providers_stay_out_of_a_quart_request(app: Any) -> None:
+    # Quart >= 0.19 subclasses Flask's sansio App and imports Flask, so the Flask providers are registered too;
+    # they read Flask's own ContextVars, which a Quart app never sets.
+    import flask
+    import quart
+
+    def child() -> tuple[bool, bool, bool, str]:
+        return flask.has_app_context(), flask.has_request_context(), quart.has_request_context(), quart.g.user
+
+    async def main() -> Any:
+        async with app.test_request_context("/items/1"):
+            quart.g.user = "alice"
+            snapshot = ctxsnap.capture()
+            assert {p.name for p in ctxsnap.providers()} >= {"flask.app", "flask.request"}
+            return _in_thread(snapshot, child)
+
+    assert run(main()) == (False, False, True, "alice")
+
+
+def test_a_flask_request_inside_a_quart_handler_is_carried_by_each_frameworks_providers(app: Any) -> None:
+    # The one way the two meet in one context: a Quart handler that runs a Flask app's code. Each provider
+    # carries its own framework's context and neither disturbs the other.
+    import flask
+    import quart
+
+    flask_app = flask.Flask("inner")
+
+    def child() -> tuple[Any, ...]:
+        return flask.request.path, flask.g.user, quart.request.path, quart.g.user
+
+    async def main() -> Any:
+        async with app.test_request_context("/items/1"):
+            quart.g.user = "quart user"
+            with flask_app.test_request_context("/flask/path"):
+                flask.g.user = "flask user"
+                snapshot = ctxsnap.capture()
+            assert set(snapshot.providers) >= {"quart.app", "quart.request", "flask.app", "flask.request"}
+            return _in_thread(snapshot, child)
+
+    assert run(main()) == ("/flask/path", "flask user", "/items/1", "quart user")
+
+
+def test_a_websocket_snapshot_carries_the_websocket_and_its_session(app: Any) -> None:
+    import quart
+
+    seen: list[Any] = []
+
+    @app.websocket("/ws")
+    async def socket() -> None:
+        await quart.websocket.accept()
+        quart.session["user"] = "alice"
+        snapshot = ctxsnap.capture()
+
+        def child() -> tuple[Any, ...]:
+            return (
+                quart.websocket._get_current_object(),
+                quart.websocket.args.get("room"),
+                quart.session["user"],
+                quart.has_request_context(),
+            )
+
+        seen.append(snapshot.providers)
+        seen.append((_in_thread(snapshot, child), quart.websocket._get_current_object()))
+        await quart.websocket.send("done")
+
+    async def main() -> None:
+        async with app.test_client().websocket("/ws?room=42") as client:
+            assert await client.receive() == "done"
+
+    run(main())
+    assert seen[0] == ("contextvars", "quart.app", "quart.websocket")
+    (child_websocket, room, user, has_request), parent_websocket = seen[1]
+    assert child_websocket is parent_websocket
+    assert (room, user, has_request) == ("42", "alice", False)
+
+
+def test_excluding_quart_leaves_every_quart_context_behind_and_keeps_contextvars(app: Any) -> None:
+    import quart
+
+    def child() -> tuple[bool, bool, str]:
+        return quart.has_app_context(), quart.has_request_context(), REQUEST_ID.get()
+
+    async def main() -> Any:
+        async with app.test_request_context("/items/1"):
+            REQUEST_ID.set("kept")
+            return _in_thread(ctxsnap.capture(exclude=["quart"]), child)
+
+    assert run(main()) == (False, False, "kept")
+
+
+def test_excluding_only_the_request_keeps_the_app_context(app: Any) -> None:
+    import quart
+
+    def child() -> tuple[bool, bool, str]:
+        return quart.has_app_context(), quart.has_request_context(), quart.g.user
+
+    async def main() -> Any:
+        async with app.test_request_context("/items/1"):
+            quart.g.user = "alice"
+            return _in_thread(ctxsnap.capture(exclude=["quart.request"]), child)
+
+    assert run(main()) == (True, False, "alice")
+
+
+def test_including_only_quart_carries_the_quart_contexts_and_no_other_variable(app: Any) -> None:
+    import quart
+
+    def child() -> tuple[str, Any, str | None]:
+        return quart.request.path, quart.g.user, REQUEST_ID.get(None)
+
+    async def main() -> Any:
+        async with app.test_request_context("/items/5"):
+            quart.g.user = "alice"
+            REQUEST_ID.set("left out")
+            return _in_thread(ctxsnap.capture(include=["quart"]), child)
+
+    assert run(main()) == ("/items/5", "alice", None)
+
+
+def test_url_for_with_external_urls_uses_the_parents_request(app: Any) -> None:
+    import quart
+
+    async def main() -> Any:
+        async with app.test_request_context("/items/1", headers={"Host": "shop.example"}):
+            return _in_thread(ctxsnap.capture(), lambda: quart.url_for("item", item_id=9, _external=True))
+
+    assert run(main()) == "http://shop.example/items/9"
+
+
+def test_a_sync_view_which_quart_runs_in_its_executor_can_capture_and_hand_off_again(app: Any) -> None:
+    # Quart runs sync views in a worker thread (in a copy of the handler's context); a capture there sees the
+    # request and g, and hands them on to a further thread.
+    import quart
+
+    @app.route("/sync")
+    def sync_view() -> str:
+        quart.g.user = "alice"
+        result: str = _in_thread(ctxsnap.capture(), lambda: f"{quart.request.path} {quart.g.user}")
+        return result
+
+    async def main() -> str:
+        response = await app.test_client().get("/sync")
+        return str(await response.get_data(as_text=True))
+
+    assert run(main()) == "/sync alice"
+
+
+def test_the_adapter_refuses_a_quart_whose_contexts_are_not_contextvars(monkeypatch: pytest.MonkeyPatch) -> None:
+    import quart.globals
+
+    from ctxsnap.adapters import quart as adapter
+
+    monkeypatch.setattr(quart.globals, "_cv_app", object())
+    with pytest.raises(ImportError, match=r"quart\.globals\._cv_app to be a ContextVar.*Quart 0\.19"):
+        adapter._context_var("_cv_app")
