@@ -121,9 +121,18 @@ _UPGRADE_WERKZEUG: Final = (
 
 # -- policies ---------------------------------------------------------------------------------------------------
 
-#: The policy asked for by :func:`capture` in this thread while it runs the core capture. A thread-local, not a
-#: ContextVar: a ContextVar set here would be copied into the very snapshot being taken.
-_override = threading.local()
+class _Override(threading.local):
+    """The policy asked for by :func:`capture` in this thread while it runs the core capture.
+
+    A thread-local, not a ContextVar: a ContextVar set here would be copied into the very snapshot being taken.
+    The class attribute is the default every thread sees, so reading it never raises (a missing attribute
+    behind ``getattr(..., None)`` costs an exception per capture).
+    """
+
+    policy: tuple[GPolicy | None, bool | None] | None = None
+
+
+_override = _Override()
 
 
 def _mode_from(g: object, teardown: object, where: str) -> int:
@@ -152,7 +161,7 @@ def _config_mode(app: Any) -> int:
 
 def _mode_for(app: Any) -> int:
     """The policy of a capture in ``app``: the per-call override, over the app's config, over the defaults."""
-    override = getattr(_override, "policy", None)
+    override = _override.policy
     if EXTENSION_KEY in app.extensions:
         if override is None:
             return _config_mode(app)
@@ -170,7 +179,10 @@ def _mode_for(app: Any) -> int:
 
 
 def _app_state(app_context: Any) -> tuple[int, Any, dict[str, Any]]:
-    mode = _mode_for(app_context.app)
+    app = app_context.app
+    if _override.policy is None and EXTENSION_KEY not in app.extensions:
+        return _COPY, app_context, g_values(app_context)  # the common case, on every capture: no policy to read
+    mode = _mode_for(app)
     return mode, app_context, _NO_VALUES if mode is _SHARE else g_values(app_context)
 
 
@@ -238,6 +250,9 @@ class _ContextVarAppProvider(_AppProvider):
 
     def apply(self, state: Any) -> Any:
         mode, app_context, values = state
+        if mode is _COPY:
+            self._var.set(fork_app_context(app_context, values))
+            return None
         if mode is _TEARDOWN:
             fork = _fork_to_push(app_context, values)
             fork.push()
@@ -398,7 +413,7 @@ def capture(
     if g is None and teardown is None:
         return _capture(include=include, exclude=exclude)
     _mode_from("copy" if g is None else g, False if teardown is None else teardown, "capture()")
-    previous = getattr(_override, "policy", None)
+    previous = _override.policy
     _override.policy = (g, teardown)
     try:
         return _capture(include=include, exclude=exclude)
