@@ -1,0 +1,207 @@
+"""``ctxsnap.adapters.anyio.run_sync`` on both of anyio's backends: pass-through options, cancellation, errors.
+
+The semantics table runs against it in ``tests/conformance``; these tests cover what is particular to anyio:
+``limiter`` and ``abandon_on_cancel`` keep their meaning, a cancelled caller leaves no state behind, and the
+worker does not believe an event loop runs in it.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import threading
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import anyio
+import anyio.to_thread
+import pytest
+import sniffio
+
+import ctxsnap
+from ctxsnap.adapters.anyio import run_sync
+
+T = TypeVar("T")
+TIMEOUT = 30.0
+BACKENDS = ["asyncio", "trio"]
+
+REQUEST_ID: contextvars.ContextVar[str] = contextvars.ContextVar("anyio_request_id")
+
+
+def run(main: Callable[[], Awaitable[T]], backend: str) -> T:
+    """``anyio.run`` in a fresh copy of the context, so one test's ContextVars never reach the next."""
+    return contextvars.copy_context().run(anyio.run, main, backend=backend)
+
+
+async def until(condition: Callable[[], bool], what: str) -> None:
+    with anyio.fail_after(TIMEOUT):
+        while not condition():
+            await anyio.sleep(0.002)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_the_worker_sees_the_callers_contextvars_and_its_own_set_stays_there(backend: str) -> None:
+    def child(suffix: str) -> str:
+        seen = REQUEST_ID.get() + suffix
+        REQUEST_ID.set("changed in the worker")
+        return seen
+
+    async def main() -> tuple[str, str]:
+        REQUEST_ID.set("caller")
+        return await run_sync(child, "!"), REQUEST_ID.get()
+
+    assert run(main, backend) == ("caller!", "caller")
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_the_limiter_is_the_one_that_caps_the_threads(backend: str) -> None:
+    async def main() -> None:
+        limiter = anyio.CapacityLimiter(1)
+        first_in, release = threading.Event(), threading.Event()
+
+        def first() -> str:
+            first_in.set()
+            release.wait(TIMEOUT)
+            return "first"
+
+        async def call(fn: Callable[[], str]) -> None:
+            await run_sync(fn, limiter=limiter)
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(call, first)
+            await until(first_in.is_set, "the first call to start")
+            group.start_soon(call, lambda: "second")
+            # The second call waits on exactly this limiter: the option reached anyio.
+            await until(lambda: limiter.statistics().tasks_waiting == 1, "the second call to queue")
+            assert limiter.borrowed_tokens == 1
+            release.set()
+        assert limiter.borrowed_tokens == 0
+
+    run(main, backend)
+
+
+def _cancel_while_running(backend: str, abandon: bool) -> dict[str, Any]:
+    """Cancel a caller while its thread runs; report what the caller and the loop saw."""
+    report: dict[str, Any] = {}
+
+    async def main() -> None:
+        limiter = anyio.CapacityLimiter(1)
+        entered, release, finished = threading.Event(), threading.Event(), threading.Event()
+
+        def child() -> str:
+            entered.set()
+            REQUEST_ID.set("changed by the cancelled task")
+            release.wait(TIMEOUT)
+            finished.set()
+            return "result nobody will read"
+
+        REQUEST_ID.set("caller")
+        with anyio.CancelScope() as scope:
+            async with anyio.create_task_group() as group:
+
+                async def cancel_once_running() -> None:
+                    await until(entered.is_set, "the worker to start")
+                    scope.cancel()
+                    if not abandon:
+                        # The caller is shielded until its thread is done: let the thread finish now.
+                        release.set()
+
+                group.start_soon(cancel_once_running)
+                report["result"] = await run_sync(child, limiter=limiter, abandon_on_cancel=abandon)
+        report["cancelled"] = scope.cancelled_caught
+        report["finished_when_caller_returned"] = finished.is_set()
+        report["caller_context"] = REQUEST_ID.get()
+        release.set()
+        await until(finished.is_set, "the thread to finish")
+        # The next call on the one-token limiter: it sees its own caller's context and nothing of the task's.
+        report["next_call_saw"] = await anyio.to_thread.run_sync(REQUEST_ID.get, limiter=limiter)
+        await until(lambda: limiter.borrowed_tokens == 0, "the limiter to be released")
+
+    run(main, backend)
+    return report
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_cancelled_caller_waits_for_its_thread_by_default_and_keeps_its_context(backend: str) -> None:
+    report = _cancel_while_running(backend, abandon=False)
+    # anyio's rule: the caller ignores the cancellation until its thread is done, and gets the result.
+    assert report["result"] == "result nobody will read"
+    assert report["finished_when_caller_returned"]
+    assert report["caller_context"] == "caller"
+    assert report["next_call_saw"] == "caller"
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_abandon_on_cancel_returns_at_once_and_the_thread_still_leaves_nothing_behind(backend: str) -> None:
+    report = _cancel_while_running(backend, abandon=True)
+    assert "result" not in report and report["cancelled"]
+    assert not report["finished_when_caller_returned"]  # the option reached anyio
+    assert report["caller_context"] == "caller"
+    assert report["next_call_saw"] == "caller"
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_the_worker_does_not_believe_an_event_loop_runs_in_it(backend: str) -> None:
+    # anyio sets sniffio's ContextVar to "asyncio" in code it runs on the loop for a thread (from_thread), and
+    # clears it in its worker threads; a snapshot taken in such code must not carry "asyncio" into the worker.
+    def child() -> str:
+        try:
+            return sniffio.current_async_library()
+        except sniffio.AsyncLibraryNotFoundError:
+            return "none"
+
+    async def main() -> tuple[str, str]:
+        token = sniffio.current_async_library_cvar.set(backend)
+        try:
+            return await run_sync(child), sniffio.current_async_library()
+        finally:
+            sniffio.current_async_library_cvar.reset(token)
+
+    assert run(main, backend) == ("none", backend)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_exceptions_propagate_unchanged(backend: str) -> None:
+    class Boom(Exception):
+        pass
+
+    raised = Boom("no")
+
+    def child() -> None:
+        raise raised
+
+    async def main() -> None:
+        with pytest.raises(Boom) as caught:
+            await run_sync(child)
+        assert caught.value is raised
+
+    run(main, backend)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_callable_wrapped_earlier_keeps_its_own_snapshot(backend: str) -> None:
+    async def main() -> str:
+        REQUEST_ID.set("wrapped here")
+        with ctxsnap.capture() as snapshot:
+            wrapped = snapshot.wrap(REQUEST_ID.get)
+        REQUEST_ID.set("called here")
+        return await run_sync(wrapped)
+
+    assert run(main, backend) == "wrapped here"
+
+
+def test_an_async_function_is_refused() -> None:
+    async def handler() -> None:
+        pass
+
+    async def main() -> None:
+        with pytest.raises(TypeError, match="async callable"):
+            await run_sync(handler)
+
+    run(main, "asyncio")
+
+
+def test_outside_an_event_loop_it_says_where_to_call_it_from() -> None:
+    coroutine = run_sync(print)
+    with pytest.raises(RuntimeError, match=r"needs a running event loop \(asyncio or trio\).*ThreadPoolExecutor"):
+        coroutine.send(None)
+    coroutine.close()

@@ -1,0 +1,168 @@
+"""``ctxsnap.adapters.asyncio``: ``to_thread`` and ``run_in_executor`` applying the caller's snapshot.
+
+The semantics table runs against both in ``tests/conformance``; these tests cover the helpers' own promises:
+when they capture, how they fail, and what a cancelled caller leaves behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextvars
+import threading
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
+
+import pytest
+
+import ctxsnap
+from ctxsnap.adapters.asyncio import run_in_executor, to_thread
+
+T = TypeVar("T")
+TIMEOUT = 30.0
+
+REQUEST_ID: contextvars.ContextVar[str] = contextvars.ContextVar("asyncio_request_id")
+LEFT_BEHIND: contextvars.ContextVar[str] = contextvars.ContextVar("asyncio_left_behind")
+
+
+def run(coroutine: Coroutine[Any, Any, T]) -> T:
+    """``asyncio.run`` in a fresh copy of the context, so one test's ContextVars never reach the next."""
+    return contextvars.copy_context().run(asyncio.run, coroutine)
+
+
+async def until(condition: Callable[[], bool], what: str) -> None:
+    for _ in range(int(TIMEOUT / 0.002)):
+        if condition():
+            return
+        await asyncio.sleep(0.002)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_to_thread_passes_arguments_and_runs_in_the_callers_context() -> None:
+    def child(a: int, *, b: int) -> tuple[int, str, bool]:
+        REQUEST_ID.set("changed in the worker")
+        return a + b, threading.current_thread().name, threading.current_thread() is threading.main_thread()
+
+    async def main() -> tuple[Any, str]:
+        REQUEST_ID.set("caller")
+        result = await to_thread(child, 1, b=2)
+        return result, REQUEST_ID.get()
+
+    (total, _, on_main_thread), after = run(main())
+    assert (total, on_main_thread, after) == (3, False, "caller")
+
+
+def test_run_in_executor_captures_at_the_call_not_when_awaited() -> None:
+    async def main() -> str:
+        REQUEST_ID.set("at the call")
+        release = threading.Event()
+
+        def child() -> str:
+            release.wait(TIMEOUT)
+            return REQUEST_ID.get()
+
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            future = run_in_executor(pool, child)
+            REQUEST_ID.set("before the await")
+            release.set()
+            return await future
+
+    assert run(main()) == "at the call"
+
+
+def test_exceptions_propagate_unchanged() -> None:
+    class Boom(Exception):
+        pass
+
+    raised: list[Boom] = []
+
+    def child() -> None:
+        raised.append(Boom("no"))
+        raise raised[-1]
+
+    async def main() -> None:
+        with pytest.raises(Boom) as first:
+            await to_thread(child)
+        with pytest.raises(Boom) as second:
+            await run_in_executor(None, child)
+        assert [first.value, second.value] == raised
+        assert first.value is raised[0] and second.value is raised[1]
+
+    run(main())
+
+
+def test_outside_an_event_loop_both_say_where_to_call_them_from() -> None:
+    coroutine = to_thread(print)
+    with pytest.raises(RuntimeError, match=r"to_thread\(\) needs a running event loop.*ThreadPoolExecutor"):
+        coroutine.send(None)
+    coroutine.close()
+    with pytest.raises(RuntimeError, match=r"run_in_executor\(\) needs a running event loop"):
+        run_in_executor(None, print)
+
+
+def test_an_async_function_is_refused() -> None:
+    async def handler() -> None:
+        pass
+
+    async def main() -> None:
+        with pytest.raises(TypeError, match="async callable"):
+            await to_thread(handler)
+        with pytest.raises(TypeError, match="async callable"):
+            run_in_executor(None, handler)
+
+    run(main())
+
+
+def test_a_callable_wrapped_earlier_keeps_its_own_snapshot() -> None:
+    async def main() -> tuple[str, str]:
+        REQUEST_ID.set("wrapped here")
+        with ctxsnap.capture() as snapshot:
+            wrapped = snapshot.wrap(REQUEST_ID.get)
+        REQUEST_ID.set("called here")
+        return await to_thread(wrapped), await run_in_executor(None, wrapped)
+
+    assert run(main()) == ("wrapped here", "wrapped here")
+
+
+def _worker_state() -> tuple[int, str | None, str | None]:
+    return threading.get_ident(), REQUEST_ID.get(None), LEFT_BEHIND.get(None)
+
+
+@pytest.mark.parametrize("helper", ["to_thread", "run_in_executor"])
+def test_a_cancelled_caller_leaves_nothing_in_the_worker_nor_in_the_loop(helper: str) -> None:
+    errors: list[dict[str, Any]] = []
+    pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="asyncio-cancel")
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        loop.set_default_executor(pool)  # one worker: the next task lands where the cancelled one ran
+        loop.set_exception_handler(lambda _loop, context: errors.append(context))
+        clean = await loop.run_in_executor(None, _worker_state)
+        entered, release, finished = threading.Event(), threading.Event(), threading.Event()
+
+        def child() -> None:
+            entered.set()
+            LEFT_BEHIND.set("set by the cancelled task")
+            REQUEST_ID.set("changed by the cancelled task")
+            release.wait(TIMEOUT)
+            finished.set()
+            raise RuntimeError("an error nobody will retrieve")
+
+        REQUEST_ID.set("caller")
+        call = asyncio.ensure_future(to_thread(child) if helper == "to_thread" else run_in_executor(None, child))
+        await until(entered.is_set, "the worker to start")
+        call.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await call
+        assert not finished.is_set() and REQUEST_ID.get() == "caller"
+        release.set()
+        after = await loop.run_in_executor(None, _worker_state)
+        assert finished.is_set()
+        assert after == clean
+        assert asyncio.all_tasks() == {asyncio.current_task()}
+
+    try:
+        run(main())
+    finally:
+        pool.shutdown(wait=True)
+    assert errors == [], "the loop reported a stray error"
