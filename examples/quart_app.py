@@ -28,11 +28,11 @@ import json
 import socket
 import threading
 import uuid
-from urllib.parse import urlsplit
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import quart
 import quart.utils

@@ -65,5 +65,7 @@ def property_of(test_name: str) -> str:
         raise ValueError(f"conformance test {test_name!r} must be named test_<property>__<what it checks>")
     key = base[len("test_") :].split("__", 1)[0]
     if key not in PROPERTY_KEYS:
-        raise ValueError(f"conformance test {test_name!r} names the unknown property {key!r}; known: {PROPERTY_KEYS}")
+        raise ValueError(
+            f"conformance test {test_name!r} names the unknown property {key!r}; known: {PROPERTY_KEYS}"
+        )
     return key

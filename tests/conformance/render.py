@@ -1,4 +1,4 @@
-"""Write the README's conformance matrix from a run of the conformance suite: ``python3 tests/conformance/render.py``.
+"""Write the README's conformance matrix from a run of the suite: ``python3 tests/conformance/render.py``.
 
 The suite runs in the main cell of the version matrix (the one with every framework, so every entry is
 selected) with a JUnit report; each test's outcome lands in the row of its adapter and the column named by its

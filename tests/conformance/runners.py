@@ -249,7 +249,7 @@ class ThreadHandle:
 
 
 class _Box:
-    """The target of a ``ctxsnap.Thread``: keeps the return value; an exception goes to ``threading.excepthook``."""
+    """A ``ctxsnap.Thread`` target: keeps the return value; an exception goes on to ``threading.excepthook``."""
 
     def __init__(self, fn: Callable[..., Any]) -> None:
         self.fn = fn
@@ -263,14 +263,14 @@ class _Box:
 # -- runners ----------------------------------------------------------------------------------------------------
 
 class Runner:
-    """One adapter. Sync runners implement ``start``/``start_many``/``probe``; async ones ``call``/``call_probe``."""
+    """One adapter: sync runners define ``start``/``start_many``/``probe``, async ones ``call``/``call_probe``."""
 
     kind = "sync"  # or "asyncio" / "trio": the world the parent lives in
     #: Whether a later task can land on the same worker (a pool): the worker-hygiene rows apply.
     has_worker = True
     #: Whether it works outside a request context (Flask's drop-in, like Flask's own, does not).
     needs_request = False
-    #: Whether it follows the app's CTXSNAP_G/CTXSNAP_TEARDOWN policy (the drop-in always copies, never tears down).
+    #: Whether it follows the app's CTXSNAP_G/CTXSNAP_TEARDOWN policy (the drop-in copies g, never tears down).
     follows_policy = True
 
     def __init__(self, entry: Entry) -> None:
@@ -307,7 +307,8 @@ class Runner:
 class PoolRunner(Runner):
     def open(self, workers: int) -> None:
         super().open(workers)
-        self.pool = concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix=f"conformance-{self.entry.id}")
+        prefix = f"conformance-{self.entry.id}"
+        self.pool = concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix=prefix)
 
     def close(self) -> None:
         self.pool.shutdown(wait=True)
@@ -509,7 +510,7 @@ def _runner_classes() -> dict[str, Callable[[Entry], Runner]]:
 RUNNERS: dict[str, Runner] = {entry.id: _runner_classes()[entry.id](entry) for entry in ENTRIES}
 
 
-# -- the parent, as a scenario sees it ------------------------------------------------------------------------------
+# -- the parent, as a scenario sees it ----------------------------------------------------------------------------
 
 @dataclass
 class Parent:
@@ -675,7 +676,7 @@ async def _until(condition: Callable[[], bool], sleep: Callable[[float], Awaitab
     raise AssertionError(f"timed out after {TIMEOUT} s waiting for {what}")
 
 
-# -- hosts: holding the parent inside a framework's context --------------------------------------------------------
+# -- hosts: holding the parent inside a framework's context -------------------------------------------------------
 
 def _flask_context(app: flask.Flask, where: str) -> AbstractContextManager[Any]:
     if where == "request":

@@ -276,7 +276,7 @@ def test_current_app__is_available_with_an_app_context_and_no_request(entry: str
     play(entry, scenario, where="app")
 
 
-# -- no context at all ----------------------------------------------------------------------------------------------
+# -- no context at all --------------------------------------------------------------------------------------------
 
 @conformance(works_without_request)
 def test_no_context__capture_works_and_carries_contextvars(entry: str) -> None:
