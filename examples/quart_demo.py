@@ -103,15 +103,15 @@ def show_fanout(urls: dict[bool, str]) -> bool:
         print(f"   {label:<17}{counts['right']:>4} / {total:<7}{counts['missing']:<10}{counts['wrong']}")
         if propagate:
             ok &= counts["right"] == total
-    print("   (Quart's run_sync does carry the request to its worker: what differs is whose g it writes, row 1.)\n")
+    print("   (Quart's run_sync does carry the request to its worker; what differs is whose g it writes: see 1.)\n")
     return ok
 
 
 def show_websocket(urls: dict[bool, str]) -> bool:
     total = SOCKETS * MESSAGES * 2
-    print(f"3. websocket /ws: {SOCKETS} clients at once, {MESSAGES} messages each; the handler puts each message's "
-          "id in g")
-    print("   and the ContextVar, and two workers report what they see (a real wsproto client over TCP).\n")
+    print(f"3. websocket /ws: {SOCKETS} clients at once, {MESSAGES} messages each; the handler puts each "
+          "message's id")
+    print("   in g and the ContextVar, and two workers report what they see (a real wsproto client over TCP).\n")
     print(f"   {'':<17}{'own message':<14}{'missing':<10}another message")
     ok = True
     for label, propagate in MODES:
