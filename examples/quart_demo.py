@@ -103,7 +103,7 @@ def show_fanout(urls: dict[bool, str]) -> bool:
         print(f"   {label:<17}{counts['right']:>4} / {total:<7}{counts['missing']:<10}{counts['wrong']}")
         if propagate:
             ok &= counts["right"] == total
-    print("   (Quart's run_sync does carry the request to its worker; what differs is whose g it writes: see 1.)\n")
+    print("   (Quart's run_sync does carry the request to its worker; what differs is whose g it writes, 1.)\n")
     return ok
 
 
