@@ -53,8 +53,7 @@ EXTENSION_KEY: Final = "ctxsnap"
 CONFIG_G: Final = "CTXSNAP_G"
 CONFIG_TEARDOWN: Final = "CTXSNAP_TEARDOWN"
 
-# What the app provider does in the child. Plain ints: the provider's state is a tuple, and the hot path
-# compares these with `is`.
+# What the app provider does in the child; the first item of its state tuple.
 _COPY: Final = 0  # a fork of the app context with a private g holding a copy of the parent's attributes
 _SHARE: Final = 1  # a fork of the app context holding the parent's own g object
 _TEARDOWN: Final = 2  # like _COPY, but the fork is pushed for the run and popped after it
@@ -183,7 +182,7 @@ def _app_state(app_context: Any) -> tuple[int, Any, dict[str, Any]]:
     if _override.policy is None and EXTENSION_KEY not in app.extensions:
         return _COPY, app_context, g_values(app_context)  # the common case, on every capture: no policy to read
     mode = _mode_for(app)
-    return mode, app_context, _NO_VALUES if mode is _SHARE else g_values(app_context)
+    return mode, app_context, _NO_VALUES if mode == _SHARE else g_values(app_context)
 
 
 # -- the child's app context ----------------------------------------------------------------------------------
@@ -191,7 +190,7 @@ def _app_state(app_context: Any) -> tuple[int, Any, dict[str, Any]]:
 
 def _fork(mode: int, app_context: Any, values: dict[str, Any]) -> Any:
     fork = fork_app_context(app_context, values)
-    if mode is _SHARE:
+    if mode == _SHARE:
         # Still a fork, never the parent's object: extensions key per-context state on the app context's
         # identity (Flask-SQLAlchemy scopes its session by it), and the worker must not get the request's.
         vars(fork)["g"] = app_context.g
@@ -250,10 +249,10 @@ class _ContextVarAppProvider(_AppProvider):
 
     def apply(self, state: Any) -> Any:
         mode, app_context, values = state
-        if mode is _COPY:
+        if mode == _COPY:
             self._var.set(fork_app_context(app_context, values))
             return None
-        if mode is _TEARDOWN:
+        if mode == _TEARDOWN:
             fork = _fork_to_push(app_context, values)
             fork.push()
             return fork
@@ -298,7 +297,7 @@ class _LocalStackAppProvider(_AppProvider):
 
     def apply(self, state: Any) -> Any:
         mode, app_context, values = state
-        if mode is _TEARDOWN:
+        if mode == _TEARDOWN:
             # An empty stack of the child's own: push() copies it, and the pop after the run releases it.
             self._storage.set({})
             fork = _fork_to_push(app_context, values)
