@@ -205,3 +205,37 @@ def test_outside_an_event_loop_it_says_where_to_call_it_from() -> None:
     with pytest.raises(RuntimeError, match=r"needs a running event loop \(asyncio or trio\).*ThreadPoolExecutor"):
         coroutine.send(None)
     coroutine.close()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_caller_cancelled_while_waiting_for_the_limiter_never_runs_its_function(backend: str) -> None:
+    ran: list[bool] = []
+
+    async def main() -> None:
+        limiter = anyio.CapacityLimiter(1)
+        busy_in, release = threading.Event(), threading.Event()
+
+        def busy() -> None:
+            busy_in.set()
+            release.wait(TIMEOUT)
+
+        async with anyio.create_task_group() as group:
+
+            async def occupy() -> None:
+                await run_sync(busy, limiter=limiter)
+
+            group.start_soon(occupy)
+            await until(busy_in.is_set, "the limiter's only token to be taken")
+            with anyio.CancelScope() as scope:
+
+                async def cancel_once_queued() -> None:
+                    await until(lambda: limiter.statistics().tasks_waiting == 1, "the call to queue")
+                    scope.cancel()
+
+                group.start_soon(cancel_once_queued)
+                await run_sync(lambda: ran.append(True), limiter=limiter)
+            assert scope.cancelled_caught
+            release.set()
+
+    run(main, backend)
+    assert ran == []
