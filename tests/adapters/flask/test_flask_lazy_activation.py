@@ -57,3 +57,41 @@ def test_a_fresh_interpreter_that_never_imports_the_adapter_gets_a_private_g(imp
     assert report["providers"][:3] == ["contextvars", "flask.app", "flask.request"]
     assert report["seen"] == ["worker", "/lazy"]
     assert report["parent_g"] == "ann"
+
+
+REPLACEMENT = """
+import json
+import flask
+import ctxsnap
+
+class MyAppProvider(ctxsnap.Provider):
+    name = "flask.app"
+    def capture(self):
+        return "mine" if flask.has_app_context() else None
+    def apply(self, state):
+        return None
+
+ctxsnap.register_provider(MyAppProvider())   # before anything loaded the Flask adapter
+app = flask.Flask("replaced")
+with app.test_request_context("/"):
+    snapshot = ctxsnap.capture()
+    print(json.dumps({
+        "providers": [[p.name, type(p).__module__] for p in ctxsnap.providers()],
+        "captured": list(snapshot.providers),
+    }))
+"""
+
+
+def test_a_provider_the_app_registered_first_under_the_same_name_is_kept() -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(REPLACEMENT)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=TIMEOUT,
+    )
+    assert result.returncode == 0, result.stderr
+
+    report = json.loads(result.stdout)
+    assert report["providers"][1:3] == [["flask.app", "__main__"], ["flask.request", "ctxsnap.adapters.flask"]]
+    assert report["captured"] == ["contextvars", "flask.app", "flask.request"]
