@@ -103,8 +103,12 @@ def _mode_from(g: object, teardown: object, where: str) -> str:
 
 def _mode_for(app: Any) -> str:
     """The policy of a capture in ``app``: the per-call override, over the app's config, over the defaults."""
-    g, teardown = getattr(_override, "policy", (None, None))
-    if EXTENSION_KEY in app.extensions:
+    override = getattr(_override, "policy", None)
+    installed = EXTENSION_KEY in app.extensions
+    if override is None and not installed:
+        return _COPY  # the common case, on every capture: no extension, no override
+    g, teardown = override or (None, None)
+    if installed:
         config = app.config
         if g is None:
             g = config.get(CONFIG_G, "copy")

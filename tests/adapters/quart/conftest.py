@@ -1,4 +1,4 @@
-"""Fixtures of the Quart adapter's tests: an app that records its lifecycle, and a way to run a coroutine.
+"""Fixtures of the Quart adapter's tests: an app that records its lifecycle (helpers live in ``quart_support``).
 
 Every module here needs Quart and carries the ``quart`` marker. In the Flask-only cells, whose marker expression
 deselects ``quart``, the modules are not even imported (Quart is not installed there): importing them would be
