@@ -39,8 +39,8 @@ Batch = Callable[[int], float]
 class Settings:
     """How long to measure. ``quick`` is a smoke run: right shape, meaningless numbers."""
 
-    rounds: int = 25
-    batch_seconds: float = 0.02
+    rounds: int = 31
+    batch_seconds: float = 0.025
     quick: bool = False
     #: Whether scenarios that ask for it pin the process to one CPU (a test running a scenario in-process
     #: must not pin the whole test session).

@@ -114,7 +114,8 @@ def asyncio_and_anyio(settings: Settings) -> dict[str, Any]:
         "notes": [
             f"Process {pinning}. Each operation is one `await helper(task)` from a running task; 10 ContextVars "
             "set. Against asyncio.to_thread in the same rounds, ctxsnap's asyncio to_thread is "
-            f"{fmt_ratio(_between(rows, to_thread.name, 'asyncio.to_thread'))}. anyio runs its own thread pool, so "
+            f"{fmt_ratio(_between(rows, to_thread.name, 'asyncio.to_thread'))}. anyio runs its own thread pool, "
+            "so "
             "ctxsnap's anyio run_sync is compared with anyio.to_thread.run_sync, not with run_in_executor."
         ],
         "tables": [timing_table("await + result, per task", rows, "loop.run_in_executor(None, task)")],

@@ -98,7 +98,7 @@ def _describe(workers: list[Any], request_id: str) -> str:
 
 
 def _interleaved(ports: dict[str, int], settings: Settings, deadline: float) -> dict[str, list[dict[str, Any]]]:
-    rounds = 1 if settings.quick else 5
+    rounds = 1 if settings.quick else 7
     requests = 12 if settings.quick else 300
     for name, port in ports.items():
         _load(port, 8, f"warmup-{name}", deadline)  # connections, pools and code paths warm before timing
@@ -354,7 +354,9 @@ def _wait_for_port(port: int, timeout: float = 30.0) -> None:
 def quart_fanout(settings: Settings) -> dict[str, Any]:
     deadline = 30.0 if settings.quick else 60.0
     with contextlib.ExitStack() as stack:
-        ports = {variant: stack.enter_context(_hypercorn_server(_quart_app(variant))) for variant in QUART_VARIANTS}
+        ports = {
+            variant: stack.enter_context(_hypercorn_server(_quart_app(variant))) for variant in QUART_VARIANTS
+        }
         results = _interleaved(ports, settings, deadline)
     rounds = len(results[QUART_VARIANTS[0]])
     requests = results[QUART_VARIANTS[0]][0]["requests"]

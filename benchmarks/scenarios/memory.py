@@ -73,14 +73,15 @@ def memory(settings: Settings) -> dict[str, Any]:
     contextvars_context = contextvars.Context()
     contextvars_context.run(_set_variables)
     per_object: dict[str, float] = {}
-    for name, make in {
+    makers: dict[str, Callable[[], Any]] = {
         "raw copy_context() (contextvars only)": lambda: contextvars.copy_context(),
         "ctxsnap.capture() (contextvars only)": ctxsnap.capture,
         "ctxsnap.wrap(task) (contextvars only)": lambda: ctxsnap.wrap(_read_one),
-    }.items():
+    }
+    for name, make in makers.items():
         per_object[name] = contextvars_context.run(_bytes_per_object, make, objects)
     with _flask.request_context(app):
-        for name, make in {
+        request_makers: dict[str, Callable[[], Any]] = {
             "raw copy_context() (Flask request)": lambda: contextvars.copy_context(),
             "ctxsnap.capture() (Flask request)": ctxsnap.capture,
             "ctxsnap.wrap(task) (Flask request)": lambda: ctxsnap.wrap(task),
@@ -88,7 +89,8 @@ def memory(settings: Settings) -> dict[str, Any]:
             "flask.copy_current_request_context(task)": lambda: __import__("flask").copy_current_request_context(
                 task),
             "Flask-Executor wrapper (Flask request)": lambda: executor._prepare_fn(task),
-        }.items():
+        }
+        for name, make in request_makers.items():
             per_object[name] = _bytes_per_object(make, objects)
 
         growth: dict[str, dict[str, Any]] = {}

@@ -31,7 +31,7 @@ G_ATTRIBUTE_COUNTS = [0, 10, 100, 1_000]
 WORKER_COUNTS = [1, 2, 4, 8]
 
 #: Created once: a ContextVar is never freed, so a sweep that created them per size would leak by design.
-_MANY = [ContextVar(f"scaling_{index}") for index in range(max(VARIABLE_COUNTS))]
+_MANY: list[ContextVar[int]] = [ContextVar(f"scaling_{index}") for index in range(max(VARIABLE_COUNTS))]
 _PROBE: ContextVar[str] = ContextVar("scaling_probe")
 
 
@@ -52,7 +52,9 @@ def _probe_task() -> Any:
     return _PROBE.get(None)
 
 
-def _sweep_table(title: str, rows: list[Row], operations: list[str], sizes: list[int], label: str) -> dict[str, Any]:
+def _sweep_table(
+    title: str, rows: list[Row], operations: list[str], sizes: list[int], label: str
+) -> dict[str, Any]:
     headers = ["operation", *[f"{label} = {size:,}" for size in sizes], f"ratio {sizes[-1]:,} / {sizes[0]:,}"]
     body = []
     for operation in operations:
@@ -110,8 +112,8 @@ def contextvars_count(settings: Settings) -> dict[str, Any]:
         "notes": [
             f"Process {pinning}. Median time per operation; the last column is the median per-round ratio of "
             "the largest size to the smallest. `copy_context()` is constant time (the context is a persistent "
-            "mapping), and so is ctxsnap's default capture. Leaving one variable out (`exclude=[var]`) rebuilds the context and is "
-            "linear in its size by design: only per-variable selection pays it."
+            "mapping), and so is ctxsnap's default capture. Leaving one variable out (`exclude=[var]`) "
+            "rebuilds the context and is linear in its size by design: only per-variable selection pays it."
         ],
         "tables": [_sweep_table("Cost against ContextVars set", rows, names, VARIABLE_COUNTS, "vars")],
         "targets": [
@@ -294,7 +296,8 @@ def _run_batch(submit: Callable[[int], list[Any]], count: int, deadline: float) 
         if error is not None:
             outcome["errors"] += 1
             if not outcome["first_error"]:
-                outcome["first_error"] = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"[:120]
+                text = str(error).splitlines()[0] if str(error) else ""
+                outcome["first_error"] = f"{type(error).__name__}: {text}"[:120]
         elif value == _flask.EXPECTED:
             outcome["ok"] += 1
         else:

@@ -15,6 +15,7 @@ import pytest
 
 from benchmarks._harness import (
     Alternative,
+    Batch,
     Settings,
     calibrate,
     compare,
@@ -29,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SMOKE = Settings(rounds=3, batch_seconds=0.0005, quick=True, pin=False)
 
 
-def fixed_cost(seconds_per_call: float) -> object:
+def fixed_cost(seconds_per_call: float) -> Batch:
     """A synthetic batch: reports ``number * seconds_per_call`` without running anything."""
 
     def batch(number: int) -> float:
@@ -38,7 +39,7 @@ def fixed_cost(seconds_per_call: float) -> object:
     return batch
 
 
-def drifting(costs: list[float]) -> object:
+def drifting(costs: list[float]) -> Batch:
     """A synthetic batch whose per-call cost changes from one call to the next (machine drift)."""
     remaining = list(costs)
 
@@ -61,7 +62,7 @@ def test_paired_ratios_are_taken_round_by_round() -> None:
 
 
 def test_calibrate_sizes_a_batch_to_the_target_duration() -> None:
-    number = calibrate(fixed_cost(1e-6), target_seconds=0.01)  # type: ignore[arg-type]
+    number = calibrate(fixed_cost(1e-6), target_seconds=0.01)
     assert 9_000 <= number <= 11_000
 
 
@@ -71,9 +72,9 @@ def test_compare_reports_ratios_to_the_reference_and_failures_as_data() -> None:
 
     rows = compare(
         [
-            Alternative("floor", fixed_cost(1e-6)),  # type: ignore[arg-type]
-            Alternative("twice", fixed_cost(2e-6)),  # type: ignore[arg-type]
-            Alternative("broken", fixed_cost(1e-6), check=broken),  # type: ignore[arg-type]
+            Alternative("floor", fixed_cost(1e-6)),
+            Alternative("twice", fixed_cost(2e-6)),
+            Alternative("broken", fixed_cost(1e-6), check=broken),
         ],
         reference="floor",
         settings=Settings(rounds=5, batch_seconds=0.001),
@@ -83,7 +84,7 @@ def test_compare_reports_ratios_to_the_reference_and_failures_as_data() -> None:
     assert floor.ratio == pytest.approx(1.0)
     assert twice.median == pytest.approx(2e-6)
     assert twice.ratio == pytest.approx(2.0)
-    assert (twice.ratio_min, twice.ratio_max) == (pytest.approx(2.0), pytest.approx(2.0))
+    assert twice.ratio_min == pytest.approx(2.0) and twice.ratio_max == pytest.approx(2.0)
     assert twice.samples == 5 and twice.number == 100
     assert failed.median is None and failed.ratio is None
     assert failed.error == "RuntimeError: Token was created in a different Context"
@@ -96,7 +97,7 @@ def test_paired_ratio_survives_drift_that_moves_both_alternatives() -> None:
     floor = drifting([1e-6, 1e-6, 1e-6, 10e-6, 10e-6, 10e-6])
     double = drifting([2e-6, 2e-6, 2e-6, 20e-6, 20e-6, 20e-6])
     rows = compare(
-        [Alternative("floor", floor), Alternative("double", double)],  # type: ignore[arg-type]
+        [Alternative("floor", floor), Alternative("double", double)],
         reference="floor",
         settings=Settings(rounds=5, batch_seconds=0.001),
         calibrate_with=lambda batch, seconds: (batch(1), 10)[1],
@@ -107,7 +108,7 @@ def test_paired_ratio_survives_drift_that_moves_both_alternatives() -> None:
 
 def test_compare_rejects_an_unknown_reference() -> None:
     with pytest.raises(ValueError, match="reference 'nope' is not one of the alternatives"):
-        compare([Alternative("a", fixed_cost(1e-6))], reference="nope", settings=SMOKE)  # type: ignore[arg-type]
+        compare([Alternative("a", fixed_cost(1e-6))], reference="nope", settings=SMOKE)
 
 
 def test_targets_say_met_or_missed_and_why() -> None:
@@ -141,8 +142,8 @@ def test_a_scenario_run_with_smoke_loops_has_the_report_shape() -> None:
 
 
 def test_a_failed_scenario_is_reported_not_hidden() -> None:
-    rows = compare([Alternative("only", fixed_cost(1e-6))], reference="only", settings=SMOKE,  # type: ignore[arg-type]
-                   calibrate_with=lambda batch, seconds: 1)
+    only = Alternative("only", fixed_cost(1e-6))
+    rows = compare([only], reference="only", settings=SMOKE, calibrate_with=lambda batch, seconds: 1)
     table = timing_table("t", rows, "only")
     markdown = render_markdown(
         [{"title": "e2e", "error": "timed out", "tables": [table]}], _machine(), quick=False)
