@@ -26,10 +26,12 @@ from pathlib import Path
 from typing import Any
 
 from ._harness import Settings
-from ._report import machine_info, render_markdown, render_plots
+from ._report import machine_info, render_markdown, render_plots, targets_markdown
 from .scenarios import SCENARIOS, load
 
 RESULTS = Path(__file__).resolve().parent / "results"
+DOCS_PAGE = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
+DOCS_START, DOCS_END = "<!-- results:start -->", "<!-- results:end -->"
 #: A scenario that takes longer than this is stopped and reported as failed; the full run has a budget of
 #: about 15 minutes for everything.
 TIMEOUT_FULL = 420.0
@@ -78,10 +80,12 @@ def child(name: str, output: Path, quick: bool) -> None:
     os._exit(code)
 
 
-def write_results(results: list[dict[str, Any]], out: Path, *, quick: bool, pinning: str = "") -> Path:
+def write_results(
+    results: list[dict[str, Any]], out: Path, *, quick: bool, machine: dict[str, Any] | None = None
+) -> Path:
     """Write results.md, results.json and the plots into ``out``; return the Markdown file."""
     out.mkdir(parents=True, exist_ok=True)
-    machine = machine_info(pinning)
+    machine = machine or machine_info()
     render_plots(results, out)
     markdown = out / "results.md"
     markdown.write_text(render_markdown(results, machine, quick=quick))
@@ -89,6 +93,28 @@ def write_results(results: list[dict[str, Any]], out: Path, *, quick: bool, pinn
         json.dumps({"machine": machine, "quick": quick, "scenarios": results}, indent=1, default=str)
     )
     return markdown
+
+
+def refresh_docs(results: list[dict[str, Any]], machine: dict[str, Any], page: Path = DOCS_PAGE) -> bool:
+    """Copy the targets table of a full run into the docs page, between its markers. False if it has none."""
+    if not page.exists():
+        return False
+    text = page.read_text()
+    if DOCS_START not in text or DOCS_END not in text:
+        return False
+    head, rest = text.split(DOCS_START, 1)
+    _, tail = rest.split(DOCS_END, 1)
+    body = [
+        "",
+        f"From the committed run of {machine['date']} ({machine['cpu']}, {machine['cpus']} CPUs, Python "
+        f"{machine['python']}, load average at start {machine['load average at start']}); every table and plot "
+        "is in [benchmarks/results/results.md](../benchmarks/results/results.md).",
+        "",
+        *targets_markdown(results),
+        "",
+    ]
+    page.write_text(head + DOCS_START + "\n".join(body) + DOCS_END + tail)
+    return True
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -116,6 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     if out is None:
         out = Path(tempfile.mkdtemp(prefix="ctxsnap-bench-quick-")) if args.quick else RESULTS
     started = time.monotonic()
+    machine = machine_info()  # before the run: the load average it records is the one the run started in
     results = []
     for name in names:
         print(f"[bench] {name} ...", flush=True, end=" ")
@@ -123,7 +150,10 @@ def main(argv: list[str] | None = None) -> int:
         status = f"FAILED ({result['error']})" if result.get("error") else "ok"
         print(f"{status} in {result['seconds']:.0f} s", flush=True)
         results.append(result)
-    markdown = write_results(results, out, quick=args.quick)
+    markdown = write_results(results, out, quick=args.quick, machine=machine)
+    if out.resolve() == RESULTS and not args.quick and args.only is None:
+        if refresh_docs(results, machine):
+            print(f"[bench] refreshed the current results in {DOCS_PAGE}")
     print(f"[bench] {len(results)} scenario(s) in {time.monotonic() - started:.0f} s; wrote {markdown}")
     for result in results:
         for t in result.get("targets", []):

@@ -136,6 +136,20 @@ def _table_markdown(table: dict[str, Any]) -> list[str]:
     return lines
 
 
+def targets_markdown(results: Sequence[dict[str, Any]]) -> list[str]:
+    """The targets table alone: what docs/benchmarks.md copies from the committed result set."""
+    lines = [
+        "| target | limit | measured | met / missed | note |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for result in results:
+        for t in result.get("targets", []):
+            lines.append(
+                f"| {_cell(t['target'])} | {t['limit']} | {t['measured']} | {t['status']} | {_cell(t['note'])} |"
+            )
+    return lines
+
+
 def render_markdown(results: Sequence[dict[str, Any]], machine: dict[str, Any], *, quick: bool) -> str:
     """The whole result set as one Markdown document: targets first, then every scenario, then the machine."""
     lines = ["# ctxsnap benchmark results", ""]
@@ -149,15 +163,9 @@ def render_markdown(results: Sequence[dict[str, Any]], machine: dict[str, Any], 
         "",
         "## Targets",
         "",
-        "| target | limit | measured | met / missed | note |",
-        "| --- | --- | --- | --- | --- |",
+        *targets_markdown(results),
+        "",
     ]
-    for result in results:
-        for t in result.get("targets", []):
-            lines.append(
-                f"| {_cell(t['target'])} | {t['limit']} | {t['measured']} | {t['status']} | {_cell(t['note'])} |"
-            )
-    lines.append("")
     for result in results:
         lines += [f"## {result['title']}", ""]
         if result.get("error"):
@@ -226,7 +234,7 @@ def render_plots(results: Sequence[dict[str, Any]], directory: Path) -> list[Pat
     return written
 
 
-def machine_info(pinning: str = "") -> dict[str, Any]:
+def machine_info() -> dict[str, Any]:
     """Where the numbers come from: CPU, OS, interpreter, package versions, commit, load at start."""
     cpu = platform.processor() or platform.machine()
     try:

@@ -172,3 +172,17 @@ def test_unknown_scenarios_are_refused_with_the_list() -> None:
 
 def _machine() -> dict[str, object]:
     return {"date": "today", "cpu": "test cpu", "cpus": 2, "python": "3.11", "packages": {"ctxsnap": "0.1.0"}}
+
+
+def test_a_full_run_refreshes_only_the_marked_section_of_the_docs_page(tmp_path: Path) -> None:
+    from benchmarks.__main__ import refresh_docs
+
+    page = tmp_path / "benchmarks.md"
+    page.write_text("# Benchmarks\n\nmethod\n\n<!-- results:start -->\nold table\n<!-- results:end -->\n\nafter\n")
+    result = {"targets": [target("memory flat", 1.0, 0.02, unit="B/task")]}
+    machine = {**_machine(), "load average at start": "0.10 0.20 0.30"}
+    assert refresh_docs([result], machine, page)
+    text = page.read_text()
+    assert "old table" not in text and text.startswith("# Benchmarks\n\nmethod\n") and text.endswith("after\n")
+    assert "| memory flat | ≤ 1 B/task | 0.02 B/task | met |  |" in text
+    assert not refresh_docs([result], machine, tmp_path / "missing.md")
