@@ -102,7 +102,12 @@ class Row:
 
 
 def calibrate(batch: Batch, target_seconds: float, limit: int = 10_000_000) -> int:
-    """The loop count that makes one batch last about ``target_seconds`` (the ``timeit.autorange`` idea)."""
+    """The loop count that makes one batch last about ``target_seconds`` (the ``timeit.autorange`` idea).
+
+    One untimed call comes first: a first call that pays one-time costs (an import, loading entry points)
+    would otherwise size every later batch to a single call, and single calls measure the timer, not the code.
+    """
+    batch(1)
     number = 1
     while True:
         elapsed = batch(number)

@@ -66,6 +66,12 @@ def test_calibrate_sizes_a_batch_to_the_target_duration() -> None:
     assert 9_000 <= number <= 11_000
 
 
+def test_calibrate_is_not_fooled_by_a_slow_first_call() -> None:
+    # The first capture in a process loads providers; sizing batches on it would time single calls.
+    calibrated = calibrate(drifting([0.5, 1e-6]), target_seconds=0.01)
+    assert 9_000 <= calibrated <= 11_000
+
+
 def test_compare_reports_ratios_to_the_reference_and_failures_as_data() -> None:
     def broken() -> None:
         raise RuntimeError("Token was created in a different Context")
