@@ -198,8 +198,8 @@ def render_plots(results: Sequence[dict[str, Any]], directory: Path) -> list[Pat
     written = []
     for result in results:
         for plot in result.get("plots", []):
-            figure, axes = plt.subplots(figsize=(7.5, 4.2), dpi=110)
             if plot["kind"] == "lines":
+                figure, axes = plt.subplots(figsize=(8.5, 4.8), dpi=110)
                 for name, values in plot["series"].items():
                     points = [(x, y) for x, y in zip(plot["x"], values, strict=True) if y is not None]
                     if points:
@@ -209,22 +209,23 @@ def render_plots(results: Sequence[dict[str, Any]], directory: Path) -> list[Pat
                 if plot.get("logy"):
                     axes.set_yscale("log")
                 axes.set_xlabel(plot["xlabel"])
+                axes.set_ylabel(plot["ylabel"])
                 axes.legend(fontsize="small")
             else:
                 names = list(plot["series"])
+                figure, axes = plt.subplots(figsize=(10, 1.5 + 0.45 * len(names)), dpi=110)
                 values = [v if v is not None else 0.0 for v in plot["series"].values()]
-                bars = axes.barh(names, values, color="#4c72b0")
+                # ctxsnap's own rows stand out; everything else is a competitor or a reference.
+                colours = ["#dd8452" if "ctxsnap" in name else "#4c72b0" for name in names]
+                bars = axes.barh(names, values, color=colours)
                 for bar, value in zip(bars, plot["series"].values(), strict=True):
                     label = "fails" if value is None else plot.get("format", "{:.2f}").format(value)
                     axes.annotate(label, (bar.get_width(), bar.get_y() + bar.get_height() / 2),
                                   xytext=(3, 0), textcoords="offset points", va="center", fontsize="small")
                 axes.invert_yaxis()
                 axes.margins(x=0.15)
-            if plot["kind"] == "lines":
-                axes.set_ylabel(plot["ylabel"])
-            else:
                 axes.set_xlabel(plot["ylabel"])
-            axes.set_title(plot["title"], fontsize="medium")
+            figure.suptitle(plot["title"], fontsize="medium")
             axes.grid(True, alpha=0.3)
             figure.tight_layout()
             path = directory / plot["file"]
