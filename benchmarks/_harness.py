@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import gc
 import os
+import re
 import statistics
 import time
 from collections.abc import Callable, Sequence
@@ -24,6 +25,7 @@ __all__ = [
     "Settings",
     "calibrate",
     "compare",
+    "describe_error",
     "pin_if_allowed",
     "pin_to_one_cpu",
     "ratio_between",
@@ -165,7 +167,7 @@ def compare(
                 alt.check()
             numbers[alt.name] = calibrate_with(alt.batch, settings.batch_seconds)
         except Exception as exc:  # a failing competitor is a finding, not a crash
-            rows[alt.name].error = _describe(exc)
+            rows[alt.name].error = describe_error(exc)
             continue
         live.append(alt)
         rows[alt.name].number = numbers[alt.name]
@@ -183,7 +185,7 @@ def compare(
                 try:
                     elapsed = alt.batch(number)
                 except Exception as exc:
-                    rows[alt.name].error = _describe(exc)
+                    rows[alt.name].error = describe_error(exc)
                     samples[alt.name].clear()
                     continue
                 finally:
@@ -212,8 +214,10 @@ def compare(
     return [rows[a.name] for a in alternatives]
 
 
-def _describe(exc: BaseException) -> str:
+def describe_error(exc: BaseException) -> str:
+    """``Type: first line of the message``, object addresses elided: what a table cell shows of a failure."""
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    text = re.sub(r" at 0x[0-9a-fA-F]+", "", text)
     return f"{type(exc).__name__}: {text}"[:160] if text else type(exc).__name__
 
 

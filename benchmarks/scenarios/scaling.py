@@ -23,7 +23,17 @@ from typing import Any
 
 import ctxsnap
 
-from .._harness import Alternative, Batch, Row, Settings, compare, pin_if_allowed, ratio_between, sync_batch
+from .._harness import (
+    Alternative,
+    Batch,
+    Row,
+    Settings,
+    compare,
+    describe_error,
+    pin_if_allowed,
+    ratio_between,
+    sync_batch,
+)
 from .._report import find, fmt_ratio, fmt_time, target
 
 VARIABLE_COUNTS = [0, 10, 100, 1_000, 10_000]
@@ -282,13 +292,14 @@ class _MapFuture:
 
 
 def _run_batch(submit: Callable[[int], list[Any]], count: int, deadline: float) -> dict[str, Any]:
-    outcome: dict[str, Any] = {"ok": 0, "wrong": 0, "errors": 0, "hung": 0, "first_error": "", "seconds": 0.0}
+    outcome: dict[str, Any] = {
+        "ok": 0, "wrong": 0, "errors": 0, "hung": 0, "first_error": "", "first_wrong": "", "seconds": 0.0}
     started = time.perf_counter()
     try:
         futures = submit(count)
     except Exception as exc:
         outcome["errors"] = count
-        outcome["first_error"] = f"{type(exc).__name__}: {exc}"[:120]
+        outcome["first_error"] = describe_error(exc)
         return outcome
     from .. import _flask
 
@@ -296,14 +307,13 @@ def _run_batch(submit: Callable[[int], list[Any]], count: int, deadline: float) 
         if error is not None:
             outcome["errors"] += 1
             if not outcome["first_error"]:
-                text = str(error).splitlines()[0] if str(error) else ""
-                outcome["first_error"] = f"{type(error).__name__}: {text}"[:120]
+                outcome["first_error"] = describe_error(error)
         elif value == _flask.EXPECTED:
             outcome["ok"] += 1
         else:
             outcome["wrong"] += 1
-            if not outcome["first_error"]:
-                outcome["first_error"] = (
+            if not outcome["first_wrong"]:
+                outcome["first_wrong"] = (
                     f"saw {_flask.describe_seen(value)}" if isinstance(value, tuple) and len(value) == 3
                     else f"saw {value!r}")
 
@@ -346,7 +356,9 @@ def _reuse_report(results: dict[tuple[str, int], list[dict[str, Any]]], names: l
             clean = [o for o in outcomes if o["ok"] == count]
             throughput = statistics.median(count / o["seconds"] for o in clean) if clean else None
             totals = {k: sum(o[k] for o in outcomes) for k in ("ok", "wrong", "errors", "hung")}
-            first = next((o["first_error"] for o in outcomes if o["first_error"]), "")
+            # An error says more than a wrong value (which may be the first symptom of the same race).
+            first = next((o["first_error"] for o in outcomes if o["first_error"]), "") or next(
+                (o["first_wrong"] for o in outcomes if o["first_wrong"]), "")
             series[name].append(throughput)
             total = count * len(outcomes)
             body.append([
@@ -362,7 +374,8 @@ def _reuse_report(results: dict[tuple[str, int], list[dict[str, Any]]], names: l
             f"Each run submits {count:,} calls of one wrapper (made once, in a request) to a pool of N workers; "
             f"{rounds} interleaved round(s). The task reads g, a ContextVar and the request, sleeps 0.5 ms, reads "
             "again. \"correct\" counts tasks that saw all three unchanged; \"wrong\" ran but saw something else "
-            "(for example an empty g); \"errors\" raised; \"hung\" did not finish within the deadline. "
+            "(for example an empty g); \"errors\" raised (Flask-Executor's map stops at the first one, the "
+            "tasks after it count as errors too); \"hung\" did not finish within the deadline. "
             "Throughput is the median over rounds in which every task was correct."
         ],
         "tables": [{
