@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.metadata
+import os
 import platform
 import sys
 
@@ -40,6 +41,8 @@ def report() -> str:
                 importlib.import_module(name)
             except Exception as exc:  # a broken install is exactly what this report is for
                 lines.append(f"  import {name} failed: {type(exc).__name__}: {exc}")
+    if os.environ.get("CTXSNAP_DISABLE_ENTRY_POINTS"):
+        lines.append("third-party providers: not loaded (CTXSNAP_DISABLE_ENTRY_POINTS is set)")
     try:
         import ctxsnap
 

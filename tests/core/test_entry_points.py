@@ -101,6 +101,9 @@ def test_discovery_can_be_switched_off(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     # The variable still travels as a plain ContextVar; only the plugin's own step is missing.
     assert result.stdout.strip() == "['contextvars'] parent span"
+    diagnostic = run_python(tmp_path, "", "-m", "ctxsnap", disable=True)
+    assert "third-party providers: not loaded (CTXSNAP_DISABLE_ENTRY_POINTS is set)" in diagnostic.stdout
+    assert "test.ep.span" not in diagnostic.stdout
 
 
 def test_a_provider_registered_by_hand_before_the_first_capture_wins(tmp_path: Path) -> None:
