@@ -74,6 +74,13 @@ async def run_sync(
             "ctxsnap.adapters.anyio.run_sync() needs a running event loop (asyncio or trio): await it inside "
             "'async def'. From sync code use ctxsnap.wrap(fn) or ctxsnap.ThreadPoolExecutor."
         ) from None
+    if limiter is not None and not isinstance(limiter, anyio.CapacityLimiter):
+        # anyio itself only fails later, with "'int' object does not support the asynchronous context manager
+        # protocol", which names neither the argument nor the fix.
+        raise TypeError(
+            f"ctxsnap.adapters.anyio.run_sync(limiter=...) takes an anyio.CapacityLimiter or None, got "
+            f"{type(limiter).__name__} {limiter!r}; pass anyio.CapacityLimiter(n) to allow n threads at a time"
+        )
     options: dict[str, Any] = {"limiter": limiter, _ABANDON_KEYWORD: abandon_on_cancel}
     if is_wrapped(func):
         # It keeps the snapshot the user chose for it, as ContextExecutor does.
