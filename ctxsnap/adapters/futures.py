@@ -47,6 +47,13 @@ class ContextExecutor(Executor):
     """
 
     def __init__(self, executor: Executor, *, include: Selection = None, exclude: Selection = None) -> None:
+        if isinstance(executor, type):
+            # The class has a callable submit too; without this check the mistake surfaces at the first
+            # submit as an AttributeError from deep inside the executor.
+            raise TypeError(
+                f"ContextExecutor() wraps an executor instance, got the class {executor.__qualname__}; "
+                f"create one first: ContextExecutor({executor.__qualname__}())"
+            )
         if not callable(getattr(executor, "submit", None)):
             raise TypeError(
                 f"ContextExecutor() wraps a concurrent.futures.Executor, got {type(executor).__name__}; "
