@@ -19,10 +19,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import anyio
+import flask
 import pytest
 
 import ctxsnap
+from ctxsnap.adapters import anyio as ctxsnap_anyio
 from ctxsnap.adapters import asyncio as ctxsnap_asyncio
+from ctxsnap.adapters import flask as ctxsnap_flask
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "reliability.md"
 
@@ -174,6 +178,9 @@ CORE_CASES = [
          ValueError, "unknown provider 'flsk'", "registered providers are"),
     Case("executor-not-an-executor", "ctxsnap.ContextExecutor(42)", lambda: ctxsnap.ContextExecutor(42),
          TypeError, "got int", "pass an executor instance"),
+    Case("executor-class-not-instance", "ctxsnap.ContextExecutor(ThreadPoolExecutor)",
+         lambda: ctxsnap.ContextExecutor(concurrent.futures.ThreadPoolExecutor),  # type: ignore[arg-type]
+         TypeError, "got the class ThreadPoolExecutor", "ContextExecutor(ThreadPoolExecutor())"),
     Case("executor-process-pool", "ctxsnap.ContextExecutor(ProcessPoolExecutor())",
          lambda: _with_executor(concurrent.futures.ProcessPoolExecutor, ctxsnap.ContextExecutor),
          TypeError, "cannot wrap a ProcessPoolExecutor", "cannot be sent to another process"),
@@ -195,11 +202,170 @@ CORE_CASES = [
          TypeError, "expects a callable, got int", "pass the function itself"),
 ]
 
-ALL_CASES = CORE_CASES
+
+
+def _flask_app(**config: object) -> flask.Flask:
+    app = flask.Flask("bad_input")
+    app.config.update(config)
+    return app
+
+
+def _flask_extension(**config: object) -> None:
+    ctxsnap_flask.CtxSnap(_flask_app(**config))
+
+
+def _flask_config_changed_after_init() -> None:
+    app = _flask_app()
+    ctxsnap_flask.CtxSnap(app)
+    app.config["CTXSNAP_G"] = "deep"
+    with app.test_request_context("/"):
+        ctxsnap.capture()
+
+
+def _flask_decorator_outside_a_request() -> None:
+    ctxsnap_flask.copy_current_request_context(_fn)
+
+
+def _flask_decorator_non_callable() -> None:
+    with _flask_app().test_request_context("/"):
+        ctxsnap_flask.copy_current_request_context(42)  # type: ignore[arg-type]
+
+
+FLASK_CASES = [
+    Case("flask-extension-not-an-app", "CtxSnap(42)", lambda: ctxsnap_flask.CtxSnap(42),  # type: ignore[arg-type]
+         TypeError, "got int", "pass the app object"),
+    Case("flask-config-g", 'app.config["CTXSNAP_G"] = "deep"; CtxSnap(app)',
+         lambda: _flask_extension(CTXSNAP_G="deep"),
+         ValueError, "got 'deep'", "must be 'copy' (the default) or 'share'"),
+    Case("flask-config-teardown", 'app.config["CTXSNAP_TEARDOWN"] = "yes"; CtxSnap(app)',
+         lambda: _flask_extension(CTXSNAP_TEARDOWN="yes"),
+         TypeError, "got 'yes' (str)", "must be True or False"),
+    Case("flask-config-share-with-teardown", 'CTXSNAP_G = "share" with CTXSNAP_TEARDOWN = True',
+         lambda: _flask_extension(CTXSNAP_G="share", CTXSNAP_TEARDOWN=True),
+         ValueError, "cannot be combined with teardown mode", "Use g='copy' with teardown"),
+    Case("flask-config-changed-after-init", 'app.config["CTXSNAP_G"] = "deep" after CtxSnap(app), then capture()',
+         _flask_config_changed_after_init,
+         ctxsnap.ProviderError, "'flask.app' failed during capture", "must be 'copy' (the default) or 'share'"),
+    Case("flask-capture-g", 'ctxsnap.adapters.flask.capture(g="deep")', lambda: ctxsnap_flask.capture(g="deep"),  # type: ignore[arg-type]
+         ValueError, "got 'deep'", "must be 'copy' (the default) or 'share'"),
+    Case("flask-capture-teardown", "ctxsnap.adapters.flask.capture(teardown=1)",
+         lambda: ctxsnap_flask.capture(teardown=1),  # type: ignore[arg-type]
+         TypeError, "got 1 (int)", "must be True or False"),
+    Case("flask-decorator-outside-request", "copy_current_request_context(fn) outside a request",
+         _flask_decorator_outside_a_request,
+         RuntimeError, "only be used while a request context is active", "use ctxsnap.wrap(fn)"),
+    Case("flask-decorator-non-callable", "copy_current_request_context(42) in a request",
+         _flask_decorator_non_callable,
+         TypeError, "expects a callable, got int", "pass the function itself"),
+    Case("flask-misspelt-provider", 'capture(include=["flask.requets"])',
+         lambda: ctxsnap.capture(include=["flask.requets"]),
+         ValueError, "unknown provider 'flask.requets'", "'flask.request'"),
+]
+
+
+def _anyio_run(fn: Callable[..., Any], *args: Any, backend: str = "asyncio", **kwargs: Any) -> object:
+    async def main() -> object:
+        return await ctxsnap_anyio.run_sync(fn, *args, **kwargs)
+
+    return anyio.run(main, backend=backend)
+
+
+ANYIO_CASES = [
+    Case("anyio-run-sync-no-loop", "ctxsnap.adapters.anyio.run_sync(fn) driven without a loop",
+         lambda: _outside_loop(ctxsnap_anyio.run_sync, _fn),
+         RuntimeError, "needs a running event loop (asyncio or trio)", "await it inside 'async def'"),
+    Case("anyio-run-sync-non-callable-asyncio", "await run_sync(42) on asyncio", lambda: _anyio_run(42),
+         TypeError, "expects a callable, got int", "pass the function itself"),
+    Case("anyio-run-sync-non-callable-trio", "await run_sync(42) on trio", lambda: _anyio_run(42, backend="trio"),
+         TypeError, "expects a callable, got int", "pass the function itself"),
+    Case("anyio-run-sync-async-function", "await run_sync(async_fn)", lambda: _anyio_run(_async_fn),
+         TypeError, "got the async", "await async code directly"),
+    Case("anyio-run-sync-limiter", "await run_sync(fn, limiter=3)", lambda: _anyio_run(_fn, limiter=3),
+         TypeError, "limiter", "anyio.CapacityLimiter"),
+]
+
+
+def _quart_extension(**config: object) -> None:
+    import quart
+
+    from ctxsnap.adapters import quart as ctxsnap_quart
+
+    app = quart.Quart("bad_input")
+    app.config.update(config)
+    ctxsnap_quart.CtxSnap(app)
+
+
+def _quart_to_thread(fn: object, *, under: str = "asyncio") -> object:
+    from ctxsnap.adapters import quart as ctxsnap_quart
+
+    if under == "none":
+        return _outside_loop(ctxsnap_quart.to_thread, fn)
+    if under == "trio":
+        import trio
+
+        return trio.run(ctxsnap_quart.to_thread, fn)
+    return _in_loop(ctxsnap_quart.to_thread, fn)
+
+
+def _quart_capture(**policy: object) -> object:
+    from ctxsnap.adapters import quart as ctxsnap_quart
+
+    return ctxsnap_quart.capture(**policy)  # type: ignore[arg-type]
+
+
+def _quart_extension_on_a_flask_app() -> None:
+    from ctxsnap.adapters import quart as ctxsnap_quart
+
+    ctxsnap_quart.CtxSnap(_flask_app())  # type: ignore[arg-type]
+
+
+QUART_CASES = [
+    Case("quart-to-thread-no-loop", "ctxsnap.adapters.quart.to_thread(fn) driven without a loop",
+         lambda: _quart_to_thread(_fn, under="none"),
+         RuntimeError, "needs a running asyncio event loop", "await it inside an async view or handler"),
+    Case("quart-to-thread-under-trio", "await ctxsnap.adapters.quart.to_thread(fn) under trio",
+         lambda: _quart_to_thread(_fn, under="trio"),
+         RuntimeError, "needs a running asyncio event loop", "use ctxsnap.adapters.anyio.run_sync"),
+    Case("quart-to-thread-non-callable", "await ctxsnap.adapters.quart.to_thread(42)", lambda: _quart_to_thread(42),
+         TypeError, "expects a callable, got int", "pass the function itself"),
+    Case("quart-to-thread-async-function", "await ctxsnap.adapters.quart.to_thread(async_fn)",
+         lambda: _quart_to_thread(_async_fn),
+         TypeError, "got the async", "await async code directly"),
+    Case("quart-extension-on-flask-app", "ctxsnap.adapters.quart.CtxSnap(flask_app)",
+         _quart_extension_on_a_flask_app,
+         TypeError, "takes a quart.Quart application, got Flask", "use ctxsnap.adapters.flask.CtxSnap"),
+    Case("quart-config-g", 'app.config["CTXSNAP_G"] = "deep"; CtxSnap(app)',
+         lambda: _quart_extension(CTXSNAP_G="deep"),
+         ValueError, "got 'deep'", "must be 'copy'"),
+    Case("quart-config-teardown", 'app.config["CTXSNAP_TEARDOWN"] = "yes"; CtxSnap(app)',
+         lambda: _quart_extension(CTXSNAP_TEARDOWN="yes"),
+         TypeError, "got 'yes' (str)", "must be True or False"),
+    Case("quart-capture-share-with-teardown", 'ctxsnap.adapters.quart.capture(g="share", teardown=True)',
+         lambda: _quart_capture(g="share", teardown=True),
+         ValueError, "cannot be combined with teardown mode", "Use g='copy' with teardown"),
+]
+
+ALL_CASES = CORE_CASES + FLASK_CASES + ANYIO_CASES + QUART_CASES
 
 
 @pytest.mark.parametrize("case", CORE_CASES, ids=lambda c: c.id)
 def test_core_error_names_the_problem_and_the_fix(case: Case) -> None:
+    check(case)
+
+
+@pytest.mark.parametrize("case", FLASK_CASES, ids=lambda c: c.id)
+def test_flask_error_names_the_problem_and_the_fix(case: Case) -> None:
+    check(case)
+
+
+@pytest.mark.parametrize("case", ANYIO_CASES, ids=lambda c: c.id)
+def test_anyio_error_names_the_problem_and_the_fix(case: Case) -> None:
+    check(case)
+
+
+@pytest.mark.quart
+@pytest.mark.parametrize("case", QUART_CASES, ids=lambda c: c.id)
+def test_quart_error_names_the_problem_and_the_fix(case: Case) -> None:
     check(case)
 
 
