@@ -53,10 +53,15 @@ def _paths(i: int) -> str:
 
 def _reports_of(path: str, body: dict[str, Any]) -> list[dict[str, Any]]:
     if path == "/":
-        workers = body["workers"]
-        return [workers["executor"], workers["thread"] or {}]
+        # {"executor"/"to_thread": ..., "thread": ...}: a missing thread report counts as a mismatch.
+        return [report or {} for report in body["workers"].values()]
     reports: list[dict[str, Any]] = body["workers"]
     return reports
+
+
+def _leak_flag(body: dict[str, Any]) -> bool:
+    # The Quart example's "/" has its worker write g.note and reports whether the request's g got it.
+    return bool(body.get("g_note_leaked_into_request"))
 
 
 class _Client:
@@ -129,6 +134,9 @@ def run_load(base_url: str, *, total: int, clients: int, deadline: float, timeou
                 wrong = [r for r in reports if (r.get("g"), r.get("var"), r.get("header")) != (request_id,) * 3]
                 with lock:
                     result.requests += 1
+                    if _leak_flag(body):
+                        result.mismatches += 1
+                        note("mismatch", f"{path} {request_id}: a worker's g write reached the request")
                     if status != 200 or body.get("request_id") != request_id:
                         result.errors += 1
                         note("error", f"{path} {request_id}: status {status}, body {raw[:200]!r}")
@@ -149,6 +157,66 @@ def run_load(base_url: str, *, total: int, clients: int, deadline: float, timeou
     if any(thread.is_alive() for thread in threads):
         result.deadline_hit = True
         note("error", "client threads still running after the deadline")
+    return result
+
+
+def run_websocket_load(
+    base_url: str, client_class: Any, *, connections: int, messages: int, deadline: float
+) -> LoadResult:
+    """``connections`` concurrent websockets, each sending ``messages`` ids one after the other.
+
+    Each message is a new id the handler puts in ``g`` and the ContextVar before fanning out; two workers
+    report what they see. On one socket, a worker seeing the previous message's id is as much a mismatch as
+    seeing another socket's.
+    """
+    result = LoadResult()
+    lock = threading.Lock()
+    started = time.monotonic()
+    stop_at = started + deadline
+    run_id = uuid.uuid4().hex[:8]
+
+    def note(kind: str, text: str) -> None:
+        if len(result.examples) < 10:
+            result.examples.append(f"{kind}: {text}")
+
+    def client_loop(client_number: int) -> None:
+        try:
+            with client_class(base_url, "/ws") as socket:
+                for i in range(messages):
+                    if time.monotonic() > stop_at:
+                        with lock:
+                            result.deadline_hit = True
+                        return
+                    request_id = f"{run_id}-ws{client_number}-{i}"
+                    socket.send(request_id)
+                    body = json.loads(socket.receive())
+                    reports = body["workers"]
+                    expected = (request_id, request_id, "/ws")
+                    wrong = [r for r in reports if (r.get("g"), r.get("var"), r.get("path")) != expected]
+                    with lock:
+                        result.requests += 1
+                        result.reports += len(reports)
+                        result.mismatches += len(wrong)
+                        result.worker_threads.update(r["thread"] for r in reports)
+                        if body.get("request_id") != request_id:
+                            result.errors += 1
+                            note("error", f"sent {request_id}, the handler answered for {body.get('request_id')}")
+                        for report in wrong:
+                            note("mismatch", f"sent {request_id}, a worker saw {report}")
+        except Exception as exc:
+            with lock:
+                result.errors += 1
+                note("error", f"websocket client {client_number}: {type(exc).__name__}: {exc}")
+
+    threads = [threading.Thread(target=client_loop, args=(n,), name=f"ws-client-{n}") for n in range(connections)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=deadline + 60)
+    result.seconds = time.monotonic() - started
+    if any(thread.is_alive() for thread in threads):
+        result.deadline_hit = True
+        note("error", "websocket clients still running after the deadline")
     return result
 
 
