@@ -23,7 +23,7 @@ import ctxsnap
 from ctxsnap.adapters import asyncio as ctxsnap_asyncio
 
 from ._flask_support import identity, make_app
-from ._support import ThreadStackProvider, WorkerProbe, registered
+from ._support import ThreadStackProvider, WorkerProbe, framework_state, registered
 
 request_id: contextvars.ContextVar[str] = contextvars.ContextVar("reliability_faults_request_id")
 child_var: contextvars.ContextVar[str] = contextvars.ContextVar("reliability_faults_child_var")
@@ -395,3 +395,148 @@ def test_flask_shutdown_with_cancel_futures_runs_nothing_and_releases_the_reques
     del pending, blocked
     gc.collect()
     assert request_ref() is None, "a cancelled task's snapshot still holds the request"
+
+
+# -- anyio: a cancelled caller on asyncio and on trio --------------------------------------------------------
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_anyio_caller_cancelled_with_abandon_on_cancel_leaves_nothing_behind(backend: str) -> None:
+    import anyio
+    import anyio.to_thread
+
+    from ctxsnap.adapters import anyio as ctxsnap_anyio
+
+    provider = ThreadStackProvider("test.anyio")
+    entered = threading.Event()
+    release = threading.Event()
+    finished = threading.Event()
+    returned: list[object] = []
+
+    def slow() -> None:
+        try:
+            child_var.set("set in the worker")
+            entered.set()
+            release.wait(timeout=30)
+        finally:
+            finished.set()
+
+    async def caller() -> None:
+        returned.append(await ctxsnap_anyio.run_sync(slow, abandon_on_cancel=True))
+
+    async def main() -> tuple[Any, ...]:
+        request_id.set("anyio caller")
+        with anyio.CancelScope() as scope:
+            async with anyio.create_task_group() as group:
+                group.start_soon(caller)
+                assert await anyio.to_thread.run_sync(entered.wait, 30)
+                scope.cancel()
+        assert scope.cancelled_caught and returned == []
+        # The caller is gone; the abandoned thread finishes its call on its own.
+        release.set()
+        assert await anyio.to_thread.run_sync(finished.wait, 30)
+        probe = await anyio.to_thread.run_sync(lambda: (_reads(), provider.stack(), framework_state()))
+        return _reads(), probe
+
+    with registered(provider):
+        caller_sees, (probe_sees, stack, frameworks) = anyio.run(main, backend=backend)
+    assert caller_sees == ("anyio caller", None), "the abandoned worker's write reached the caller"
+    # The probe runs in a copy of the caller's context (anyio's rule): the caller's id, nothing of the child.
+    assert probe_sees == ("anyio caller", None)
+    assert stack == [] and not any(frameworks.values())
+
+
+# -- Quart: the same faults inside a request, through to_thread ----------------------------------------------
+
+
+def _quart_task_that_writes_then_raises(exc: BaseException) -> None:
+    import quart
+
+    quart.g.request_id = "overwritten by the failing task"
+    child_var.set("written by the failing task")
+    raise exc
+
+
+@pytest.mark.quart
+@pytest.mark.parametrize("teardown", [False, True], ids=["default", "teardown-mode"])
+@pytest.mark.parametrize(
+    "exc", [Boom("plain"), Abort("custom BaseException"), SystemExit(3)], ids=lambda e: type(e).__name__
+)
+def test_quart_to_thread_task_raising_leaves_a_clean_worker(teardown: bool, exc: BaseException) -> None:
+    import quart
+
+    from ctxsnap.adapters import quart as ctxsnap_quart
+
+    from ._quart_support import make_quart_app, quart_identity
+
+    app, lifecycle = make_quart_app(teardown=teardown)
+    probe = WorkerProbe()
+
+    async def scenario() -> tuple[dict[str, Any], Any]:
+        asyncio.get_running_loop().set_default_executor(probe.pool)
+        async with app.test_request_context("/", headers={"X-Request-Id": "req-1"}):
+            quart.g.request_id = "req-1"
+            request_id.set("req-1")
+            with pytest.raises(type(exc)) as info:
+                await ctxsnap_quart.to_thread(_quart_task_that_writes_then_raises, exc)
+            assert info.value is exc
+            assert quart.g.request_id == "req-1"
+        probe.assert_clean()
+        async with app.test_request_context("/", headers={"X-Request-Id": "req-2"}):
+            quart.g.request_id = "req-2"
+            request_id.set("req-2")
+            next_task = await ctxsnap_quart.to_thread(lambda: (quart_identity(), _reads()))
+        return next_task, probe.run(threading.get_ident)
+
+    try:
+        (seen, reads), worker_thread = asyncio.run(scenario())
+    finally:
+        probe.close()
+    assert (seen["g"], seen["header"], reads) == ("req-2", "req-2", ("req-2", None))
+    assert seen["thread"] == worker_thread
+    expected = [("teardown_appcontext", type(exc)), ("teardown_appcontext", None)] if teardown else []
+    assert lifecycle.in_thread(worker_thread) == expected
+
+
+@pytest.mark.quart
+def test_quart_cancelled_to_thread_caller_leaves_a_clean_worker() -> None:
+    import quart
+
+    from ctxsnap.adapters import quart as ctxsnap_quart
+
+    from ._quart_support import make_quart_app
+
+    app, lifecycle = make_quart_app(teardown=True)
+    probe = WorkerProbe()
+    release = threading.Event()
+
+    async def scenario() -> tuple[str | None, int]:
+        loop = asyncio.get_running_loop()
+        loop.set_default_executor(probe.pool)
+        entered = asyncio.Event()
+
+        def slow() -> None:
+            quart.g.request_id = "written by the abandoned worker"
+            child_var.set("set in the worker")
+            loop.call_soon_threadsafe(entered.set)
+            release.wait(timeout=30)
+
+        async with app.test_request_context("/"):
+            quart.g.request_id = "parent"
+            task = asyncio.create_task(ctxsnap_quart.to_thread(slow))
+            await asyncio.wait_for(entered.wait(), timeout=30)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            release.set()
+            probe.assert_clean()
+            assert _reads() == (None, None)
+            return quart.g.request_id, probe.run(threading.get_ident)
+
+    try:
+        parent_g, worker_thread = asyncio.run(scenario())
+    finally:
+        probe.close()
+    assert parent_g == "parent"
+    # The abandoned run still tore its own app context down, once, in its own thread.
+    assert lifecycle.in_thread(worker_thread) == [("teardown_appcontext", None)]
