@@ -21,7 +21,7 @@ import os
 import re
 import sys
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from contextvars import ContextVar
 from typing import Any, Final
 
@@ -71,6 +71,9 @@ class Provider(abc.ABC):
       for providers whose ``apply`` returned (in reverse order), never for the one that failed.
     * ``undo(state, token, exc)`` runs after the work, also when the work or a later provider raised. ``exc``
       is the exception the work raised, or ``None``.
+    * ``needs_undo(state)`` (optional) is asked once per capture, for providers with an ``undo``: return
+      ``False`` when this state's ``apply`` leaves nothing to undo, and every run of the snapshot skips the undo
+      step. Without it, ``undo`` always runs.
     * ``owned_vars`` names the ContextVars the provider installs itself. When the provider is excluded from a
       capture, those variables are removed from the carried context too, so that excluding ``"flask"`` really
       leaves Flask's context behind.
@@ -88,11 +91,25 @@ class Provider(abc.ABC):
     def apply(self, state: Any) -> Any:
         """Install ``state`` in the child; return a token for :meth:`undo`."""
 
+    def needs_undo(self, state: Any) -> bool:
+        """Whether runs of a snapshot holding ``state`` need :meth:`undo`. The default: always."""
+        return True
+
     def undo(self, state: Any, token: Any, exc: BaseException | None) -> None:  # noqa: B027 - optional hook
         """Remove what :meth:`apply` installed outside ContextVars. The default does nothing."""
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r}>"
+
+
+def needs_undo_check(provider: Any) -> Callable[[Any], bool] | None:
+    """The provider's ``needs_undo``, or ``None`` when it has none (undo is then always needed)."""
+    check = getattr(provider, "needs_undo", None)
+    if check is None or getattr(check, "__func__", check) is Provider.needs_undo:
+        return None
+    if not callable(check):
+        raise TypeError(f"provider {provider.name!r} has a 'needs_undo' attribute that is not callable")
+    return check  # type: ignore[no-any-return]
 
 
 def _has_own_undo(provider: Any) -> bool:

@@ -55,7 +55,11 @@ class _Plan:
         self.version = version
         self.use_base = CONTEXTVARS in providers
         self.providers = tuple(p for p in providers if p is not CONTEXTVARS)
-        self.undo = frozenset(p.name for p in self.providers if _provider.has_own_undo(p))
+        #: id() of each provider with an undo of its own, with its ``needs_undo`` check (None: always needed).
+        #: Keyed by id: a duck-typed provider need not be hashable.
+        self.undo: dict[int, Callable[[Any], bool] | None] = {
+            id(p): _provider.needs_undo_check(p) for p in self.providers if _provider.has_own_undo(p)
+        }
         self.drop_vars = drop_vars
         self.only_vars = only_vars
 
@@ -167,7 +171,7 @@ class Snapshot:
     _base: Context | None
     _entries: tuple[tuple[Any, Any], ...]
     _sealed: bool
-    _undo: bool
+    _undo: frozenset[int]
 
     def __init__(self, *, include: Selection = None, exclude: Selection = None) -> None:
         # Snapshot(...) is the same as capture(...); capture() itself skips __init__ on its hot path.
@@ -261,13 +265,15 @@ class Snapshot:
 
     def _apply_run_undo(self, fn: Callable[..., R], args: tuple[Any, ...], kwargs: dict[str, Any]) -> R:
         applied: list[tuple[Any, Any, Any]] = []
+        undoing = self._undo
         try:
             for provider, state in self._entries:
                 try:
                     token = provider.apply(state)
                 except Exception as exc:
                     raise ProviderError(provider.name, "apply", exc) from exc
-                applied.append((provider, state, token))
+                if id(provider) in undoing:
+                    applied.append((provider, state, token))
             result = fn(*args, **kwargs)
         except BaseException as exc:
             _undo_all(applied, exc)
@@ -309,7 +315,7 @@ def _fill(snapshot: Snapshot, plan: _Plan) -> Snapshot:
     snapshot._sealed = False
     if not plan.providers:
         snapshot._entries = ()
-        snapshot._undo = False
+        snapshot._undo = _NO_UNDO
         return snapshot
     entries = []
     for provider in plan.providers:
@@ -320,8 +326,19 @@ def _fill(snapshot: Snapshot, plan: _Plan) -> Snapshot:
         if state is not None:
             entries.append((provider, state))
     snapshot._entries = tuple(entries)
-    snapshot._undo = bool(plan.undo) and any(p.name in plan.undo for p, _ in entries)
+    undo = plan.undo
+    if undo:
+        # Decided once per capture rather than per run: a run only pays for the undo step when a provider
+        # has something to undo for this state (Flask's app provider only in teardown mode).
+        snapshot._undo = frozenset(
+            id(p) for p, state in entries if id(p) in undo and ((check := undo[id(p)]) is None or check(state))
+        )
+    else:
+        snapshot._undo = _NO_UNDO
     return snapshot
+
+
+_NO_UNDO: Final[frozenset[int]] = frozenset()
 
 
 def _raise_sealed(method: str) -> NoReturn:

@@ -227,6 +227,10 @@ def _pop_child(fork: Any, inherited: dict[str, Any], exc: BaseException | None) 
 class _AppProvider(Provider):
     name = "flask.app"
 
+    def needs_undo(self, state: Any) -> bool:
+        # Only teardown mode pushes something to pop; every other run skips the undo step altogether.
+        return bool(state[0] == _TEARDOWN)
+
     def undo(self, state: Any, token: Any, exc: BaseException | None) -> None:
         if token is not None:
             _pop_child(token, state[2], exc)

@@ -208,6 +208,10 @@ class AppContextProvider(Provider):
         _send(quart.signals.appcontext_pushed, fork.app)
         return fork
 
+    def needs_undo(self, state: tuple[str, Any, dict[str, Any]]) -> bool:
+        # Only teardown mode has teardown functions to run; every other run skips the undo step altogether.
+        return state[0] is _TEARDOWN
+
     def undo(self, state: tuple[str, Any, dict[str, Any]], token: Any, exc: BaseException | None) -> None:
         if token is None:
             return
