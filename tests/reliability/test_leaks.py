@@ -244,3 +244,43 @@ def test_memory_is_flat_across_100_000_tasks_from_flask_requests() -> None:
         assert_memory_flat(run_tasks)
     finally:
         pool.shutdown(wait=True)
+
+
+# -- Quart: the request and its g, through to_thread ----------------------------------------------------------
+
+
+@pytest.mark.quart
+@pytest.mark.parametrize("teardown", [False, True], ids=["default", "teardown-mode"])
+def test_quart_request_and_g_are_collected_after_to_thread_tasks(teardown: bool) -> None:
+    import quart
+
+    from ctxsnap.adapters import quart as ctxsnap_quart
+
+    from ._quart_support import make_quart_app
+
+    app, _ = make_quart_app(teardown=teardown)
+
+    def task() -> object:
+        quart.g.written_by_worker = Marker()
+        return quart.g.request_marker
+
+    async def scenario() -> tuple[bool, bool, bool, bool]:
+        async with app.test_request_context("/leaks"):
+            request_ref = weakref.ref(quart.request._get_current_object())  # type: ignore[attr-defined]
+            g_ref = weakref.ref(quart.g._get_current_object())  # type: ignore[attr-defined]
+            marker = Marker()
+            marker_ref = weakref.ref(marker)
+            quart.g.request_marker = marker
+            del marker
+            results = await asyncio.gather(*(ctxsnap_quart.to_thread(task) for _ in range(10)))
+            assert all(r is marker_ref() for r in results)
+            del results
+        # Checked while the loop's worker threads are still alive and idle.
+        idle_worker_has_context = await asyncio.to_thread(quart.has_app_context)
+        return _collected(request_ref), _collected(g_ref), _collected(marker_ref), idle_worker_has_context
+
+    request_gone, g_gone, marker_gone, idle_worker_has_context = asyncio.run(scenario())
+    assert request_gone, "the request object is still alive after its tasks finished"
+    assert g_gone, "the request's g is still alive after its tasks finished"
+    assert marker_gone, "a value of g is still alive after its tasks finished"
+    assert not idle_worker_has_context

@@ -7,12 +7,14 @@ not in the worker, not in the request, not in a sibling.
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
 import contextvars
 import threading
 from typing import Any
 
 import flask
+import pytest
 
 import ctxsnap
 
@@ -125,3 +127,40 @@ def test_g_is_a_shallow_copy_so_a_mutable_value_in_g_is_shared() -> None:
             pool.submit(child).result(timeout=30)
         assert flask.g.items == ["from the request", "appended by the worker"]
         assert flask.g.name == "request"
+
+
+@pytest.mark.quart
+def test_quart_to_thread_worker_fans_out_further_with_its_own_view() -> None:
+    import quart
+
+    from ctxsnap.adapters import quart as ctxsnap_quart
+
+    from ._quart_support import make_quart_app
+
+    app, _ = make_quart_app()
+
+    def grandchild(i: int) -> dict[str, Any]:
+        seen = {"g": dict(vars(quart.g)), "vars": _vars(), "path": quart.request.path}
+        quart.g.level = f"grandchild {i}"
+        first.set(f"grandchild {i}")
+        return seen
+
+    def child() -> dict[str, Any]:
+        quart.g.level = "child"
+        second.set("child")
+        with ctxsnap.ThreadPoolExecutor(max_workers=FANOUT) as pool:
+            grandchildren = [f.result(timeout=30) for f in [pool.submit(grandchild, i) for i in range(FANOUT)]]
+        return {"grandchildren": grandchildren, "after": (dict(vars(quart.g)), _vars())}
+
+    async def scenario() -> tuple[dict[str, Any], dict[str, Any], tuple[Any, ...]]:
+        async with app.test_request_context("/reports/9"):
+            quart.g.level = "request"
+            first.set("request")
+            result = await ctxsnap_quart.to_thread(child)
+            return result, dict(vars(quart.g)), _vars()
+
+    result, request_g, request_vars = asyncio.run(scenario())
+    expected = {"g": {"level": "child"}, "vars": ("request", "child", None), "path": "/reports/9"}
+    assert result["grandchildren"] == [expected] * FANOUT
+    assert result["after"] == ({"level": "child"}, ("request", "child", None))
+    assert request_g == {"level": "request"} and request_vars == ("request", None, None)

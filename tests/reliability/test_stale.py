@@ -8,6 +8,7 @@ name; the second must never happen. Both are checked here, with many requests in
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
 import contextvars
 import threading
@@ -124,3 +125,33 @@ def test_late_child_sees_its_own_request_after_it_ended_and_nothing_newer() -> N
             release.set()
             assert future.result(timeout=30)["g"] == "A"
             assert future.result(timeout=30)["header"] == "A"
+
+
+@pytest.mark.quart
+def test_quart_kept_snapshot_never_leaks_into_a_later_request() -> None:
+    import quart
+
+    from ctxsnap.adapters import quart as ctxsnap_quart
+
+    from ._quart_support import make_quart_app, quart_identity
+
+    app, _ = make_quart_app()
+
+    async def scenario() -> None:
+        async with app.test_request_context("/", headers={"X-Request-Id": "A"}):
+            quart.g.request_id = "A"
+            kept = ctxsnap.capture()
+            with ctxsnap.capture() as sealed:
+                pass
+            assert (await ctxsnap_quart.to_thread(quart_identity))["g"] == "A"
+        for name in [f"B{i}" for i in range(10)]:
+            async with app.test_request_context("/", headers={"X-Request-Id": name}):
+                quart.g.request_id = name
+                seen = await asyncio.gather(*(ctxsnap_quart.to_thread(quart_identity) for _ in range(4)))
+                assert all((s["g"], s["header"]) == (name, name) for s in seen), seen
+                with pytest.raises(ctxsnap.SnapshotClosedError):
+                    sealed.run(quart_identity)
+                # Only running the kept snapshot by name shows A, and then exactly A.
+                assert (await asyncio.to_thread(kept.run, quart_identity))["g"] == "A"
+
+    asyncio.run(scenario())
