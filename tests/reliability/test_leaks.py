@@ -8,6 +8,7 @@ tests watch objects through weak references and the heap through ``tracemalloc``
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextvars
 import gc
 import tracemalloc
@@ -47,6 +48,16 @@ def _collected(ref: weakref.ref[Any]) -> bool:
     return ref() is None
 
 
+def _let_the_worker_move_on(pool: Any) -> None:
+    """Make a one-worker pool's thread drop its reference to the last task it ran.
+
+    A pool worker hands over the result (waking the caller) a moment *before* it deletes its reference to the
+    task, and the task holds the snapshot. One more task through the same single worker means that moment has
+    passed. Without this the weak-reference checks below would race with the worker, and fail under load.
+    """
+    pool.submit(int).result(timeout=30)
+
+
 def _in_own_context(fn: Callable[[], Any]) -> Any:
     """Run ``fn`` in a throw-away copy of the context, so only what ``fn`` hands out can keep its values alive."""
     return contextvars.copy_context().run(fn)
@@ -60,15 +71,15 @@ def test_snapshot_and_its_values_are_collected_once_wrapped_callables_are_droppe
         return snap.wrap(_read_payload), weakref.ref(marker), weakref.ref(snap)
 
     task, marker_ref, snap_ref = _in_own_context(scenario)
-    with ctxsnap.ThreadPoolExecutor(max_workers=2) as pool:
+    with ctxsnap.ThreadPoolExecutor(max_workers=1) as pool:
         assert all(f.result(timeout=30) is marker_ref() for f in [pool.submit(task) for _ in range(50)])
         # While a wrapped callable is alive its values must be too: a late child still sees its snapshot.
         assert not _collected(marker_ref)
         del task
+        # The worker, alive and idle, sees nothing of it; and having run this, it has let go of the last task.
+        assert pool.submit(_read_payload).result(timeout=30) is None
         assert _collected(snap_ref), "the snapshot outlived the last callable wrapped from it"
         assert _collected(marker_ref), "a ContextVar value outlived the last callable that carried it"
-        # The pool's worker threads are still alive and idle: they hold nothing either.
-        assert pool.submit(_read_payload).result(timeout=30) is None
 
 
 def test_thread_objects_kept_after_join_hold_no_snapshot() -> None:
@@ -97,8 +108,9 @@ def test_executor_submissions_hold_nothing_after_their_futures_are_dropped() -> 
 
     from concurrent.futures import ThreadPoolExecutor
 
-    with ctxsnap.ContextExecutor(ThreadPoolExecutor(max_workers=3)) as pool:
+    with ctxsnap.ContextExecutor(ThreadPoolExecutor(max_workers=1)) as pool:
         marker_ref = contextvars.copy_context().run(scenario, pool)
+        _let_the_worker_move_on(pool)
         assert _collected(marker_ref)
 
 
@@ -190,7 +202,7 @@ def _flask_task() -> tuple[object, str]:
 @pytest.mark.parametrize("how", ["wrap", "executor", "thread", "teardown-mode", "copy_current_request_context"])
 def test_flask_request_and_g_are_collected_after_the_tasks_finish(how: str) -> None:
     app, _ = make_app(teardown=how == "teardown-mode")
-    pool = ctxsnap.ThreadPoolExecutor(max_workers=2)
+    pool = ctxsnap.ThreadPoolExecutor(max_workers=1)
     with app.test_request_context("/leaks"):
         request_ref = weakref.ref(flask.request._get_current_object())  # type: ignore[attr-defined]
         g_ref = weakref.ref(flask.g._get_current_object())  # type: ignore[attr-defined]
@@ -218,11 +230,11 @@ def test_flask_request_and_g_are_collected_after_the_tasks_finish(how: str) -> N
         assert results and all(r == (marker_ref(), "/leaks") for r in results)
         del results
     try:
+        # The worker, still alive and idle, holds no Flask context (and has let go of the last task).
+        assert pool.submit(flask.has_app_context).result(timeout=30) is False
         assert _collected(request_ref), "the request object is still alive after its tasks finished"
         assert _collected(g_ref), "the request's g is still alive after its tasks finished"
         assert _collected(marker_ref), "a value of g is still alive after its tasks finished"
-        # The workers, still alive and idle, hold no Flask context.
-        assert pool.submit(flask.has_app_context).result(timeout=30) is False
     finally:
         pool.shutdown(wait=True)
 
@@ -265,6 +277,8 @@ def test_quart_request_and_g_are_collected_after_to_thread_tasks(teardown: bool)
         return quart.g.request_marker
 
     async def scenario() -> tuple[bool, bool, bool, bool]:
+        # One worker thread, so that one more call through it proves it let go of the tasks before.
+        asyncio.get_running_loop().set_default_executor(concurrent.futures.ThreadPoolExecutor(max_workers=1))
         async with app.test_request_context("/leaks"):
             request_ref = weakref.ref(quart.request._get_current_object())  # type: ignore[attr-defined]
             g_ref = weakref.ref(quart.g._get_current_object())  # type: ignore[attr-defined]
@@ -275,8 +289,8 @@ def test_quart_request_and_g_are_collected_after_to_thread_tasks(teardown: bool)
             results = await asyncio.gather(*(ctxsnap_quart.to_thread(task) for _ in range(10)))
             assert all(r is marker_ref() for r in results)
             del results
-        # Checked while the loop's worker threads are still alive and idle.
-        idle_worker_has_context = await asyncio.to_thread(quart.has_app_context)
+        # Checked while the loop's worker thread is still alive and idle.
+        idle_worker_has_context = await asyncio.get_running_loop().run_in_executor(None, quart.has_app_context)
         return _collected(request_ref), _collected(g_ref), _collected(marker_ref), idle_worker_has_context
 
     request_gone, g_gone, marker_gone, idle_worker_has_context = asyncio.run(scenario())
