@@ -35,9 +35,9 @@ class LoadResult:
     #: Distinct worker threads that answered: proof the shared pool's threads were reused across requests.
     worker_threads: set[int] = field(default_factory=set)
 
-    def summary(self, label: str) -> str:
+    def summary(self, label: str, unit: str = "requests") -> str:
         return (
-            f"isolation {label}: {self.requests} requests, {self.reports} worker reports, "
+            f"isolation {label}: {self.requests} {unit}, {self.reports} worker reports, "
             f"{self.mismatches} mismatches, {self.errors} errors, {len(self.worker_threads)} worker threads, "
             f"{self.seconds:.1f} s"
         )

@@ -142,7 +142,8 @@ CORE_CASES = [
          TypeError, "cannot be pickled", "send the plain values you need"),
     Case("include-unknown-name", 'capture(include=["flsk"])', lambda: ctxsnap.capture(include=["flsk"]),
          ValueError, "unknown provider 'flsk'", "registered providers are"),
-    Case("exclude-unknown-name", 'capture(exclude=["contextvar"])', lambda: ctxsnap.capture(exclude=["contextvar"]),
+    Case("exclude-unknown-name", 'capture(exclude=["contextvar"])',
+         lambda: ctxsnap.capture(exclude=["contextvar"]),
          ValueError, "unknown provider 'contextvar'", "registered providers are"),
     Case("include-not-iterable", "capture(include=42)", lambda: ctxsnap.capture(include=42),
          TypeError, "got int", "provider names and/or ContextVar objects"),
@@ -246,7 +247,8 @@ FLASK_CASES = [
     Case("flask-config-changed-after-init", 'app.config["CTXSNAP_G"] = "deep" after CtxSnap(app), then capture()',
          _flask_config_changed_after_init,
          ctxsnap.ProviderError, "'flask.app' failed during capture", "must be 'copy' (the default) or 'share'"),
-    Case("flask-capture-g", 'ctxsnap.adapters.flask.capture(g="deep")', lambda: ctxsnap_flask.capture(g="deep"),  # type: ignore[arg-type]
+    Case("flask-capture-g", 'ctxsnap.adapters.flask.capture(g="deep")',
+         lambda: ctxsnap_flask.capture(g="deep"),  # type: ignore[arg-type]
          ValueError, "got 'deep'", "must be 'copy' (the default) or 'share'"),
     Case("flask-capture-teardown", "ctxsnap.adapters.flask.capture(teardown=1)",
          lambda: ctxsnap_flask.capture(teardown=1),  # type: ignore[arg-type]
@@ -326,7 +328,8 @@ QUART_CASES = [
     Case("quart-to-thread-under-trio", "await ctxsnap.adapters.quart.to_thread(fn) under trio",
          lambda: _quart_to_thread(_fn, under="trio"),
          RuntimeError, "needs a running asyncio event loop", "use ctxsnap.adapters.anyio.run_sync"),
-    Case("quart-to-thread-non-callable", "await ctxsnap.adapters.quart.to_thread(42)", lambda: _quart_to_thread(42),
+    Case("quart-to-thread-non-callable", "await ctxsnap.adapters.quart.to_thread(42)",
+         lambda: _quart_to_thread(42),
          TypeError, "expects a callable, got int", "pass the function itself"),
     Case("quart-to-thread-async-function", "await ctxsnap.adapters.quart.to_thread(async_fn)",
          lambda: _quart_to_thread(_async_fn),
@@ -389,7 +392,8 @@ def test_docs_table_lists_every_case() -> None:
     expected = [table_row(case) for case in ALL_CASES]
     assert rows == expected, (
         "the error table in docs/reliability.md is out of step with the cases; regenerate its rows with "
-        "python -c 'from reliability.test_bad_input import print_table; print_table()' (run in tests/)"
+        "cd tests && ../.venvs/flask-3.1-quart-0.22/bin/python -c "
+        "'from reliability.test_bad_input import print_table; print_table()'"
     )
 
 

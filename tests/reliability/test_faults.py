@@ -102,6 +102,22 @@ def test_provider_failing_in_apply_undoes_what_ran_before_it(worker: WorkerProbe
     worker.assert_clean()
 
 
+def test_provider_raising_a_base_exception_in_apply_propagates_it_unwrapped(worker: WorkerProbe) -> None:
+    """Only ``Exception`` becomes ProviderError; a BaseException (an interrupt, an exit) passes as it is."""
+
+    class AbortsInApply(RaisesIn):
+        def apply(self, state: object) -> None:
+            raise Abort("stop now")
+
+    earlier = ThreadStackProvider("test.earlier")
+    with registered(earlier, AbortsInApply("test.aborts", "none")):
+        task = ctxsnap.wrap(_reads)
+    with pytest.raises(Abort, match="stop now"):
+        worker.run(task)
+    assert worker.run(earlier.stack) == [], "the provider applied before the aborting one was not undone"
+    worker.assert_clean()
+
+
 @pytest.mark.parametrize("task_raises", [False, True], ids=["task-returns", "task-raises"])
 def test_provider_failing_in_undo_still_lets_every_other_undo_run(worker: WorkerProbe, task_raises: bool) -> None:
     outer = ThreadStackProvider("test.outer")
@@ -363,7 +379,8 @@ def test_provider_failing_in_capture_leaves_the_request_as_it_was() -> None:
         assert flask.g._get_current_object() is g_before  # type: ignore[attr-defined]
         assert vars(flask.g) == {"request_id": "parent"}
         assert flask.has_request_context()
-    assert lifecycle.in_thread(threading.get_ident()) == [("teardown_request", None), ("teardown_appcontext", None)]
+    own_teardown = [("teardown_request", None), ("teardown_appcontext", None)]
+    assert lifecycle.in_thread(threading.get_ident()) == own_teardown
 
 
 def test_flask_shutdown_with_cancel_futures_runs_nothing_and_releases_the_request() -> None:

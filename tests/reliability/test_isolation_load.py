@@ -81,7 +81,7 @@ def test_quart_example_under_hypercorn_keeps_every_request_to_itself() -> None:
 def test_quart_websockets_keep_every_message_to_itself() -> None:
     connections, messages = 8, 50
     result = _quart_websocket_run(connections, messages, DEFAULT_DEADLINE)
-    print(result.summary("quart websocket"))
+    print(result.summary("quart websocket", "messages"))
     assert_isolated(result, connections * messages)
 
 
@@ -107,5 +107,5 @@ def test_quart_stress() -> None:
 def test_quart_websocket_stress() -> None:
     connections, messages = 16, 1_000
     result = _quart_websocket_run(connections, messages, STRESS_DEADLINE)
-    print("\n" + result.summary("quart websocket (stress)"))
+    print("\n" + result.summary("quart websocket (stress)", "messages"))
     assert_isolated(result, connections * messages)

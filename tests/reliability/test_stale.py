@@ -92,7 +92,8 @@ def test_a_kept_snapshot_never_leaks_into_later_requests_on_a_shared_pool() -> N
             with app.test_request_context("/", headers={"X-Request-Id": name}):
                 flask.g.request_id = name
                 request_id.set(name)
-                seen: list[dict[str, Any]] = [f.result(timeout=30) for f in [pool.submit(identity) for _ in range(4)]]
+                futures = [pool.submit(identity) for _ in range(4)]
+                seen: list[dict[str, Any]] = [f.result(timeout=30) for f in futures]
                 seen += list(pool.map(lambda _: identity(), range(4)))
                 seen.append(ctxsnap.wrap(identity)())
                 from_thread: list[dict[str, Any]] = []
@@ -117,7 +118,8 @@ def test_late_child_sees_its_own_request_after_it_ended_and_nothing_newer() -> N
     with app.test_request_context("/", headers={"X-Request-Id": "A"}):
         flask.g.request_id = "A"
         late = ctxsnap.wrap(lambda: (release.wait(timeout=30), identity())[1])
-    assert [h for h, _ in lifecycle.in_thread(threading.get_ident())] == ["teardown_request", "teardown_appcontext"]
+    request_thread_handlers = [handler for handler, _ in lifecycle.in_thread(threading.get_ident())]
+    assert request_thread_handlers == ["teardown_request", "teardown_appcontext"]
     with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
         future = pool.submit(late)
         with app.test_request_context("/", headers={"X-Request-Id": "B"}):
