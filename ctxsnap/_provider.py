@@ -136,9 +136,10 @@ def _validate(provider: object) -> None:
             f"provider {name!r} lacks the method(s) {', '.join(missing)}; subclass ctxsnap.Provider and "
             "implement capture() and apply(state)"
         )
-    undo = getattr(provider, "undo", None)
-    if undo is not None and not callable(undo):
-        raise TypeError(f"provider {name!r} has an 'undo' attribute that is not callable")
+    for optional in ("undo", "needs_undo"):
+        method = getattr(provider, optional, None)
+        if method is not None and not callable(method):
+            raise TypeError(f"provider {name!r} has an {optional!r} attribute that is not callable")
     owned = getattr(provider, "owned_vars", ())
     if not isinstance(owned, tuple) or not all(isinstance(v, ContextVar) for v in owned):
         raise TypeError(f"provider {name!r}: 'owned_vars' must be a tuple of ContextVar objects, got {owned!r}")

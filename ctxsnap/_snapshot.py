@@ -330,9 +330,18 @@ def _fill(snapshot: Snapshot, plan: _Plan) -> Snapshot:
     if undo:
         # Decided once per capture rather than per run: a run only pays for the undo step when a provider
         # has something to undo for this state (Flask's app provider only in teardown mode).
-        snapshot._undo = frozenset(
-            id(p) for p, state in entries if id(p) in undo and ((check := undo[id(p)]) is None or check(state))
-        )
+        undoing = set()
+        for provider, state in entries:
+            if id(provider) not in undo:
+                continue
+            check = undo[id(provider)]
+            try:
+                needed = check is None or check(state)
+            except Exception as exc:  # part of capturing: it names the provider like a failing capture()
+                raise ProviderError(provider.name, "capture", exc) from exc
+            if needed:
+                undoing.add(id(provider))
+        snapshot._undo = frozenset(undoing)
     else:
         snapshot._undo = _NO_UNDO
     return snapshot

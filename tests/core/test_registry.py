@@ -146,11 +146,13 @@ class AbstractOnly(ctxsnap.Provider):
         (NoApply(), r"lacks the method\(s\) apply; subclass ctxsnap.Provider"),
         (SimpleNamespace(name="test.reg.x"), r"lacks the method\(s\) capture, apply"),
         (SimpleNamespace(name="test.reg.x", capture=print, apply=print, undo="no"), "'undo' .* not callable"),
+        (SimpleNamespace(name="test.reg.x", capture=print, apply=print, needs_undo=True),
+         "'needs_undo' attribute that is not callable"),
         (SimpleNamespace(name="test.reg.x", capture=print, apply=print, owned_vars=[work]),
          "'owned_vars' must be a tuple of ContextVar objects"),
     ],
     ids=["class", "no-name", "empty-name", "space", "trailing-dot", "int-name", "no-apply", "no-methods",
-         "undo-not-callable", "owned-vars-list"],
+         "undo-not-callable", "needs-undo-not-callable", "owned-vars-list"],
 )
 def test_malformed_providers_are_refused_and_leave_the_registry_unchanged(provider: Any, message: str) -> None:
     before = ctxsnap.providers()
@@ -227,6 +229,43 @@ def test_undo_receives_the_task_exception(registered: Register) -> None:
     assert info.value is error
     (undo,) = [detail for _, step, detail in journal if step == "undo"]
     assert undo[2] is error
+
+
+class Conditional(Recorder):
+    """Only states marked "needs undo" leave something behind; ``needs_undo`` tells the snapshot so."""
+
+    def __init__(self, name: str, journal: list[tuple[str, str, Any]], state: str) -> None:
+        super().__init__(name, journal)
+        self.state = state
+
+    def capture(self) -> str:
+        return self.state
+
+    def needs_undo(self, state: str) -> bool:
+        if state == "broken":
+            raise ValueError("cannot tell")
+        return state == "needs undo"
+
+
+@pytest.mark.parametrize("state, undone", [("needs undo", True), ("nothing to undo", False)])
+def test_needs_undo_decides_per_capture_whether_runs_call_undo(
+    registered: Register, state: str, undone: bool
+) -> None:
+    journal: list[tuple[str, str, Any]] = []
+    registered(Conditional("test.reg.conditional", journal, state))
+    snap = ctxsnap.capture()
+    for _ in range(2):
+        snap.run(lambda: None)
+    assert phases(journal, "apply") == ["test.reg.conditional"] * 2
+    assert phases(journal, "undo") == (["test.reg.conditional"] * 2 if undone else [])
+
+
+def test_needs_undo_failing_is_a_capture_failure_of_that_provider(registered: Register) -> None:
+    registered(Conditional("test.reg.conditional", [], "broken"))
+    with pytest.raises(ctxsnap.ProviderError) as info:
+        ctxsnap.capture()
+    assert (info.value.provider, info.value.phase) == ("test.reg.conditional", "capture")
+    assert isinstance(info.value.__cause__, ValueError)
 
 
 def test_capture_failure_names_the_provider_and_the_way_out(registered: Register) -> None:
