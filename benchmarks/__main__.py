@@ -85,7 +85,10 @@ def write_results(
 ) -> Path:
     """Write results.md, results.json and the plots into ``out``; return the Markdown file."""
     out.mkdir(parents=True, exist_ok=True)
-    machine = machine or machine_info()
+    machine = dict(machine or machine_info())
+    if hasattr(os, "getloadavg"):
+        # With the start value, this brackets how busy the shared machine was while the numbers were taken.
+        machine["load average at end"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
     render_plots(results, out)
     markdown = out / "results.md"
     markdown.write_text(render_markdown(results, machine, quick=quick))
@@ -107,7 +110,8 @@ def refresh_docs(results: list[dict[str, Any]], machine: dict[str, Any], page: P
     body = [
         "",
         f"From the committed run of {machine['date']} ({machine['cpu']}, {machine['cpus']} CPUs, Python "
-        f"{machine['python']}, load average at start {machine['load average at start']}); every table and plot "
+        f"{machine['python']}, load average {machine['load average at start']} at start and "
+        f"{machine.get('load average at end', 'unknown')} at the end); every table and plot "
         "is in [benchmarks/results/results.md](../benchmarks/results/results.md).",
         "",
         *targets_markdown(results),
@@ -152,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
         results.append(result)
     markdown = write_results(results, out, quick=args.quick, machine=machine)
     if out.resolve() == RESULTS and not args.quick and args.only is None:
-        if refresh_docs(results, machine):
+        if refresh_docs(results, json.loads((out / "results.json").read_text())["machine"]):
             print(f"[bench] refreshed the current results in {DOCS_PAGE}")
     print(f"[bench] {len(results)} scenario(s) in {time.monotonic() - started:.0f} s; wrote {markdown}")
     for result in results:

@@ -103,11 +103,6 @@ def _hot_path(settings: Settings, pinning: str) -> dict[str, Any]:
     values = g_values(app_context)
     scratch = copy_context()
 
-    def without_undo_path() -> Any:
-        fresh = ctxsnap.capture()
-        fresh._undo = False
-        return fresh._run(task, (), {})
-
     pieces = compare(
         [
             Alternative("floor: copy_context().run(task)", sync_batch(lambda: copy_context().run(task))),
@@ -115,7 +110,7 @@ def _hot_path(settings: Settings, pinning: str) -> dict[str, Any]:
             Alternative("ctxsnap.capture().run(task)", sync_batch(lambda: ctxsnap.capture().run(task))),
             Alternative("ctxsnap.capture()", sync_batch(ctxsnap.capture)),
             Alternative("  flask.app provider capture()", sync_batch(app_provider.capture)),
-            Alternative("    g_values(): dict(vars(g))", sync_batch(lambda: g_values(app_context))),
+            Alternative("    g_values() (copy of g's attributes)", sync_batch(lambda: g_values(app_context))),
             Alternative("    what-if: vars(g).copy()", sync_batch(lambda: vars(app_context.g).copy())),
             Alternative("snapshot wrapped() (apply + run)", sync_batch(wrapped)),
             Alternative("  flask.app provider apply()",
@@ -123,8 +118,6 @@ def _hot_path(settings: Settings, pinning: str) -> dict[str, Any]:
             Alternative("    fork_app_context()", sync_batch(lambda: fork_app_context(app_context, values))),
             Alternative("    what-if: fork from a template made at capture",
                         sync_batch(_what_if_fork_from_template(app_context, values))),
-            Alternative("what-if: capture + run, undo path skipped (copy mode undoes nothing)",
-                        sync_batch(without_undo_path)),
             Alternative("what-if: minimal hand-written equivalent", sync_batch(_what_if_minimal(task)),
                         note="fork + private g + two ContextVar sets, nothing else"),
             Alternative("snapshot.wrap(task) (build the wrapper)", sync_batch(lambda: snapshot.wrap(task))),
