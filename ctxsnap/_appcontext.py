@@ -6,6 +6,7 @@ and Quart providers install a fork instead: the same object in every respect (ap
 next Flask the merged request state), except for a private ``g`` and private push bookkeeping.
 
 This module knows no framework; it works on any object with a ``g`` attribute and an instance ``__dict__``.
+A fork is made for every run of a snapshot, so both functions stay on the plainest, fastest operations.
 """
 
 from __future__ import annotations
@@ -16,24 +17,29 @@ __all__ = ["fork_app_context", "g_values"]
 
 #: Per-push bookkeeping that must not be shared with the parent: Flask >= 2.2 and Quart keep the ContextVar
 #: tokens of their pushes in ``_cv_tokens``; a fork that shared the list could pop the parent's token.
-_PUSH_STATE: Final = ("_cv_tokens",)
+_PUSH_STATE: Final = "_cv_tokens"
+
+_new: Final = object.__new__
 
 
 def g_values(app_context: Any) -> dict[str, Any]:
     """A shallow copy of the attributes in the context's ``g``, taken at capture."""
-    return dict(vars(app_context.g))
+    values: dict[str, Any] = app_context.g.__dict__.copy()
+    return values
 
 
 def fork_app_context(app_context: Any, values: dict[str, Any]) -> Any:
     """A copy of ``app_context`` whose ``g`` is a new namespace holding ``values`` (shallowly copied)."""
-    fork = object.__new__(type(app_context))
-    state = vars(fork)
-    state.update(vars(app_context))
-    parent_g = app_context.g
-    g = object.__new__(type(parent_g))
-    vars(g).update(values)
+    state = app_context.__dict__.copy()
+    g = _new(state["g"].__class__)
+    # update(), not assignment: Flask's and Quart's g classes define __setattr__, which would store an
+    # assigned __dict__ as an attribute named "__dict__".
+    g.__dict__.update(values)
     state["g"] = g
-    for name in _PUSH_STATE:
-        if name in state:
-            state[name] = []
+    if _PUSH_STATE in state:
+        state[_PUSH_STATE] = []
+    fork = _new(app_context.__class__)
+    # Assignment is safe here: Flask's and Quart's app-context classes keep the default __setattr__ (checked
+    # in every matrix cell by the adapters' tests, which read every attribute through the fork).
+    fork.__dict__ = state
     return fork

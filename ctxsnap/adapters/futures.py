@@ -22,6 +22,7 @@ from .._snapshot import (
     capture,
     check_callable,
     is_wrapped,
+    runner,
     wrap_checked,
 )
 
@@ -29,6 +30,17 @@ __all__ = ["ContextExecutor", "ThreadPoolExecutor"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
+
+
+def _submit(
+    submit: Callable[..., Future[Any]], fn: Callable[..., R], args: tuple[Any, ...], kwargs: dict[str, Any],
+    take_snapshot: Callable[[], Snapshot],
+) -> Future[R]:
+    if is_wrapped(fn):
+        return submit(fn, *args, **kwargs)
+    check_callable("submit", fn)
+    # The worker calls the snapshot's run with the task and its arguments: no wrapper function per task.
+    return submit(runner(take_snapshot()), fn, args, kwargs)
 
 
 def _bind(method: str, fn: Callable[P, R], take_snapshot: Callable[[], Snapshot]) -> Callable[P, R]:
@@ -73,7 +85,7 @@ class ContextExecutor(Executor):
         return self._executor
 
     def submit(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> Future[R]:
-        return self._executor.submit(_bind("submit", fn, self._capture), *args, **kwargs)
+        return _submit(self._executor.submit, fn, args, kwargs, self._capture)
 
     def map(
         self, fn: Callable[..., R], *iterables: Iterable[Any], timeout: float | None = None, chunksize: int = 1
@@ -93,7 +105,7 @@ class ThreadPoolExecutor(concurrent.futures.ThreadPoolExecutor):
     """Drop-in :class:`concurrent.futures.ThreadPoolExecutor` whose tasks run in the submitter's context."""
 
     def submit(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> Future[R]:
-        return super().submit(_bind("submit", fn, capture), *args, **kwargs)
+        return _submit(super().submit, fn, args, kwargs, capture)
 
     def map(
         self, fn: Callable[..., R], *iterables: Iterable[Any], timeout: float | None = None, chunksize: int = 1
