@@ -135,6 +135,11 @@ def _plan_for(include: Selection, exclude: Selection) -> _Plan:
 def _split_selection(argument: str, value: Selection) -> tuple[list[str], list[ContextVar[Any]]]:
     if value is None:
         return [], []
+    if isinstance(value, (bytes, bytearray)):
+        raise TypeError(
+            f"{argument}= takes provider names as str, got {type(value).__name__} {value!r}; decode it first, "
+            f"for example {argument}=[{value.decode(errors='replace')!r}]"
+        )
     items: Iterable[Any] = (value,) if isinstance(value, (str, ContextVar)) else value
     try:
         items = list(items)
@@ -283,15 +288,24 @@ class Snapshot:
 
 
 def _undo_all(applied: list[tuple[Any, Any, Any]], exc: BaseException | None) -> None:
-    """Undo in reverse order; every provider gets its undo even if an earlier one fails."""
+    """Undo in reverse order; every provider gets its undo even if an earlier one fails.
+
+    A ``BaseException`` from an undo (``SystemExit`` from a teardown function, ``KeyboardInterrupt``) still lets
+    the remaining undos run, and is re-raised after them: it must not leave a pushed context behind.
+    """
     failure: ProviderError | None = None
+    interrupt: BaseException | None = None
     for provider, state, token in reversed(applied):
         undo = getattr(provider, "undo", None)
         if undo is None:
             continue
         try:
             undo(state, token, exc)
-        except Exception as undo_exc:
+        except BaseException as undo_exc:
+            if not isinstance(undo_exc, Exception):
+                if interrupt is None:
+                    interrupt = undo_exc
+                continue
             error = ProviderError(provider.name, "undo", undo_exc)
             error.__cause__ = undo_exc
             if exc is not None:
@@ -299,6 +313,8 @@ def _undo_all(applied: list[tuple[Any, Any, Any]], exc: BaseException | None) ->
                 exc.add_note(str(error))
             elif failure is None:
                 failure = error
+    if interrupt is not None:
+        raise interrupt
     if failure is not None:
         raise failure
 

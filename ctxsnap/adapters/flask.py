@@ -386,10 +386,13 @@ class CtxSnap:
             self.init_app(app)
 
     def init_app(self, app: flask.Flask) -> None:
-        if not isinstance(getattr(app, "extensions", None), dict) or not hasattr(app, "config"):
+        if not isinstance(app, flask.Flask):
+            # A Quart app has extensions and config too, but its contexts live in Quart's own ContextVars: this
+            # extension's settings would silently apply to nothing.
             raise TypeError(
-                f"CtxSnap.init_app() takes a Flask application, got {type(app).__name__}; pass the app object "
-                "(or call it from your application factory)"
+                f"CtxSnap.init_app() takes a flask.Flask application, got {type(app).__name__}; pass the app "
+                "object (or call it from your application factory); for a Quart app use "
+                "ctxsnap.adapters.quart.CtxSnap"
             )
         _refuse_per_thread("CtxSnap cannot carry this app's contexts to other threads")
         app.config.setdefault(CONFIG_G, "copy")

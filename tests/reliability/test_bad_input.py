@@ -145,6 +145,8 @@ CORE_CASES = [
     Case("exclude-unknown-name", 'capture(exclude=["contextvar"])',
          lambda: ctxsnap.capture(exclude=["contextvar"]),
          ValueError, "unknown provider 'contextvar'", "registered providers are"),
+    Case("include-bytes", 'capture(include=b"flask")', lambda: ctxsnap.capture(include=b"flask"),
+         TypeError, "provider names as str, got bytes", "decode it first"),
     Case("include-not-iterable", "capture(include=42)", lambda: ctxsnap.capture(include=42),
          TypeError, "got int", "provider names and/or ContextVar objects"),
     Case("exclude-bad-entry", 'capture(exclude=["contextvars", 3.5])',
@@ -315,6 +317,12 @@ def _quart_capture(**policy: object) -> object:
     return ctxsnap_quart.capture(**policy)  # type: ignore[arg-type]
 
 
+def _flask_extension_on_a_quart_app() -> None:
+    import quart
+
+    ctxsnap_flask.CtxSnap(quart.Quart("bad_input"))  # type: ignore[arg-type]
+
+
 def _quart_extension_on_a_flask_app() -> None:
     from ctxsnap.adapters import quart as ctxsnap_quart
 
@@ -337,6 +345,9 @@ QUART_CASES = [
     Case("quart-extension-on-flask-app", "ctxsnap.adapters.quart.CtxSnap(flask_app)",
          _quart_extension_on_a_flask_app,
          TypeError, "takes a quart.Quart application, got Flask", "use ctxsnap.adapters.flask.CtxSnap"),
+    Case("flask-extension-on-quart-app", "ctxsnap.adapters.flask.CtxSnap(quart_app)",
+         _flask_extension_on_a_quart_app,
+         TypeError, "takes a flask.Flask application, got Quart", "use ctxsnap.adapters.quart.CtxSnap"),
     Case("quart-config-g", 'app.config["CTXSNAP_G"] = "deep"; CtxSnap(app)',
          lambda: _quart_extension(CTXSNAP_G="deep"),
          ValueError, "got 'deep'", "must be 'copy'"),

@@ -139,6 +139,26 @@ def test_provider_failing_in_undo_still_lets_every_other_undo_run(worker: Worker
     worker.assert_clean()
 
 
+def test_provider_raising_a_base_exception_in_undo_still_lets_every_other_undo_run(worker: WorkerProbe) -> None:
+    """An interrupt from one undo (a teardown function calling sys.exit) must not leave the others' state pushed."""
+
+    class AbortsInUndo(RaisesIn):
+        def undo(self, state: object, token: Any, exc: BaseException | None) -> None:
+            self.undone += 1
+            raise Abort("stop in undo")
+
+    outer = ThreadStackProvider("test.outer")
+    aborting = AbortsInUndo("test.aborts-undo", "none")
+    inner = ThreadStackProvider("test.inner")
+    with registered(outer, aborting, inner):
+        task = ctxsnap.wrap(_reads)
+    with pytest.raises(Abort, match="stop in undo"):
+        worker.run(task)
+    assert aborting.undone == 1
+    assert worker.run(outer.stack) == [] and worker.run(inner.stack) == []
+    worker.assert_clean()
+
+
 # -- tasks that fail ----------------------------------------------------------------------------------------
 
 

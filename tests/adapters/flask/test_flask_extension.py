@@ -115,7 +115,7 @@ def test_capture_teardown_over_a_shared_g_in_the_config_is_refused(app: flask.Fl
 
 
 def test_init_app_rejects_what_is_not_an_app() -> None:
-    with pytest.raises(TypeError, match="takes a Flask application, got str"):
+    with pytest.raises(TypeError, match="takes a flask.Flask application, got str"):
         ctxsnap_flask.CtxSnap("app")  # type: ignore[arg-type]
 
 
