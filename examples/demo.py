@@ -10,15 +10,11 @@ Run it directly with a Python that has ctxsnap, Flask and httpx installed: ``pyt
 
 from __future__ import annotations
 
-import concurrent.futures
 import hashlib
 import sys
 import uuid
 from importlib.metadata import version
 from pathlib import Path
-from typing import Any
-
-import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
@@ -26,32 +22,11 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from examples import flask_app  # noqa: E402
+from examples._report import MODES, client, print_counts, print_counts_header, show, tally, verdict  # noqa: E402
 
-TIMEOUT = 60.0
 CLIENTS, REQUESTS_EACH, FANOUT = 8, 5, 4
 UPLOAD_SIZE = 1024 * 1024
-MODES = (("with ctxsnap", True), ("without ctxsnap", False))
-
-
-def _client(base_url: str) -> httpx.Client:
-    return httpx.Client(base_url=base_url, timeout=TIMEOUT, trust_env=False)
-
-
-def _show(value: Any, expected: str) -> str:
-    if value is None:
-        return "-- missing"
-    if value == expected:
-        return str(value)
-    return f"!! {value} (wrong)"
-
-
-def _verdict(seen: dict[str, Any], expected: str) -> str:
-    values = (seen["g"], seen["var"], seen["header"])
-    if all(v == expected for v in values):
-        return "right"
-    if any(v is not None and v != expected for v in values):
-        return "wrong"
-    return "missing"
+SEEN = ("g", "var", "header")
 
 
 def show_index(urls: dict[bool, str]) -> bool:
@@ -61,14 +36,14 @@ def show_index(urls: dict[bool, str]) -> bool:
     print(f"   {'':<17}{'worker':<20}{'g.request_id':<18}{'ContextVar':<18}request header")
     ok = True
     for label, propagate in MODES:
-        with _client(urls[propagate]) as client:
-            body = client.get("/", headers={"X-Request-Id": request_id}).json()
+        with client(urls[propagate]) as http:
+            body = http.get("/", headers={"X-Request-Id": request_id}).json()
         for i, (kind, name) in enumerate((("executor", "ThreadPoolExecutor"), ("thread", "threading.Thread"))):
             seen = body["workers"][kind]
-            cells = "".join(f"{_show(seen[key], request_id):<18}" for key in ("g", "var", "header"))
+            cells = "".join(f"{show(seen[key], request_id):<18}" for key in SEEN)
             print(f"   {label if i == 0 else '':<17}{name:<20}{cells}".rstrip())
             if propagate:
-                ok &= _verdict(seen, request_id) == "right"
+                ok &= verdict((seen[key] for key in SEEN), request_id) == "right"
     print()
     return ok
 
@@ -78,25 +53,21 @@ def show_fanout(urls: dict[bool, str]) -> bool:
     print(f"2. GET /fanout?n={FANOUT}: {CLIENTS} clients x {REQUESTS_EACH} requests at once, each request fans out "
           f"to {FANOUT} tasks on one shared pool")
     print("   Does every task see its own request's id (in g, the ContextVar and the header)?\n")
-    print(f"   {'':<17}{'own request':<14}{'missing':<10}another request")
+    print_counts_header("own request", "another request")
     ok = True
     for label, propagate in MODES:
-        counts = {"right": 0, "missing": 0, "wrong": 0}
 
-        def one_client(number: int) -> list[str]:
+        def one_client(number: int, url: str = urls[propagate]) -> list[str]:
             verdicts = []
-            with _client(urls[propagate]) as client:
+            with client(url) as http:
                 for i in range(REQUESTS_EACH):
                     sent = f"c{number}-r{i}"
-                    body = client.get(f"/fanout?n={FANOUT}", headers={"X-Request-Id": sent}).json()
-                    verdicts += [_verdict(seen, sent) for seen in body["workers"]]
+                    body = http.get(f"/fanout?n={FANOUT}", headers={"X-Request-Id": sent}).json()
+                    verdicts += [verdict((seen[key] for key in SEEN), sent) for seen in body["workers"]]
             return verdicts
 
-        with concurrent.futures.ThreadPoolExecutor(CLIENTS) as clients:
-            for verdicts in clients.map(one_client, range(CLIENTS), timeout=TIMEOUT):
-                for verdict in verdicts:
-                    counts[verdict] += 1
-        print(f"   {label:<17}{counts['right']:>4} / {total:<7}{counts['missing']:<10}{counts['wrong']}")
+        counts = tally(one_client, CLIENTS)
+        print_counts(label, counts, total)
         if propagate:
             ok &= counts["right"] == total
     print()
@@ -111,8 +82,8 @@ def show_upload(urls: dict[bool, str]) -> bool:
     print("   (Flask's own copy_current_request_context closes it when the worker ends: pallets/flask#5399)\n")
     ok = True
     for label, propagate in MODES:
-        with _client(urls[propagate]) as client:
-            body = client.post("/upload", files={"file": ("data.bin", payload)}).json()
+        with client(urls[propagate]) as http:
+            body = http.post("/upload", files={"file": ("data.bin", payload)}).json()
         worker, view = body["worker"], body["view"]
         if worker is None:
             worker_text = "worker: cannot see the upload"
@@ -144,16 +115,16 @@ def flask_demo() -> bool:
     return ok
 
 
-def quart_demo() -> None:
+def quart_demo() -> bool:
     # Imported here so the Flask part runs (and shows) first; the Quart part lives with the Quart example app.
     from examples.quart_demo import demo
 
-    demo()
+    return demo()
 
 
 def main() -> int:
     ok = flask_demo()
-    quart_demo()
+    ok &= quart_demo()
     return 0 if ok else 1
 
 

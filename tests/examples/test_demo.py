@@ -1,6 +1,6 @@
-"""The Flask part of the README's demo tells the truth on every Flask in the matrix, and cleans up after itself.
+"""The README's demo tells the truth on every Flask in the matrix (and Quart where installed), and cleans up.
 
-The Quart part is the async engineer's and needs Quart; ``main()`` as a whole runs in ``python dev.py demo``.
+``main()`` as a whole runs in ``python dev.py demo``; its exit status is 1 when either part fails.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ import threading
 import pytest
 
 from examples import demo
+from examples._report import verdict
 
 
 def test_flask_demo_reports_success_and_leaves_no_server_running(capsys: pytest.CaptureFixture[str]) -> None:
@@ -24,6 +25,15 @@ def test_flask_demo_reports_success_and_leaves_no_server_running(capsys: pytest.
 
 
 def test_worker_verdicts_tell_missing_from_wrong() -> None:
-    assert demo._verdict({"g": "a", "var": "a", "header": "a"}, "a") == "right"
-    assert demo._verdict({"g": None, "var": "a", "header": None}, "a") == "missing"
-    assert demo._verdict({"g": "b", "var": None, "header": "a"}, "a") == "wrong"
+    assert verdict(("a", "a", "a"), "a") == "right"
+    assert verdict((None, "a", None), "a") == "missing"
+    assert verdict(("b", None, "a"), "a") == "wrong"
+
+
+@pytest.mark.quart
+def test_quart_demo_reports_success_so_the_demo_exit_status_covers_it(capsys: pytest.CaptureFixture[str]) -> None:
+    from examples import quart_demo
+
+    assert quart_demo.demo() is True
+    output = capsys.readouterr().out
+    assert "FAILED" not in output and "LEAKED into the request's g" in output
