@@ -30,10 +30,12 @@ from ._errors import ProviderError
 __all__ = [
     "ENTRY_POINT_GROUP",
     "Provider",
-    "active_providers",
+    "has_own_undo",
     "known_name",
+    "needs_undo_check",
     "providers",
     "register_provider",
+    "select",
     "unregister_provider",
 ]
 
@@ -110,12 +112,6 @@ def needs_undo_check(provider: Any) -> Callable[[Any], bool] | None:
     if not callable(check):
         raise TypeError(f"provider {provider.name!r} has a 'needs_undo' attribute that is not callable")
     return check  # type: ignore[no-any-return]
-
-
-def _has_own_undo(provider: Any) -> bool:
-    # Looked up on the instance, not its type: a duck-typed provider may carry undo as an instance attribute.
-    undo = getattr(provider, "undo", None)
-    return undo is not None and getattr(undo, "__func__", undo) is not Provider.undo
 
 
 def _validate(provider: object) -> None:
@@ -296,18 +292,11 @@ def providers() -> tuple[Provider, ...]:
     return _registry.providers
 
 
-def active_providers() -> tuple[Any, ...]:
-    """The providers for a capture: :func:`providers` without the public signature's cast."""
-    _registry.load_pending()
-    return _registry.providers
-
-
-def registry_version() -> int:
-    return _registry.version
-
-
 def has_own_undo(provider: Any) -> bool:
-    return _has_own_undo(provider)
+    """Whether ``provider`` overrides :meth:`Provider.undo` (on its class or as an instance attribute)."""
+    # Looked up on the instance, not its type: a duck-typed provider may carry undo as an instance attribute.
+    undo = getattr(provider, "undo", None)
+    return undo is not None and getattr(undo, "__func__", undo) is not Provider.undo
 
 
 def known_name(name: str) -> bool:
@@ -325,4 +314,5 @@ def _selects(selector: str, provider_name: str) -> bool:
 
 
 def select(selectors: Iterable[str], provider_name: str) -> bool:
+    """Whether any of ``selectors`` (names or dotted prefixes) selects the provider called ``provider_name``."""
     return any(_selects(s, provider_name) for s in selectors)

@@ -64,24 +64,20 @@ class _Plan:
         self.only_vars = only_vars
 
 
-_default_plan = _Plan(-1, ())
-
+#: A plan no registry version matches, so its first use builds the real one.
+_STALE_PLAN: Final = _Plan(-1, ())
 
 _REGISTRY: Final = _provider._registry
 
 
 def _plan_for(include: Selection, exclude: Selection) -> _Plan:
-    global _default_plan
     _REGISTRY.load_pending()
     # The version first: the registry publishes the providers before bumping it, so a change racing with this
     # read leaves a plan that looks stale (and is rebuilt), never a stale plan that looks current.
     version = _REGISTRY.version
     registered = _REGISTRY.providers
     if include is None and exclude is None:
-        plan = _default_plan
-        if plan.version != version:
-            plan = _default_plan = _Plan(version, registered)
-        return plan
+        return _Plan(version, registered)
 
     include_names, include_vars = _split_selection("include", include)
     exclude_names, exclude_vars = _split_selection("exclude", exclude)
@@ -193,11 +189,7 @@ class Snapshot:
         if self._sealed:
             _raise_sealed("wrap")
         check_callable("wrap", fn)
-        if not self._entries:
-            # The common case (contextvars only, or a framework with nothing active) gets a wrapper with one
-            # frame less: a fresh copy of the captured context per call, and the call.
-            return _make_plain_wrapper(self._base, fn)
-        return _make_wrapper(self._run, fn)
+        return wrap_checked(self, fn)
 
     def run(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
         """Call ``fn(*args, **kwargs)`` now, in the current thread, inside a fresh copy of this snapshot."""
@@ -423,6 +415,8 @@ def runner(snapshot: Snapshot) -> Callable[[Callable[..., Any], tuple[Any, ...],
 def wrap_checked(snapshot: Snapshot, fn: Callable[P, R]) -> Callable[P, R]:
     """``snapshot.wrap(fn)`` for adapters that checked ``fn`` themselves, to name their own call in the error."""
     if not snapshot._entries:
+        # The common case (contextvars only, or a framework with nothing active) gets a wrapper with one
+        # frame less: a fresh copy of the captured context per call, and the call.
         return _make_plain_wrapper(snapshot._base, fn)
     return _make_wrapper(snapshot._run, fn)
 
@@ -471,16 +465,8 @@ def capture(*, include: Selection = None, exclude: Selection = None) -> Snapshot
     only the given ContextVar objects; ``exclude`` leaves providers or individual ContextVars out.
     """
     if include is None and exclude is None:
-        # The hot path: no selection to validate, and a cached plan while the registry is unchanged.
-        registry = _REGISTRY
-        if not registry.settled and len(sys.modules) != registry.modules_seen:
-            registry.load_pending()
-        plan = _default_plan
-        if plan.version != registry.version:
-            plan = _plan_for(None, None)
-    else:
-        plan = _plan_for(include, exclude)
-    return _fill(_new_snapshot(Snapshot), plan)
+        return _capture_everything()  # the hot path: nothing to validate, a plan cached until the registry changes
+    return _fill(_new_snapshot(Snapshot), _plan_for(include, exclude))
 
 
 _new_snapshot: Final = object.__new__
@@ -496,10 +482,12 @@ class PlannedCapture:
 
     __slots__ = ("_exclude", "_include", "_plan")
 
-    def __init__(self, include: Selection = None, exclude: Selection = None) -> None:
+    def __init__(self, include: Selection = None, exclude: Selection = None, *, check_now: bool = True) -> None:
         self._include = _frozen_selection("include", include)
         self._exclude = _frozen_selection("exclude", exclude)
-        self._plan = _plan_for(self._include, self._exclude)
+        # check_now=False is for the module-level default capture: planning loads the entry points, which
+        # must not happen at "import ctxsnap" (a broken plug-in would break the import itself).
+        self._plan = _plan_for(self._include, self._exclude) if check_now else _STALE_PLAN
 
     def __call__(self) -> Snapshot:
         registry = _REGISTRY
@@ -516,6 +504,9 @@ def _frozen_selection(argument: str, value: Selection) -> Selection:
         return value
     names, variables = _split_selection(argument, value)
     return (*names, *variables)
+
+
+_capture_everything: Final = PlannedCapture(check_now=False)
 
 
 def wrap(fn: Callable[P, R]) -> Callable[P, R]:
