@@ -14,7 +14,7 @@ from collections.abc import Callable
 from concurrent.futures import Executor
 from typing import ParamSpec, TypeVar, TypeVarTuple, Unpack
 
-from .._snapshot import capture, is_wrapped
+from .._snapshot import capture, check_callable, is_wrapped, runner
 
 __all__ = ["run_in_executor", "to_thread"]
 
@@ -36,8 +36,13 @@ def _running_loop(helper: str) -> asyncio.AbstractEventLoop:
 async def to_thread(func: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
     """Run ``func(*args, **kwargs)`` in the loop's default executor, inside the caller's snapshot."""
     loop = _running_loop("to_thread")
-    wrapped = func if is_wrapped(func) else capture().wrap(func)
-    return await loop.run_in_executor(None, functools.partial(wrapped, *args, **kwargs))
+    if is_wrapped(func):
+        # It keeps the snapshot the user chose for it, as ContextExecutor does.
+        return await loop.run_in_executor(None, functools.partial(func, *args, **kwargs))
+    check_callable("to_thread", func)
+    # The worker calls the snapshot's run directly: no functools.wraps wrapper and no partial per call.
+    result: R = await loop.run_in_executor(None, runner(capture()), func, args, kwargs)
+    return result
 
 
 def run_in_executor(

@@ -34,7 +34,7 @@ import quart.signals
 
 from .._appcontext import fork_app_context, g_values
 from .._provider import Provider, register_provider
-from .._snapshot import Selection, Snapshot, is_wrapped
+from .._snapshot import Selection, Snapshot, check_callable, is_wrapped, runner
 from .._snapshot import capture as _core_capture
 
 __all__ = ["CtxSnap", "capture", "to_thread"]
@@ -303,6 +303,10 @@ async def to_thread(func: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) 
             "view or handler. From sync code use ctxsnap.wrap(fn) or ctxsnap.ThreadPoolExecutor; under trio "
             "(quart-trio) use ctxsnap.adapters.anyio.run_sync."
         ) from None
-    # A callable from Snapshot.wrap keeps the snapshot the user chose for it, as ContextExecutor does.
-    wrapped = func if is_wrapped(func) else _core_capture().wrap(func)
-    return await loop.run_in_executor(None, functools.partial(wrapped, *args, **kwargs))
+    if is_wrapped(func):
+        # A callable from Snapshot.wrap keeps the snapshot the user chose for it, as ContextExecutor does.
+        return await loop.run_in_executor(None, functools.partial(func, *args, **kwargs))
+    check_callable("to_thread", func)
+    # The worker calls the snapshot's run directly: no functools.wraps wrapper and no partial per call.
+    result: R = await loop.run_in_executor(None, runner(_core_capture()), func, args, kwargs)
+    return result
