@@ -326,32 +326,31 @@ def _fill(snapshot: Snapshot, plan: _Plan) -> Snapshot:
         snapshot._undo = _NO_UNDO
         return snapshot
     entries = []
+    undo = plan.undo
+    undoing: list[int] | None = None
     for provider in plan.providers:
         try:
             state = provider.capture()
         except Exception as exc:
             raise ProviderError(provider.name, "capture", exc) from exc
-        if state is not None:
-            entries.append((provider, state))
-    snapshot._entries = tuple(entries)
-    undo = plan.undo
-    if undo:
-        # Decided once per capture rather than per run: a run only pays for the undo step when a provider
-        # has something to undo for this state (Flask's app provider only in teardown mode).
-        undoing = set()
-        for provider, state in entries:
-            if id(provider) not in undo:
-                continue
+        if state is None:
+            continue
+        entries.append((provider, state))
+        # Whether runs need the undo step is decided here, once per capture, in the same loop (a second pass
+        # cost a third of the capture): a run only pays for it when a provider has something to undo for this
+        # state (Flask's app provider only in teardown mode).
+        if undo and id(provider) in undo:
             check = undo[id(provider)]
             try:
                 needed = check is None or check(state)
             except Exception as exc:  # part of capturing: it names the provider like a failing capture()
                 raise ProviderError(provider.name, "capture", exc) from exc
             if needed:
-                undoing.add(id(provider))
-        snapshot._undo = frozenset(undoing)
-    else:
-        snapshot._undo = _NO_UNDO
+                if undoing is None:
+                    undoing = []
+                undoing.append(id(provider))
+    snapshot._entries = tuple(entries)
+    snapshot._undo = _NO_UNDO if undoing is None else frozenset(undoing)
     return snapshot
 
 
