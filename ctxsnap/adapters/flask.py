@@ -18,7 +18,8 @@ adds the helpers: the :class:`CtxSnap` extension, :func:`capture` with a per-cal
 Where Flask keeps its contexts is detected from what ``flask.globals`` holds, never from version numbers:
 
 * ContextVars ``_cv_app``/``_cv_request`` (Flask >= 2.2). A release without ``_cv_request`` (the request state
-  merged into the app context) is handled too: the request then travels inside the forked app context;
+  merged into the app context, pallets/flask#5812) is handled too: the child gets a fork of the merged context
+  that is set, never pushed, so popping it can never run the request's teardown;
 * Werkzeug ``LocalStack``s whose storage is a ContextVar (Flask 1.1/2.0 on Werkzeug 2.0). A copied Context
   holds the parent's stack *list*, and ``LocalStack.pop`` on a stack of two or more pops that list in place,
   so the child always gets stack lists of its own and never pops one it inherited;
@@ -214,11 +215,15 @@ def _pop_child(fork: Any, inherited: dict[str, Any], exc: BaseException | None) 
     tears them down itself. The tutorial's ``close_db`` (``g.pop("db")`` then ``close()``) would otherwise
     close the request's connection from the worker; a connection the child opened itself is still closed.
     """
+    _drop_inherited(fork, inherited)
+    fork.pop(exc)
+
+
+def _drop_inherited(fork: Any, inherited: dict[str, Any]) -> None:
     namespace = vars(fork.g)
     for name, value in inherited.items():
         if namespace.get(name, _MISSING) is value:
             del namespace[name]
-    fork.pop(exc)
 
 
 # -- the providers ------------------------------------------------------------------------------------------------
@@ -278,14 +283,84 @@ class _ContextVarRequestProvider(_RequestProvider):
         self._var.set(state)
 
 
-class _MergedRequestProvider(_RequestProvider):
-    """A Flask whose app context holds the request: the forked app context already carries it."""
+# The next Flask merges the request context into the app context (pallets/flask#5639, #5812): one object holds
+# g and, during a request, the request state, with one ContextVar token and a push count. The names below are
+# checked on each context before they are used; a context without them keeps travelling whole, as it is.
+_MERGED_REQUEST_STATE: Final = ("_request", "_session", "_flashes")
+_MERGED_PUSH_STATE: Final[dict[str, Any]] = {"_cv_token": None, "_push_count": 0}
 
-    def capture(self) -> None:
-        return None
+
+def _merged_fork(mode: int, app_context: Any, values: dict[str, Any]) -> Any:
+    """A fork of a merged context that holds no request and was never pushed.
+
+    The request provider puts the request back when it is selected, so ``exclude=["flask.request"]`` still
+    leaves the request behind on this layout. Push bookkeeping starts afresh: the parent's token must never be
+    reset from the child.
+    """
+    fork = _fork(mode, app_context, values)
+    state = vars(fork)
+    if "_cv_token" in state:
+        state.update(_MERGED_PUSH_STATE)
+    if "_request" in state:
+        for name in _MERGED_REQUEST_STATE:
+            state[name] = None
+    return fork
+
+
+class _MergedAppProvider(_ContextVarAppProvider):
+    """A Flask whose app context holds the request: the fork is set, never pushed, in every mode.
+
+    Pushing and popping a merged context runs teardown_request and ``request.close()`` along with
+    teardown_appcontext, so teardown mode cannot pop the child's context the way it does on older Flasks: it
+    runs the app's teardown_appcontext itself after the work, and never the request's teardown (#5399).
+    """
+
+    def apply(self, state: Any) -> Any:
+        mode, app_context, values = state
+        fork = _merged_fork(mode, app_context, values)
+        self._var.set(fork)
+        if mode != _TEARDOWN:
+            return None
+        flask.appcontext_pushed.send(fork.app)
+        return fork
+
+    def undo(self, state: Any, token: Any, exc: BaseException | None) -> None:
+        if token is None:
+            return
+        _drop_inherited(token, state[2])
+        app = token.app
+        try:
+            app.do_teardown_appcontext(exc)
+        finally:
+            flask.appcontext_popped.send(app)
+
+
+class _MergedRequestProvider(_RequestProvider):
+    """The request state of a merged context, put into the child's fork of it.
+
+    It owns no ContextVar: the app context's variable belongs to ``flask.app``, and excluding the request must
+    not take the app context with it.
+    """
+
+    def __init__(self, var: ContextVar[Any]) -> None:
+        self._var = var
+
+    def capture(self) -> Any:
+        app_context = self._var.get(None)
+        if app_context is None or vars(app_context).get("_request") is None:
+            return None
+        return app_context
 
     def apply(self, state: Any) -> None:
-        return None
+        current = self._var.get(None)
+        if current is None or current is state:
+            # flask.app was left out: on this Flask a request cannot be active without an app context, so the
+            # child gets one of its own, with an empty g (the parent's g was excluded with flask.app).
+            current = _merged_fork(_COPY, state, _NO_VALUES)
+            self._var.set(current)
+        source, target = vars(state), vars(current)
+        for name in _MERGED_REQUEST_STATE:
+            target[name] = source.get(name)
 
 
 class _LocalStackAppProvider(_AppProvider):
@@ -341,11 +416,10 @@ class _PerThreadProvider(Provider):
 
 
 def _make_providers() -> tuple[Provider, Provider]:
+    if _CV_APP is not None and _CV_REQUEST is not None:
+        return _ContextVarAppProvider(_CV_APP), _ContextVarRequestProvider(_CV_REQUEST)
     if _CV_APP is not None:
-        request: Provider = (
-            _ContextVarRequestProvider(_CV_REQUEST) if _CV_REQUEST is not None else _MergedRequestProvider()
-        )
-        return _ContextVarAppProvider(_CV_APP), request
+        return _MergedAppProvider(_CV_APP), _MergedRequestProvider(_CV_APP)
     if _APP_STORAGE is not None and _REQUEST_STORAGE is not None:
         return _LocalStackAppProvider(_APP_STORAGE), _LocalStackRequestProvider(_REQUEST_STORAGE)
     return _PerThreadProvider("flask.app", _APP_STACK), _PerThreadProvider("flask.request", _REQUEST_STACK)
