@@ -3,12 +3,12 @@
 anyio (and trio underneath it) already runs the function in a copy of the caller's contextvars, but one plain
 copy with no provider step: a Quart or Flask app context travels as the parent's own object, so ``g`` is shared
 and the worker's writes leak back. This helper captures in the calling task and runs the function in a fresh
-copy of the snapshot. ``limiter`` and ``abandon_on_cancel`` mean exactly what they mean to anyio.
+copy of the snapshot. ``limiter`` and ``abandon_on_cancel`` mean exactly what they mean to anyio, which
+introduced ``abandon_on_cancel`` in 4.1 (renaming 4.0's ``cancellable``): ctxsnap needs anyio >= 4.1.
 """
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable
 from contextvars import ContextVar
 from typing import Any, Final, TypeVar, TypeVarTuple, Unpack
@@ -22,14 +22,6 @@ __all__ = ["run_sync"]
 
 R = TypeVar("R")
 Ts = TypeVarTuple("Ts")
-
-#: anyio 4.1 renamed ``cancellable`` to ``abandon_on_cancel`` (and deprecated the old name); ctxsnap accepts
-#: anyio >= 4.0, so it asks which one this anyio takes.
-_ABANDON_KEYWORD: Final = (
-    "abandon_on_cancel"
-    if "abandon_on_cancel" in inspect.signature(anyio.to_thread.run_sync).parameters
-    else "cancellable"
-)
 
 
 def _async_library_var() -> ContextVar[str | None] | None:
@@ -81,12 +73,15 @@ async def run_sync(
             f"ctxsnap.adapters.anyio.run_sync(limiter=...) takes an anyio.CapacityLimiter or None, got "
             f"{type(limiter).__name__} {limiter!r}; pass anyio.CapacityLimiter(n) to allow n threads at a time"
         )
-    options: dict[str, Any] = {"limiter": limiter, _ABANDON_KEYWORD: abandon_on_cancel}
     if is_wrapped(func):
         # It keeps the snapshot the user chose for it, as ContextExecutor does.
-        return await anyio.to_thread.run_sync(func, *args, **options)
+        return await anyio.to_thread.run_sync(func, *args, limiter=limiter, abandon_on_cancel=abandon_on_cancel)
     snapshot = capture()
     if _ASYNC_LIBRARY is not None and _ASYNC_LIBRARY.get(None) is not None:
         snapshot.wrap(func)  # the same argument checks, with the same messages, as the common path
-        return await anyio.to_thread.run_sync(snapshot.run, _call_off_loop, func, args, **options)
-    return await anyio.to_thread.run_sync(snapshot.wrap(func), *args, **options)
+        return await anyio.to_thread.run_sync(
+            snapshot.run, _call_off_loop, func, args, limiter=limiter, abandon_on_cancel=abandon_on_cancel
+        )
+    return await anyio.to_thread.run_sync(
+        snapshot.wrap(func), *args, limiter=limiter, abandon_on_cancel=abandon_on_cancel
+    )
