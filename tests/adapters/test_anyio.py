@@ -7,9 +7,10 @@ worker does not believe an event loop runs in it.
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, TypeVar
 
 import anyio
@@ -33,9 +34,43 @@ def run(main: Callable[[], Awaitable[T]], backend: str) -> T:
 
 
 async def until(condition: Callable[[], bool], what: str) -> None:
-    with anyio.fail_after(TIMEOUT):
-        while not condition():
-            await anyio.sleep(0.002)
+    try:
+        with anyio.fail_after(TIMEOUT):
+            while not condition():
+                await anyio.sleep(0.002)
+    except TimeoutError:
+        raise AssertionError(f"timed out after {TIMEOUT} s waiting for {what}") from None
+
+
+class _ThreadMark(ctxsnap.Provider):
+    """Keeps state in the worker thread itself, keyed by thread, as a tracer's per-thread span stack would.
+
+    anyio runs every call in a copy of its caller's context, so no ContextVar a cancelled task set can reach the
+    next task whatever ctxsnap does; state outside the context is what only the snapshot's undo, run in the
+    worker, takes away. Its apply and undo happen in the thread that runs the work.
+    """
+
+    name = "test-anyio.thread-mark"
+    marked: dict[int, str] = {}
+
+    def capture(self) -> str:
+        return "marked"
+
+    def apply(self, state: str) -> None:
+        self.marked[threading.get_ident()] = state
+
+    def undo(self, state: str, token: Any, exc: BaseException | None) -> None:
+        del self.marked[threading.get_ident()]
+
+
+@pytest.fixture
+def thread_mark() -> Iterator[dict[int, str]]:
+    _ThreadMark.marked.clear()
+    ctxsnap.register_provider(_ThreadMark())
+    try:
+        yield _ThreadMark.marked
+    finally:
+        ctxsnap.unregister_provider(_ThreadMark.name)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -79,19 +114,25 @@ def test_the_limiter_is_the_one_that_caps_the_threads(backend: str) -> None:
     run(main, backend)
 
 
-def _cancel_while_running(backend: str, abandon: bool) -> dict[str, Any]:
-    """Cancel a caller while its thread runs; report what the caller and the loop saw."""
-    report: dict[str, Any] = {}
+def _cancel_while_running(backend: str, abandon: bool, marked: dict[int, str]) -> dict[str, Any]:
+    """Cancel a caller while its thread runs; report what the caller, the worker thread and the loop saw."""
+    report: dict[str, Any] = {"loop_errors": []}
 
     async def main() -> None:
+        if backend == "asyncio":
+            loop = asyncio.get_running_loop()
+            loop.set_exception_handler(lambda _loop, context: report["loop_errors"].append(context))
         limiter = anyio.CapacityLimiter(1)
         entered, release, finished = threading.Event(), threading.Event(), threading.Event()
 
         def child() -> str:
+            report["marked_in_the_worker"] = threading.get_ident() in marked
             entered.set()
             REQUEST_ID.set("changed by the cancelled task")
             release.wait(TIMEOUT)
             finished.set()
+            if abandon:
+                raise RuntimeError("an error nobody will retrieve")
             return "result nobody will read"
 
         REQUEST_ID.set("caller")
@@ -107,36 +148,60 @@ def _cancel_while_running(backend: str, abandon: bool) -> dict[str, Any]:
 
                 group.start_soon(cancel_once_running)
                 report["result"] = await run_sync(child, limiter=limiter, abandon_on_cancel=abandon)
+                await anyio.sleep(0)
+                report["past_the_next_checkpoint"] = True
         report["cancelled"] = scope.cancelled_caught
         report["finished_when_caller_returned"] = finished.is_set()
+        report["marks_when_caller_returned"] = dict(marked)
         report["caller_context"] = REQUEST_ID.get()
         release.set()
         await until(finished.is_set, "the thread to finish")
+        if abandon:
+            # An abandoned thread undoes after its function returns, with nobody waiting for it: wait for the
+            # undo rather than for a thread anyio does not expose.
+            await until(lambda: not marked, "the abandoned worker thread to drop the snapshot's thread state")
         # The next call on the one-token limiter: it sees its own caller's context and nothing of the task's.
         report["next_call_saw"] = await anyio.to_thread.run_sync(REQUEST_ID.get, limiter=limiter)
         await until(lambda: limiter.borrowed_tokens == 0, "the limiter to be released")
+        if backend == "asyncio":
+            report["tasks_left"] = asyncio.all_tasks() - {asyncio.current_task()}
 
     run(main, backend)
     return report
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_a_cancelled_caller_waits_for_its_thread_by_default_and_keeps_its_context(backend: str) -> None:
-    report = _cancel_while_running(backend, abandon=False)
-    # anyio's rule: the caller ignores the cancellation until its thread is done, and gets the result.
+def test_a_cancelled_caller_waits_for_its_thread_by_default_and_keeps_its_context(
+    backend: str, thread_mark: dict[int, str]
+) -> None:
+    report = _cancel_while_running(backend, abandon=False, marked=thread_mark)
+    assert report["marked_in_the_worker"], "the test is void: the work did not run inside the snapshot"
+    # anyio's rule: the caller ignores the cancellation until its thread is done, gets the result, and the
+    # cancellation takes effect at its next checkpoint.
     assert report["result"] == "result nobody will read"
+    assert report["cancelled"] and "past_the_next_checkpoint" not in report
     assert report["finished_when_caller_returned"]
+    # The caller got its result only after the undo ran in the worker thread.
+    assert report["marks_when_caller_returned"] == {}
     assert report["caller_context"] == "caller"
     assert report["next_call_saw"] == "caller"
+    assert report.get("tasks_left", set()) == set()
+    assert report["loop_errors"] == [], "the loop reported a stray error"
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_abandon_on_cancel_returns_at_once_and_the_thread_still_leaves_nothing_behind(backend: str) -> None:
-    report = _cancel_while_running(backend, abandon=True)
+def test_abandon_on_cancel_returns_at_once_and_the_thread_still_leaves_nothing_behind(
+    backend: str, thread_mark: dict[int, str]
+) -> None:
+    report = _cancel_while_running(backend, abandon=True, marked=thread_mark)
+    assert report["marked_in_the_worker"], "the test is void: the work did not run inside the snapshot"
     assert "result" not in report and report["cancelled"]
     assert not report["finished_when_caller_returned"]  # the option reached anyio
     assert report["caller_context"] == "caller"
     assert report["next_call_saw"] == "caller"
+    # The thread's exception is dropped: no "exception was never retrieved" report, no task left pending.
+    assert report.get("tasks_left", set()) == set()
+    assert report["loop_errors"] == [], "the loop reported a stray error"
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

@@ -76,15 +76,29 @@ class Probe:
 END_OF_REQUEST = object()
 
 
-def probe_state() -> tuple[int, dict[contextvars.ContextVar[Any], Any], dict[str, bool]]:
-    """What the calling worker holds: its thread, every ContextVar it sees, and which framework contexts."""
-    frameworks = {"flask.app": flask.has_app_context(), "flask.request": flask.has_request_context()}
+def _g_names(g: Any, has_app_context: Callable[[], bool]) -> list[str] | None:
+    return sorted(vars(g._get_current_object())) if has_app_context() else None
+
+
+def probe_state() -> tuple[int, dict[contextvars.ContextVar[Any], Any], dict[str, Any]]:
+    """What the calling worker holds: its thread, every ContextVar it sees, which framework contexts, their ``g``.
+
+    The attribute names of the ``g`` it can see count too: anyio runs the probe in a copy of its caller's
+    context, where the parent's ``g`` is visible, and a run that wrote into that ``g`` instead of its own
+    leaves the write for every next task on the worker, with every ContextVar unchanged.
+    """
+    frameworks: dict[str, Any] = {
+        "flask.app": flask.has_app_context(),
+        "flask.request": flask.has_request_context(),
+        "flask.g": _g_names(flask.g, flask.has_app_context),
+    }
     if "quart" in sys.modules:
         import quart
 
         frameworks["quart.app"] = quart.has_app_context()
         frameworks["quart.request"] = quart.has_request_context()
         frameworks["quart.websocket"] = quart.has_websocket_context()
+        frameworks["quart.g"] = _g_names(quart.g, quart.has_app_context)
     return threading.get_ident(), dict(contextvars.copy_context()), frameworks
 
 
@@ -468,7 +482,9 @@ class AnyioRunner(Runner):
     """``await ctxsnap.adapters.anyio.run_sync(fn, limiter=...)`` on asyncio or trio.
 
     anyio runs every call, the probe included, in a copy of the caller's context, so the probe cannot see the
-    worker thread's own context; what it shows is what any next task on that worker would see.
+    worker thread's own ContextVars; what it shows is what any next task on that worker would see, the caller's
+    ``g`` included. The hygiene rows also check state a provider keeps in the thread itself, which no context
+    copy hides (``test_semantics._ThreadMark``).
     """
 
     def __init__(self, entry: Entry, backend: str) -> None:
