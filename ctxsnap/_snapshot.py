@@ -369,7 +369,12 @@ def _raise_sealed(method: str) -> NoReturn:
 _ASYNC_FLAGS: Final = inspect.CO_COROUTINE | inspect.CO_ASYNC_GENERATOR
 
 
-def check_callable(method: str, fn: object) -> None:
+def check_callable(method: str, fn: object, before: str = "") -> None:
+    """Refuse what ``method`` could not run inside a snapshot: a non-callable, or an async callable.
+
+    ``before`` is what precedes the function in a correct call (``"target="`` for ``Thread``), so that the
+    example in the message is a call that would work.
+    """
     # Plain functions are the common case and one flag test answers for them; inspect handles the rest.
     if type(fn) is FunctionType:
         if fn.__code__.co_flags & _ASYNC_FLAGS:
@@ -378,7 +383,7 @@ def check_callable(method: str, fn: object) -> None:
     if not callable(fn):
         raise TypeError(
             f"{method}() expects a callable, got {type(fn).__name__} {_short_repr(fn)}; pass the function "
-            f"itself, for example {method}(fn), not {method}(fn())"
+            f"itself, for example {method}({before}fn), not {method}({before}fn())"
         )
     if (
         inspect.iscoroutinefunction(fn)
@@ -394,6 +399,38 @@ def _raise_async(method: str, fn: object) -> NoReturn:
         "only creates a coroutine or async generator, whose body would run later, outside the snapshot. "
         "ctxsnap runs sync functions in threads; await async code directly."
     )
+
+
+def check_executor(method: str, executor: object, example: str, *, none_means: str = "") -> None:
+    """Refuse what ``method`` cannot hand work to: anything but a thread-side ``concurrent.futures`` executor.
+
+    Anything with a callable ``submit`` passes, as ``loop.run_in_executor`` accepts any executor. ``example``
+    is a correct call with ``{}`` where the executor goes; ``none_means`` is set when ``None`` is accepted.
+    """
+    if isinstance(executor, type):
+        # The class has a callable submit too; unchecked, the mistake surfaces at the first submit as an
+        # AttributeError or a missing-argument TypeError from deep inside the executor.
+        name = executor.__qualname__
+        raise TypeError(
+            f"{method}() takes an executor instance, got the class {name}; create one first: "
+            f"{example.format(name + '()')}"
+        )
+    # Refused outright rather than left to fail at pickling, whose message names some object deep inside the
+    # snapshot, not the choice of executor. Looked up in sys.modules: naming concurrent.futures.ProcessPoolExecutor
+    # would import multiprocessing, and while its module is not loaded no process pool can exist.
+    process = sys.modules.get("concurrent.futures.process")
+    if process is not None and isinstance(executor, process.ProcessPoolExecutor):
+        raise TypeError(
+            f"{method}() cannot use a ProcessPoolExecutor: a snapshot holds live objects of this process "
+            "(request, g, ContextVar values) that cannot be sent to another process; use a thread pool such as "
+            "ctxsnap.ThreadPoolExecutor(), or submit to the process pool directly with plain values"
+        )
+    if not callable(getattr(executor, "submit", None)):
+        accepted = f" or None ({none_means})" if none_means else ""
+        raise TypeError(
+            f"{method}() takes a concurrent.futures.Executor{accepted}, got {type(executor).__name__} "
+            f"{_short_repr(executor)}; pass an executor instance such as concurrent.futures.ThreadPoolExecutor()"
+        )
 
 
 def _short_repr(value: object) -> str:

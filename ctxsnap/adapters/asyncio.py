@@ -12,9 +12,9 @@ import asyncio
 import functools
 from collections.abc import Callable
 from concurrent.futures import Executor
-from typing import ParamSpec, TypeVar, TypeVarTuple, Unpack
+from typing import Any, Final, ParamSpec, TypeVar, TypeVarTuple, Unpack
 
-from .._snapshot import capture, check_callable, is_wrapped, runner
+from .._snapshot import capture, check_callable, check_executor, is_wrapped, runner
 
 __all__ = ["run_in_executor", "to_thread"]
 
@@ -54,4 +54,18 @@ def run_in_executor(
     default executor.
     """
     loop = _running_loop("run_in_executor")
-    return loop.run_in_executor(executor, func if is_wrapped(func) else capture().wrap(func), *args)
+    if executor is not None:
+        # loop.run_in_executor would fail on these only inside submit (AttributeError) or, for a process pool,
+        # with a PicklingError about some object deep inside the snapshot.
+        check_executor(
+            "run_in_executor", executor, "run_in_executor({}, fn)", none_means="the loop's default executor"
+        )
+    if is_wrapped(func):
+        return loop.run_in_executor(executor, func, *args)
+    check_callable("run_in_executor", func, "executor, ")
+    # As in to_thread: the worker calls the snapshot's run with the function and its arguments.
+    return loop.run_in_executor(executor, runner(capture()), func, args, _NO_KWARGS)
+
+
+#: run_in_executor passes no keyword arguments; the snapshot's run only reads this mapping.
+_NO_KWARGS: Final[dict[str, Any]] = {}

@@ -21,6 +21,7 @@ from .._snapshot import (
     Snapshot,
     capture,
     check_callable,
+    check_executor,
     is_wrapped,
     runner,
     wrap_checked,
@@ -59,23 +60,7 @@ class ContextExecutor(Executor):
     """
 
     def __init__(self, executor: Executor, *, include: Selection = None, exclude: Selection = None) -> None:
-        if isinstance(executor, type):
-            # The class has a callable submit too; without this check the mistake surfaces at the first
-            # submit as an AttributeError from deep inside the executor.
-            raise TypeError(
-                f"ContextExecutor() wraps an executor instance, got the class {executor.__qualname__}; "
-                f"create one first: ContextExecutor({executor.__qualname__}())"
-            )
-        if not callable(getattr(executor, "submit", None)):
-            raise TypeError(
-                f"ContextExecutor() wraps a concurrent.futures.Executor, got {type(executor).__name__}; "
-                "pass an executor instance such as concurrent.futures.ThreadPoolExecutor()"
-            )
-        if isinstance(executor, concurrent.futures.ProcessPoolExecutor):
-            raise TypeError(
-                "ContextExecutor() cannot wrap a ProcessPoolExecutor: a snapshot holds live objects of this "
-                "process (request, g, ContextVar values) that cannot be sent to another process"
-            )
+        check_executor("ContextExecutor", executor, "ContextExecutor({})")
         self._executor = executor
         self._capture = PlannedCapture(include, exclude)
 
@@ -103,6 +88,21 @@ class ContextExecutor(Executor):
 
 class ThreadPoolExecutor(concurrent.futures.ThreadPoolExecutor):
     """Drop-in :class:`concurrent.futures.ThreadPoolExecutor` whose tasks run in the submitter's context."""
+
+    def __init__(self, max_workers: int | None = None, *args: Any, **kwargs: Any) -> None:
+        # The base class's own checks are clear (max_workers=0, a non-callable initializer) except for a
+        # max_workers it cannot compare with 0, which fails as "'<=' not supported between instances of 'str'
+        # and 'int'". The same comparison here, so that exactly what the base accepts is accepted.
+        if max_workers is not None:
+            try:
+                max_workers <= 0  # noqa: B015 - only whether the comparison works matters
+            except TypeError:
+                raise TypeError(
+                    f"ThreadPoolExecutor(max_workers=...) takes the number of worker threads or None (the default "
+                    f"size), got {type(max_workers).__name__} {max_workers!r:.60}; pass an int, for example "
+                    "max_workers=4"
+                ) from None
+        super().__init__(max_workers, *args, **kwargs)
 
     def submit(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> Future[R]:
         return _submit(super().submit, fn, args, kwargs, capture)

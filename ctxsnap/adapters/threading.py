@@ -11,7 +11,7 @@ import threading
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from .._snapshot import PlannedCapture, Selection
+from .._snapshot import PlannedCapture, Selection, check_callable
 
 __all__ = ["Thread"]
 
@@ -35,11 +35,12 @@ class Thread(threading.Thread):
         include: Selection = None,
         exclude: Selection = None,
     ) -> None:
-        if target is not None and not callable(target):
-            raise TypeError(
-                f"Thread(target=...) expects a callable, got {type(target).__name__} {target!r}; "
-                "pass the function itself, not its result"
-            )
+        # threading.Thread stores all three unchecked, and the mistake shows only inside the new thread, as a
+        # traceback in threading.excepthook (an async target only as "coroutine was never awaited").
+        # target=None stays allowed: a subclass overriding run() needs none.
+        if target is not None:
+            check_callable("Thread", target, "target=")
+        _check_arguments(args, kwargs)
         super().__init__(group, target, name, args, kwargs, daemon=daemon)
         self._ctxsnap_capture = PlannedCapture(include, exclude)
 
@@ -63,3 +64,19 @@ class Thread(threading.Thread):
         except BaseException:
             del self.run
             raise
+
+
+def _check_arguments(args: Iterable[Any], kwargs: Mapping[str, Any] | None) -> None:
+    # iter() does not consume: a generator passed as args is still whole when the thread unpacks it.
+    try:
+        iter(args)
+    except TypeError:
+        raise TypeError(
+            f"Thread(args=...) takes an iterable of positional arguments, got {type(args).__name__} {args!r:.60}; "
+            "pass a tuple, for example Thread(target=fn, args=(x,)) for a single argument"
+        ) from None
+    if kwargs is not None and not callable(getattr(kwargs, "keys", None)):
+        raise TypeError(
+            f"Thread(kwargs=...) takes a mapping of keyword arguments, got {type(kwargs).__name__} "
+            f"{kwargs!r:.60}; pass a dict, for example Thread(target=fn, kwargs={{'timeout': 5}})"
+        )

@@ -322,7 +322,7 @@ def test_non_callables_and_async_functions_are_refused_by_name(
 @pytest.mark.parametrize(
     "make, error, message",
     [
-        (lambda pool: ctxsnap.ContextExecutor(42), TypeError, "wraps a concurrent.futures.Executor, got int"),
+        (lambda pool: ctxsnap.ContextExecutor(42), TypeError, "takes a concurrent.futures.Executor, got int 42"),
         (lambda pool: ctxsnap.ContextExecutor(pool, include=["nope"]), ValueError, "unknown provider 'nope'"),
         (lambda pool: ctxsnap.ContextExecutor(pool, exclude=[1.5]), TypeError, "entries must be provider names"),
         (lambda pool: ctxsnap.ContextExecutor(pool, include=[]), ValueError, "include= is empty"),
@@ -339,7 +339,34 @@ def test_bad_construction_fails_at_once(
 def test_a_process_pool_is_refused_with_the_reason() -> None:
     processes = concurrent.futures.ProcessPoolExecutor(1)  # no process starts before the first submit
     try:
-        with pytest.raises(TypeError, match="cannot wrap a ProcessPoolExecutor.*cannot be sent to another"):
+        with pytest.raises(TypeError, match="cannot use a ProcessPoolExecutor.*cannot be sent to another"):
             ctxsnap.ContextExecutor(processes)
     finally:
         processes.shutdown(wait=True)
+
+
+def test_a_max_workers_that_is_not_a_number_is_refused_by_name() -> None:
+    # The base class would say only "'<=' not supported between instances of 'str' and 'int'".
+    message = r"ThreadPoolExecutor\(max_workers=...\) takes the number of worker threads or None .*got str '4'"
+    with pytest.raises(TypeError, match=message + "; pass an int"):
+        ctxsnap.ThreadPoolExecutor(max_workers="4")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("max_workers", [None, 3, 2.0])
+def test_the_drop_in_accepts_what_the_base_class_accepts(max_workers: Any) -> None:
+    with ctxsnap.ThreadPoolExecutor(max_workers, "named", initializer=_mark_worker, initargs=("set up",)) as pool:
+        assert pool.submit(_read_worker_mark).result(timeout=60) == ("set up", "named")
+    # Its own clear errors are left to it.
+    with pytest.raises(ValueError, match="max_workers must be greater than 0"):
+        ctxsnap.ThreadPoolExecutor(0)
+
+
+_worker_mark = threading.local()
+
+
+def _mark_worker(value: str) -> None:
+    _worker_mark.value = value
+
+
+def _read_worker_mark() -> tuple[str, str]:
+    return _worker_mark.value, threading.current_thread().name.partition("_")[0]

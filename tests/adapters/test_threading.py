@@ -7,8 +7,10 @@ The semantics-table rows shared with every other adapter run through ``ctxsnap.T
 from __future__ import annotations
 
 import contextvars
+import functools
 import gc
 import threading
+import types
 import weakref
 from collections.abc import Iterator
 from typing import Any
@@ -182,18 +184,49 @@ def test_include_and_exclude_apply_to_the_capture() -> None:
     assert seen == [("kept", None), (None, "left out")]
 
 
+async def async_target() -> None:
+    pass
+
+
+class AsyncCall:
+    async def __call__(self) -> None:
+        pass
+
+
 @pytest.mark.parametrize(
     "kwargs, error, message",
     [
-        ({"target": 42}, TypeError, r"Thread\(target=...\) expects a callable, got int 42"),
+        ({"target": 42}, TypeError, r"Thread\(\) expects a callable, got int 42; .* Thread\(target=fn\), not"),
+        ({"target": async_target}, TypeError, r"Thread\(\) got the async callable 'async_target'"),
+        ({"target": functools.partial(async_target)}, TypeError, r"Thread\(\) got the async callable"),
+        ({"target": AsyncCall()}, TypeError, r"Thread\(\) got the async callable 'AsyncCall'"),
+        ({"target": print, "args": 5}, TypeError, r"Thread\(args=...\) takes an iterable .*, got int 5"),
+        ({"target": print, "kwargs": [("a", 1)]}, TypeError, r"Thread\(kwargs=...\) takes a mapping .*got list"),
         ({"target": print, "exclude": ["nope"]}, ValueError, "unknown provider 'nope'"),
         ({"target": print, "include": [3]}, TypeError, "entries must be provider names"),
     ],
-    ids=["non-callable-target", "unknown-provider", "bad-selection-type"],
+    ids=[
+        "non-callable-target", "async-target", "async-partial", "async-call", "args-not-iterable",
+        "kwargs-not-a-mapping", "unknown-provider", "bad-selection-type",
+    ],
 )
 def test_bad_arguments_fail_at_construction(kwargs: dict[str, Any], error: type[Exception], message: str) -> None:
+    # threading.Thread accepts every one of these and fails (or, for an async target, silently does nothing)
+    # only inside the new thread.
     with pytest.raises(error, match=message):
         ctxsnap.Thread(**kwargs)
+
+
+def test_args_given_as_any_iterable_reach_the_target_whole() -> None:
+    seen: list[Any] = []
+    run_thread(ctxsnap.Thread(target=lambda *a, **k: seen.append((a, k)), args=(x for x in (1, 2, 3))))
+    run_thread(ctxsnap.Thread(target=lambda *a, **k: seen.append((a, k)), args=[4], kwargs=types_mapping()))
+    assert seen == [((1, 2, 3), {}), ((4,), {"key": "value"})]
+
+
+def types_mapping() -> Any:
+    # A read-only mapping, not a dict: anything with keys() is a mapping to ** unpacking.
+    return types.MappingProxyType({"key": "value"})
 
 
 def test_many_threads_started_by_many_parents_each_see_their_own_parent() -> None:
