@@ -120,12 +120,43 @@ def _plan_for(include: Selection, exclude: Selection) -> _Plan:
             for p in registered
             if _provider.select(include_names, p.name) or (include_vars and p is CONTEXTVARS)
         )
-    selected = tuple(p for p in selected if not _provider.select(exclude_names, p.name))
+        if not selected:
+            # Framework names are always "known" (so exclude=["quart"] works in a Flask app), which lets
+            # include=["quart"] through in a process without Quart: refused like include=[], for the same reason.
+            _raise_selects_nothing(include_names)
+    kept = tuple(p for p in selected if not _provider.select(exclude_names, p.name))
+    if include is not None and not kept:
+        raise ValueError(
+            f"exclude= leaves out every provider that include= selects ({', '.join(p.name for p in selected)}), "
+            "so the snapshot would carry nothing; drop the exclude= entries that remove them, or include more"
+        )
+    selected = kept
     drop = set(exclude_vars)
     for p in registered:
         if p not in selected:
             drop.update(getattr(p, "owned_vars", ()))
     return _Plan(version, selected, frozenset(drop), frozenset(include_vars) if include_vars else None)
+
+
+def _raise_selects_nothing(names: list[str]) -> NoReturn:
+    shown = ", ".join(repr(name) for name in names)
+    # Only framework names get this far: any other known name is a registered provider or a prefix of one.
+    frameworks = sorted({name.partition(".")[0] for name in names})
+    missing = [framework for framework in frameworks if framework not in sys.modules]
+    if missing:
+        which = " and ".join(missing)
+        raise ValueError(
+            f"include= names only {shown}, but {which} {'is' if len(missing) == 1 else 'are'} not imported in "
+            "this process, so nothing it names is registered and the snapshot would carry nothing, not even "
+            f"ContextVars; import {which} before capturing (before building the executor or Thread that takes "
+            "this include=), or leave include out to carry whatever is in use (add 'contextvars' to include= to "
+            "carry ContextVars in any case)"
+        )
+    raise ValueError(
+        f"include= names only {shown}, but no provider by that name is registered any more (it was "
+        "unregistered), so the snapshot would carry nothing, not even ContextVars; register it again, or leave "
+        "include out to carry whatever is registered"
+    )
 
 
 def _split_selection(argument: str, value: Selection) -> tuple[list[str], list[ContextVar[Any]]]:

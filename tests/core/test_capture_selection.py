@@ -6,7 +6,11 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextvars
+import subprocess
+import sys
+import textwrap
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,6 +18,8 @@ import pytest
 import ctxsnap
 
 from .conftest import Register
+
+ROOT = Path(__file__).resolve().parents[2]
 
 kept: contextvars.ContextVar[str] = contextvars.ContextVar("core_selection_kept")
 dropped: contextvars.ContextVar[str] = contextvars.ContextVar("core_selection_dropped")
@@ -191,6 +197,99 @@ def test_unknown_names_are_refused_with_the_registered_names(argument: str, name
 def test_an_empty_include_is_refused() -> None:
     with pytest.raises(ValueError, match=r"include= is empty, so the snapshot would carry nothing"):
         ctxsnap.capture(include=[])
+
+
+# -- a framework named in include= that is not in use -----------------------------------------------------
+#
+# These run in a fresh interpreter: the test process has long imported Flask (and, in most cells, Quart), and
+# "not imported yet" is the state under test. Real Flask is used, because every cell installs it.
+
+
+def run_fresh(code: str) -> list[str]:
+    """Run ``code`` in a new interpreter with no third-party providers; return its printed lines."""
+    result = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, cwd=ROOT, timeout=120,
+        env={"CTXSNAP_DISABLE_ENTRY_POINTS": "1", "PATH": ""},
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout.splitlines()
+
+
+def test_including_only_a_framework_that_is_not_imported_is_refused_not_carried_empty() -> None:
+    lines = run_fresh("""
+        import concurrent.futures, contextvars, ctxsnap
+        contextvars.ContextVar("request_id").set("r1")
+        for make in (lambda: ctxsnap.capture(include=["flask"]),
+                     lambda: ctxsnap.capture(include="flask.request"),
+                     lambda: ctxsnap.Thread(target=print, include=["flask"]),
+                     lambda: ctxsnap.ContextExecutor(concurrent.futures.ThreadPoolExecutor(1), include=["flask"])):
+            try:
+                make()
+            except ValueError as exc:
+                print(exc)
+            else:
+                print("accepted")
+        print(ctxsnap.capture(include=["flask", "contextvars"]).providers)
+        print(ctxsnap.capture(exclude=["contextvars"]).providers)
+    """)
+    assert len(lines) == 6
+    for line in lines[:4]:
+        assert "but flask is not imported in this process" in line
+        assert "would carry nothing, not even ContextVars" in line
+        assert "import flask before capturing" in line and "leave include out" in line
+    assert lines[0].startswith("include= names only 'flask', but")
+    assert lines[1].startswith("include= names only 'flask.request', but")
+    # With something else to carry, naming a framework that is not in use is fine (as exclude= of one is).
+    assert lines[4] == "('contextvars',)"
+    # Only include= is held to carrying something: exclude= alone may leave nothing, as it always could.
+    assert lines[5] == "()"
+
+
+def test_a_framework_imported_later_is_selectable_from_then_on_even_before_its_adapter_loaded() -> None:
+    lines = run_fresh("""
+        import concurrent.futures, sys, ctxsnap
+        pool = concurrent.futures.ThreadPoolExecutor(1)
+        try:
+            ctxsnap.ContextExecutor(pool, include=["flask"])
+        except ValueError:
+            print("refused before the import")
+        import flask
+        print("ctxsnap.adapters.flask" in sys.modules)
+        app = flask.Flask("fresh")
+        with app.app_context():
+            print(ctxsnap.capture(include=["flask"]).providers)
+            executor = ctxsnap.ContextExecutor(pool, include=["flask"])
+            print(executor.submit(lambda: flask.current_app.name).result())
+    """)
+    # The adapter was not loaded when flask was imported: the include= check itself loads it.
+    assert lines == ["refused before the import", "False", "('flask.app',)", "fresh"]
+
+
+def test_the_check_runs_whenever_the_plan_is_built_so_unregistering_makes_the_next_submit_raise() -> None:
+    lines = run_fresh("""
+        import concurrent.futures, flask, ctxsnap
+        executor = ctxsnap.ContextExecutor(concurrent.futures.ThreadPoolExecutor(1), include=["flask"])
+        print(executor.submit(int).result())
+        ctxsnap.unregister_provider("flask.app")
+        ctxsnap.unregister_provider("flask.request")
+        for call in (lambda: executor.submit(int), lambda: ctxsnap.capture(include=["flask"])):
+            try:
+                call()
+            except ValueError as exc:
+                print(exc)
+    """)
+    assert lines[0] == "0"
+    assert len(lines) == 3
+    for line in lines[1:]:
+        assert line.startswith("include= names only 'flask', but no provider by that name is registered any more")
+        assert "register it again, or leave include out" in line
+
+
+@pytest.mark.usefixtures("family")
+def test_an_exclude_that_removes_everything_include_selects_is_refused() -> None:
+    message = r"exclude= leaves out every provider that include= selects \(test.sel.alpha, test.sel.beta\), so"
+    with pytest.raises(ValueError, match=message):
+        ctxsnap.capture(include=["test.sel"], exclude=["test.sel.alpha", "test.sel.beta"])
 
 
 @pytest.mark.usefixtures("family")
