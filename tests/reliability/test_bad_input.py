@@ -14,6 +14,8 @@ import concurrent.futures
 import contextvars
 import pickle
 import re
+import subprocess
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -125,6 +127,41 @@ def _in_loop(coroutine_function: Callable[..., Any], *args: Any) -> object:
     return asyncio.run(coroutine_function(*args))
 
 
+def _run_in_executor(executor: Any, fn: object) -> object:
+    async def main() -> object:
+        return await ctxsnap_asyncio.run_in_executor(executor, fn)  # type: ignore[arg-type]
+
+    return asyncio.run(main())
+
+
+def _run_in_process_pool(fn: object) -> object:
+    return _with_executor(concurrent.futures.ProcessPoolExecutor, lambda pool: _run_in_executor(pool, fn))
+
+
+def _in_a_fresh_interpreter(code: str) -> None:
+    """Run ``code`` in a new interpreter and raise here the exception it raised there.
+
+    For the states this process has left behind, such as "Quart is not imported yet". The exception travels
+    pickled, so the message checked is the one ctxsnap produced.
+    """
+    wrapper = (
+        "import pickle, sys\n"
+        f"try:\n    exec({code!r})\n"
+        "except Exception as exc:\n    sys.stdout.write(pickle.dumps(exc).hex())\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", wrapper], capture_output=True, text=True, timeout=120,
+        cwd=Path(__file__).resolve().parents[2], env={"CTXSNAP_DISABLE_ENTRY_POINTS": "1", "PATH": ""},
+    )
+    assert result.returncode == 0, result.stderr
+    if result.stdout:
+        raise pickle.loads(bytes.fromhex(result.stdout))
+
+
+class _NamedContextvars(_ProviderClass):
+    name = "contextvars"
+
+
 CORE_CASES = [
     Case("wrap-non-callable", "ctxsnap.wrap(42)", lambda: ctxsnap.wrap(42),
          TypeError, "expects a callable, got int", "pass the function itself"),
@@ -155,6 +192,21 @@ CORE_CASES = [
     Case("include-var-without-contextvars", 'capture(include=[var], exclude=["contextvars"])',
          lambda: ctxsnap.capture(include=[some_var], exclude=["contextvars"]),
          ValueError, "leaves out the 'contextvars' provider", "drop one of the two"),
+    Case("include-empty", "capture(include=[])", lambda: ctxsnap.capture(include=[]),
+         ValueError, "include= is empty, so the snapshot would carry nothing", "leave include out (None)"),
+    Case("include-and-exclude-one-name", 'capture(include=["contextvars"], exclude=["contextvars"])',
+         lambda: ctxsnap.capture(include=["contextvars"], exclude=["contextvars"]),
+         ValueError, "include= names 'contextvars' and exclude= leaves it out again", "drop one of the two"),
+    Case("include-and-exclude-one-var", "capture(include=[var], exclude=[var])",
+         lambda: ctxsnap.capture(include=[some_var], exclude=[some_var]),
+         ValueError, "is both in include= and in exclude=", "drop one of the two"),
+    Case("exclude-removes-all-included", 'capture(include=["flask"], exclude=["flask.app", "flask.request"])',
+         lambda: ctxsnap.capture(include=["flask"], exclude=["flask.app", "flask.request"]),
+         ValueError, "exclude= leaves out every provider that include= selects",
+         "drop the exclude= entries that remove them"),
+    Case("include-framework-not-imported", 'capture(include=["quart"]) before Quart is imported',
+         lambda: _in_a_fresh_interpreter("import ctxsnap; ctxsnap.capture(include=['quart'])"),
+         ValueError, "but quart is not imported in this process", "import quart before capturing"),
     Case("register-class", "register_provider(MyProvider)", lambda: ctxsnap.register_provider(_ProviderClass),
          TypeError, "got the class _ProviderClass", "register_provider(_ProviderClass())"),
     Case("register-no-name", "register_provider(obj_without_name)", lambda: ctxsnap.register_provider(_NoName()),
@@ -174,10 +226,27 @@ CORE_CASES = [
          LookupError, "no provider named 'nope'", "registered: "),
     Case("unregister-not-a-name", "unregister_provider(42)", lambda: ctxsnap.unregister_provider(42),
          TypeError, "got int", "takes a provider name (str)"),
+    Case("unregister-contextvars", 'unregister_provider("contextvars")',
+         lambda: ctxsnap.unregister_provider("contextvars"),
+         ValueError, "cannot be unregistered", "capture(exclude=['contextvars'])"),
+    Case("register-replace-contextvars", 'register_provider(p named "contextvars", replace=True)',
+         lambda: ctxsnap.register_provider(_NamedContextvars(), replace=True),
+         ValueError, "cannot be replaced", "Register your provider under a name of its own"),
+    Case("register-replace-not-a-bool", 'register_provider(p, replace="yes")',
+         lambda: ctxsnap.register_provider(_ProviderClass(), replace="yes"),  # type: ignore[arg-type]
+         TypeError, "got 'yes'", "takes True or False"),
     Case("thread-target-non-callable", "ctxsnap.Thread(target=42)", lambda: ctxsnap.Thread(target=42),
-         TypeError, "got int 42", "pass the function itself"),
-    Case("thread-unknown-provider", 'ctxsnap.Thread(target=fn, exclude=["flsk"]).start()',
-         lambda: ctxsnap.Thread(target=_fn, exclude=["flsk"]).start(),
+         TypeError, "Thread() expects a callable, got int 42", "Thread(target=fn), not Thread(target=fn())"),
+    Case("thread-target-async", "ctxsnap.Thread(target=async_fn)", lambda: ctxsnap.Thread(target=_async_fn),
+         TypeError, "Thread() got the async callable '_async_fn'", "await async code directly"),
+    Case("thread-args-not-iterable", "ctxsnap.Thread(target=fn, args=5)",
+         lambda: ctxsnap.Thread(target=_fn, args=5),  # type: ignore[arg-type]
+         TypeError, "takes an iterable of positional arguments, got int 5", "pass a tuple"),
+    Case("thread-kwargs-not-a-mapping", 'ctxsnap.Thread(target=fn, kwargs=[("a", 1)])',
+         lambda: ctxsnap.Thread(target=_fn, kwargs=[("a", 1)]),  # type: ignore[arg-type]
+         TypeError, "takes a mapping of keyword arguments, got list", "pass a dict"),
+    Case("thread-unknown-provider", 'ctxsnap.Thread(target=fn, exclude=["flsk"])',
+         lambda: ctxsnap.Thread(target=_fn, exclude=["flsk"]),
          ValueError, "unknown provider 'flsk'", "registered providers are"),
     Case("executor-not-an-executor", "ctxsnap.ContextExecutor(42)", lambda: ctxsnap.ContextExecutor(42),
          TypeError, "got int", "pass an executor instance"),
@@ -186,7 +255,7 @@ CORE_CASES = [
          TypeError, "got the class ThreadPoolExecutor", "ContextExecutor(ThreadPoolExecutor())"),
     Case("executor-process-pool", "ctxsnap.ContextExecutor(ProcessPoolExecutor())",
          lambda: _with_executor(concurrent.futures.ProcessPoolExecutor, ctxsnap.ContextExecutor),
-         TypeError, "cannot wrap a ProcessPoolExecutor", "cannot be sent to another process"),
+         TypeError, "ContextExecutor() cannot use a ProcessPoolExecutor", "use a thread pool"),
     Case("executor-unknown-provider", 'ctxsnap.ContextExecutor(pool, include=["flsk"])',
          lambda: _with_executor(concurrent.futures.ThreadPoolExecutor,
                                 lambda pool: ctxsnap.ContextExecutor(pool, include=["flsk"])),
@@ -194,6 +263,17 @@ CORE_CASES = [
     Case("executor-submit-non-callable", "ctxsnap.ThreadPoolExecutor().submit(42)",
          lambda: _with_executor(ctxsnap.ThreadPoolExecutor, lambda pool: pool.submit(42)),
          TypeError, "expects a callable, got int", "pass the function itself"),
+    Case("executor-submit-async", "ctxsnap.ContextExecutor(pool).submit(async_fn)",
+         lambda: _with_executor(concurrent.futures.ThreadPoolExecutor,
+                                lambda pool: ctxsnap.ContextExecutor(pool).submit(_async_fn)),
+         TypeError, "submit() got the async callable", "await async code directly"),
+    Case("executor-map-none", "ctxsnap.ContextExecutor(pool).map(None, items)",
+         lambda: _with_executor(concurrent.futures.ThreadPoolExecutor,
+                                lambda pool: ctxsnap.ContextExecutor(pool).map(None, [1])),  # type: ignore
+         TypeError, "map() expects a callable, got NoneType", "pass the function itself"),
+    Case("thread-pool-max-workers", 'ctxsnap.ThreadPoolExecutor(max_workers="x")',
+         lambda: ctxsnap.ThreadPoolExecutor(max_workers="x"),  # type: ignore[arg-type]
+         TypeError, "takes the number of worker threads or None", "pass an int"),
     Case("asyncio-to-thread-no-loop", "ctxsnap.adapters.asyncio.to_thread(fn) driven without a loop",
          lambda: _outside_loop(ctxsnap_asyncio.to_thread, _fn),
          RuntimeError, "needs a running event loop", "await it inside 'async def'"),
@@ -203,6 +283,26 @@ CORE_CASES = [
     Case("asyncio-to-thread-non-callable", "await ctxsnap.adapters.asyncio.to_thread(42)",
          lambda: _in_loop(ctxsnap_asyncio.to_thread, 42),
          TypeError, "expects a callable, got int", "pass the function itself"),
+    Case("asyncio-to-thread-async", "await ctxsnap.adapters.asyncio.to_thread(async_fn)",
+         lambda: _in_loop(ctxsnap_asyncio.to_thread, _async_fn),
+         TypeError, "to_thread() got the async callable", "await async code directly"),
+    Case("asyncio-run-in-executor-non-callable", "await ctxsnap.adapters.asyncio.run_in_executor(None, 42)",
+         lambda: _run_in_executor(None, 42),
+         TypeError, "run_in_executor() expects a callable, got int", "run_in_executor(executor, fn), not"),
+    Case("asyncio-run-in-executor-async", "await ctxsnap.adapters.asyncio.run_in_executor(None, async_fn)",
+         lambda: _run_in_executor(None, _async_fn),
+         TypeError, "run_in_executor() got the async callable", "await async code directly"),
+    Case("asyncio-run-in-executor-not-an-executor", "await ctxsnap.adapters.asyncio.run_in_executor(42, fn)",
+         lambda: _run_in_executor(42, _fn),
+         TypeError, "takes a concurrent.futures.Executor or None (the loop's default executor), got int",
+         "pass an executor instance"),
+    Case("asyncio-run-in-executor-class", "await ctxsnap.adapters.asyncio.run_in_executor(ThreadPoolExecutor, fn)",
+         lambda: _run_in_executor(concurrent.futures.ThreadPoolExecutor, _fn),
+         TypeError, "got the class ThreadPoolExecutor", "run_in_executor(ThreadPoolExecutor(), fn)"),
+    Case("asyncio-run-in-executor-process-pool",
+         "await ctxsnap.adapters.asyncio.run_in_executor(ProcessPoolExecutor(), fn)",
+         lambda: _run_in_process_pool(_fn),
+         TypeError, "run_in_executor() cannot use a ProcessPoolExecutor", "use a thread pool"),
 ]
 
 
