@@ -10,7 +10,7 @@ import asyncio
 import concurrent.futures
 import contextvars
 import threading
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
 from typing import Any, TypeVar
 
 import pytest
@@ -124,10 +124,36 @@ def test_a_callable_wrapped_earlier_keeps_its_own_snapshot() -> None:
     assert run(main()) == ("wrapped here", "wrapped here")
 
 
-def _worker_state() -> tuple[int, str | None, str | None]:
-    return threading.get_ident(), REQUEST_ID.get(None), LEFT_BEHIND.get(None)
+class _ThreadMark(ctxsnap.Provider):
+    """Keeps state in the worker thread itself (a thread-local), which only the snapshot's undo takes away."""
+
+    name = "test-asyncio.thread-mark"
+    local = threading.local()
+
+    def capture(self) -> str:
+        return "marked"
+
+    def apply(self, state: str) -> None:
+        self.local.mark = state
+
+    def undo(self, state: str, token: Any, exc: BaseException | None) -> None:
+        del self.local.mark
 
 
+@pytest.fixture
+def thread_mark() -> Iterator[None]:
+    ctxsnap.register_provider(_ThreadMark())
+    try:
+        yield
+    finally:
+        ctxsnap.unregister_provider(_ThreadMark.name)
+
+
+def _worker_state() -> tuple[int, str | None, str | None, bool]:
+    return threading.get_ident(), REQUEST_ID.get(None), LEFT_BEHIND.get(None), hasattr(_ThreadMark.local, "mark")
+
+
+@pytest.mark.usefixtures("thread_mark")
 @pytest.mark.parametrize("helper", ["to_thread", "run_in_executor"])
 def test_a_cancelled_caller_leaves_nothing_in_the_worker_nor_in_the_loop(helper: str) -> None:
     errors: list[dict[str, Any]] = []
@@ -139,8 +165,10 @@ def test_a_cancelled_caller_leaves_nothing_in_the_worker_nor_in_the_loop(helper:
         loop.set_exception_handler(lambda _loop, context: errors.append(context))
         clean = await loop.run_in_executor(None, _worker_state)
         entered, release, finished = threading.Event(), threading.Event(), threading.Event()
+        marked_in_the_worker: list[bool] = []
 
         def child() -> None:
+            marked_in_the_worker.append(_worker_state()[3])
             entered.set()
             LEFT_BEHIND.set("set by the cancelled task")
             REQUEST_ID.set("changed by the cancelled task")
@@ -158,6 +186,8 @@ def test_a_cancelled_caller_leaves_nothing_in_the_worker_nor_in_the_loop(helper:
         release.set()
         after = await loop.run_in_executor(None, _worker_state)
         assert finished.is_set()
+        assert marked_in_the_worker == [True], "the test is void: the work did not run inside the snapshot"
+        # The same thread, its ContextVars as before, and the thread-local state the provider set is gone.
         assert after == clean
         assert asyncio.all_tasks() == {asyncio.current_task()}
 
@@ -166,3 +196,33 @@ def test_a_cancelled_caller_leaves_nothing_in_the_worker_nor_in_the_loop(helper:
     finally:
         pool.shutdown(wait=True)
     assert errors == [], "the loop reported a stray error"
+
+
+@pytest.mark.parametrize("helper", ["to_thread", "run_in_executor"])
+def test_a_caller_cancelled_while_its_work_is_queued_never_runs_it(helper: str) -> None:
+    ran: list[bool] = []
+    pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="asyncio-cancel-queued")
+    busy = threading.Event()
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        loop.set_default_executor(pool)
+        blocker = loop.run_in_executor(None, busy.wait, TIMEOUT)  # occupies the only worker
+        work = lambda: ran.append(True)  # noqa: E731
+        queued = asyncio.ensure_future(to_thread(work) if helper == "to_thread" else run_in_executor(None, work))
+        await asyncio.sleep(0)  # the helper has captured and handed the work to the executor's queue
+        queued.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await queued
+        # The loop passes the cancellation on to the executor's future in a callback of its own: let it run
+        # before the worker is freed, as it would be in an app whose worker is busy for longer than a step.
+        await asyncio.sleep(0)
+        busy.set()
+        await blocker
+        await loop.run_in_executor(None, lambda: None)  # the worker has drained its queue
+
+    try:
+        run(main())
+    finally:
+        pool.shutdown(wait=True)
+    assert ran == []
