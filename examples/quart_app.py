@@ -15,10 +15,11 @@ Routes:
 * ``GET /``: one ``to_thread`` worker and one thread report ``g.request_id``, the ``request_id`` ContextVar and
   the ``X-Request-Id`` header as they see them; the ``to_thread`` worker then writes ``g.note``, and the view
   reports whether that write reached the request's own ``g``.
-* ``GET /fanout?n=4``: ``n`` concurrent ``to_thread`` workers, each reporting the same plus its thread id.
+* ``GET /fanout?n=4``: ``n`` concurrent ``to_thread`` workers, each reporting the same plus its thread id, then
+  writing ``g.note``; the view reports whether a write reached the request's ``g``.
 * websocket ``/ws``: each text message is a request id; the handler stores it in ``g`` and the ContextVar, two
-  ``to_thread`` workers report what they see (``g``, ContextVar, the websocket's path), and the handler sends
-  the JSON answer.
+  ``to_thread`` workers report what they see (``g``, ContextVar, the websocket's path) and write ``g.note``,
+  and the handler sends the JSON answer, saying whether a write reached the websocket's ``g``.
 """
 
 from __future__ import annotations
@@ -89,7 +90,15 @@ def what_this_socket_worker_sees() -> dict[str, Any]:
 
 def look_then_write_g() -> dict[str, Any]:
     """Report what the worker sees, then write to ``g`` as a helper caching something would."""
-    seen = what_this_worker_sees()
+    return _then_write_g(what_this_worker_sees())
+
+
+def look_at_the_socket_then_write_g() -> dict[str, Any]:
+    """The same for a websocket message."""
+    return _then_write_g(what_this_socket_worker_sees())
+
+
+def _then_write_g(seen: dict[str, Any]) -> dict[str, Any]:
     if _visible(lambda: g.get("request_id")) is not None:
         g.note = "written by the worker"
     return seen
@@ -147,8 +156,8 @@ def create_app(propagate: bool = True) -> quart.Quart:
             n = 0
         if not 1 <= n <= FANOUT_MAX:
             return {"error": f"n must be an integer from 1 to {FANOUT_MAX}, got {raw!r}"}, 400
-        workers = await asyncio.gather(*(in_thread(what_this_worker_sees) for _ in range(n)))
-        return {"request_id": g.request_id, "workers": list(workers)}
+        workers = await asyncio.gather(*(in_thread(look_then_write_g) for _ in range(n)))
+        return {"request_id": g.request_id, "workers": list(workers), "g_note_leaked_into_request": "note" in g}
 
     @app.websocket("/ws")
     async def ws() -> None:
@@ -158,8 +167,11 @@ def create_app(propagate: bool = True) -> quart.Quart:
             sent = message if isinstance(message, str) else message.decode()
             g.request_id = sent
             request_id.set(sent)
-            workers = await asyncio.gather(*(in_thread(what_this_socket_worker_sees) for _ in range(2)))
-            await websocket.send(json.dumps({"request_id": sent, "workers": list(workers)}))
+            workers = await asyncio.gather(*(in_thread(look_at_the_socket_then_write_g) for _ in range(2)))
+            # The websocket's g lives as long as the connection: each answer reports this message's writes only.
+            leaked = g.pop("note", None) is not None
+            answer = {"request_id": sent, "workers": list(workers), "g_note_leaked_into_socket": leaked}
+            await websocket.send(json.dumps(answer))
 
     return app
 

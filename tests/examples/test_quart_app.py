@@ -1,7 +1,10 @@
 """The example Quart app on a real Hypercorn server, reached over loopback by real HTTP and websocket clients.
 
-Each property is also checked against the same app with propagation off (Quart's own ``run_sync`` and a plain
-``threading.Thread``), so the tests show what ctxsnap changes rather than pass vacuously. Quart and Hypercorn
+Each route is also driven on the same app with propagation off (Quart's own ``run_sync`` and a plain
+``threading.Thread``), so the tests show what ctxsnap changes rather than pass vacuously: ``GET /``, ``/fanout``
+and ``/ws`` workers write into the request's or websocket's own ``g`` there, and the plain thread of ``GET /``
+sees nothing. The concurrent-client tests have no such twin: Quart's ``run_sync`` carries ids too, and a
+per-request id cannot leak between requests either way; they guard ctxsnap's per-run copies. Quart and Hypercorn
 are imported inside the fixtures: the Flask-only cells of the matrix deselect this module by its marker, and
 must be able to collect it without them.
 """
@@ -107,6 +110,19 @@ def test_concurrent_clients_fanning_out_never_see_another_requests_id(ctxsnap_ur
     assert wrong == []
 
 
+def test_the_fanout_workers_g_writes_stay_in_the_workers(ctxsnap_url: str) -> None:
+    body = _get(ctxsnap_url, "/fanout?n=4", "req-fanout-1")
+    assert [_sees(worker, "req-fanout-1") for worker in body["workers"]] == [True] * 4
+    assert body["g_note_leaked_into_request"] is False
+
+
+def test_without_ctxsnap_the_fanout_workers_write_into_the_requests_g(plain_url: str) -> None:
+    # Quart's run_sync carries the id to every worker as well, but as the request's own g: their writes land there.
+    body = _get(plain_url, "/fanout?n=4", "req-fanout-plain")
+    assert [_sees(worker, "req-fanout-plain") for worker in body["workers"]] == [True] * 4
+    assert body["g_note_leaked_into_request"] is True
+
+
 @pytest.mark.parametrize("n", ["0", "65", "many"])
 def test_fanout_refuses_a_bad_n_and_says_what_it_takes(ctxsnap_url: str, n: str) -> None:
     with _client(ctxsnap_url) as client:
@@ -127,6 +143,19 @@ def test_a_websocket_message_is_seen_by_the_handlers_to_thread_workers(
             assert answer["request_id"] == sent
             for worker in answer["workers"]:
                 assert (worker["g"], worker["var"], worker["path"]) == (sent, sent, "/ws")
+            assert answer["g_note_leaked_into_socket"] is False
+
+
+def test_without_ctxsnap_the_websocket_workers_write_into_the_sockets_g(
+    quart_app: ModuleType, plain_url: str
+) -> None:
+    with quart_app.WebSocketClient(plain_url, "/ws") as ws:
+        for sent in ("first message", "second message"):
+            ws.send(sent)
+            answer = json.loads(ws.receive())
+            for worker in answer["workers"]:
+                assert (worker["g"], worker["var"], worker["path"]) == (sent, sent, "/ws")
+            assert answer["g_note_leaked_into_socket"] is True
 
 
 def test_concurrent_websocket_clients_never_see_another_clients_id(
