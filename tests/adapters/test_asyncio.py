@@ -208,7 +208,10 @@ def test_a_caller_cancelled_while_its_work_is_queued_never_runs_it(helper: str) 
         loop = asyncio.get_running_loop()
         loop.set_default_executor(pool)
         blocker = loop.run_in_executor(None, busy.wait, TIMEOUT)  # occupies the only worker
-        work = lambda: ran.append(True)  # noqa: E731
+
+        def work() -> None:
+            ran.append(True)
+
         queued = asyncio.ensure_future(to_thread(work) if helper == "to_thread" else run_in_executor(None, work))
         await asyncio.sleep(0)  # the helper has captured and handed the work to the executor's queue
         queued.cancel()
