@@ -3,7 +3,8 @@
 It needs nothing but Python 3.11 and pip. Each matrix cell gets its own virtual environment under ``.venvs/``
 (rebuilt only when its requirements or ``pyproject.toml`` change), so the whole Flask/Quart version matrix runs
 from a clean clone with one command. ``test`` fails when a cell fails, collects no test, or skips one: a green
-run means every selected test ran and passed.
+run means every selected test ran and passed; a cell whose marker expression selects Quart tests (it does not
+say ``not quart``) also fails when none of them ran, so a wrong expression cannot turn the Quart part off.
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ ASGI = ["hypercorn>=0.16", "wsproto>=1.2"]
 INTEROP = ["flask-sqlalchemy>=3.1", "opentelemetry-sdk>=1.25", "structlog>=24.1"]
 TYPING = ["mypy>=1.10"]
 LEGACY_ONLY = "not quart and not interop and not typing and not stress"
+#: Where the JUnit report shows a Quart test: it has no markers, so by module, or by conformance entry id.
+QUART_MODULES = ("tests.adapters.quart.", "tests.examples.test_quart_app")
 
 
 @dataclass(frozen=True)
@@ -114,13 +117,20 @@ class Outcome:
     skipped: int = 0
     exit_code: int = 0
     seconds: float = 0.0
+    quart_expected: bool = False
+    quart_ran: int = 0
 
     @property
     def ok(self) -> bool:
-        return self.exit_code == 0 and self.failed == 0 and self.skipped == 0 and self.passed > 0
+        quart = self.quart_ran > 0 or not self.quart_expected
+        return self.exit_code == 0 and self.failed == 0 and self.skipped == 0 and self.passed > 0 and quart
 
 
-def run_cell(cell: Cell, extra: list[str]) -> Outcome:
+def is_quart_case(case: ET.Element) -> bool:
+    return case.get("classname", "").startswith(QUART_MODULES) or case.get("name", "").endswith("@quart]")
+
+
+def run_cell(cell: Cell, extra: list[str], check_quart: bool = False) -> Outcome:
     python = ensure_venv(cell)
     report = Path(tempfile.mkstemp(prefix=f"ctxsnap-{cell.name}-", suffix=".xml")[1])
     command = [str(python), "-m", "pytest", "-p", "no:cacheprovider", "-m", cell.markers,
@@ -130,8 +140,11 @@ def run_cell(cell: Cell, extra: list[str]) -> Outcome:
     env = {**os.environ, "CTXSNAP_CELL": cell.name, "PYTHONDONTWRITEBYTECODE": "1"}
     code = subprocess.run(command, cwd=ROOT, env=env).returncode
     outcome = Outcome(cell.name, exit_code=code, seconds=time.monotonic() - started)
+    outcome.quart_expected = check_quart and "not quart" not in cell.markers
     if report.stat().st_size:
-        for suite in ET.parse(report).getroot().iter("testsuite"):
+        root = ET.parse(report).getroot()
+        outcome.quart_ran = sum(map(is_quart_case, root.iter("testcase")))
+        for suite in root.iter("testsuite"):
             tests = int(suite.get("tests", 0))
             failed = int(suite.get("failures", 0)) + int(suite.get("errors", 0))
             skipped = int(suite.get("skipped", 0))
@@ -143,6 +156,8 @@ def run_cell(cell: Cell, extra: list[str]) -> Outcome:
         print(f"[{cell.name}] pytest collected no test: that is a failure here", flush=True)
     if outcome.skipped:
         print(f"[{cell.name}] {outcome.skipped} test(s) skipped: a skipped test is not a passed one", flush=True)
+    if outcome.quart_expected and not outcome.quart_ran:
+        print(f"[{cell.name}] markers {cell.markers!r} select Quart tests, but none ran: a failure", flush=True)
     return outcome
 
 
@@ -152,7 +167,8 @@ def command_test(args: argparse.Namespace) -> int:
     if unknown:
         print(f"unknown cell(s): {', '.join(sorted(unknown))}; see 'python dev.py cells'")
         return 2
-    outcomes = [run_cell(cell, args.pytest_args) for cell in cells]
+    # Extra pytest arguments (-k, a path) may narrow a run on purpose; the Quart check guards the cells' own.
+    outcomes = [run_cell(cell, args.pytest_args, check_quart=not args.pytest_args) for cell in cells]
     print("\ncell                        passed  failed  skipped  exit  seconds")
     for o in outcomes:
         mark = "ok" if o.ok else "FAIL"
