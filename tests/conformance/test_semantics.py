@@ -294,14 +294,39 @@ def test_no_context__capture_works_and_carries_contextvars(entry: str) -> None:
 
 # -- teardown ---------------------------------------------------------------------------------------------------
 
-@conformance()
-def test_teardown__nothing_of_the_lifecycle_runs_in_the_child(entry: str) -> None:
+#: What the parent's own context runs when it ends, once each, by where the parent is.
+PARENT_TEARDOWN = {
+    "request": ["teardown_appcontext", "teardown_request"],
+    "websocket": ["teardown_appcontext", "teardown_websocket"],
+}
+
+
+def _spy_on_close(request: Any, calls: list[int]) -> None:
+    """Record every call of this Quart request's ``close()`` and its thread; the call itself goes on unchanged.
+
+    Quart's request context calls it when it is popped (closing the uploaded files); a child that popped a
+    context of its own would call it in the child, as Flask's decorator does with Flask's request.
+    """
+    close = request.close
+
+    def spy() -> Any:
+        calls.append(threading.get_ident())
+        return close()
+
+    request.close = spy
+
+
+def _nothing_of_the_lifecycle_in_the_child(entry: str, where: str) -> None:
     children: list[int] = []
+    closes: list[int] = []
+    quart_request = RUNNERS[entry].entry.host == "quart" and where == "request"
 
     def scenario(p: Parent) -> Play:
         request = p.fw.request
         if p.fw.uploads:
             upload = request.files["upload"]
+        if quart_request:
+            _spy_on_close(request._get_current_object(), closes)
 
         def child() -> int:
             if p.fw.uploads:
@@ -315,61 +340,118 @@ def test_teardown__nothing_of_the_lifecycle_runs_in_the_child(entry: str) -> Non
         if p.fw.uploads:
             assert not upload.stream.closed
             assert upload.read() == UPLOAD
+        assert closes == [], "a child called request.close()"
         assert p.lifecycle.events == []
 
-    parent = play(entry, scenario)
-    teardowns = parent.lifecycle.threads("teardown_request") + parent.lifecycle.threads("teardown_appcontext")
-    assert len(teardowns) == 2, parent.lifecycle.events  # once each, for the parent's own request
-    assert not set(teardowns) & set(children), "a teardown handler ran in a child thread"
+    parent = play(entry, scenario, where=where)
+    events = parent.lifecycle.events
+    assert sorted(name for name, _ in events) == PARENT_TEARDOWN[where], events  # the parent's own, once each
+    assert not {thread for _, thread in events} & set(children), "a teardown handler ran in a child thread"
+    if quart_request:
+        # Quart's pop of the parent's own request context closed it, once, outside the children.
+        assert len(closes) == 1 and closes[0] not in children, closes
+
+
+@conformance()
+def test_teardown__nothing_of_the_lifecycle_runs_in_the_child(entry: str) -> None:
+    _nothing_of_the_lifecycle_in_the_child(entry, "request")
+
+
+@conformance(quart_host)
+def test_teardown__nothing_of_a_websockets_lifecycle_runs_in_the_child(entry: str) -> None:
+    _nothing_of_the_lifecycle_in_the_child(entry, "websocket")
+
+
+def _opt_in_teardown(entry: str, where: str) -> None:
+    children: list[int] = []
+    own_teardown = PARENT_TEARDOWN[where][1]
+
+    def scenario(p: Parent) -> Play:
+        p.fw.g.user = "alice"
+        has_context = p.fw.has_request_context if where == "request" else p.fw.has_websocket_context
+
+        def child() -> tuple[int, Any, bool]:
+            return threading.get_ident(), p.fw.g.user, has_context()
+
+        for _ in range(2):
+            thread, user, has_parents_context = yield p.result((yield p.start(child)))
+            assert (user, has_parents_context) == ("alice", True)
+            children.append(thread)
+        assert p.lifecycle.threads(own_teardown) == []
+        assert sorted(p.lifecycle.threads("teardown_appcontext")) == sorted(children)
+
+    parent = play(entry, scenario, where=where, policy={"CTXSNAP_TEARDOWN": True})
+    assert len(parent.lifecycle.threads(own_teardown)) == 1
+    assert not set(parent.lifecycle.threads(own_teardown)) & set(children)
+    assert len(parent.lifecycle.threads("teardown_appcontext")) == 3  # two children, then the parent
 
 
 @conformance(follows_policy)
 def test_teardown__the_opt_in_runs_teardown_appcontext_once_per_run_in_the_child(entry: str) -> None:
-    children: list[int] = []
+    _opt_in_teardown(entry, "request")
 
-    def scenario(p: Parent) -> Play:
-        p.fw.g.user = "alice"
 
-        def child() -> tuple[int, Any, bool]:
-            return threading.get_ident(), p.fw.g.user, p.fw.has_request_context()
-
-        for _ in range(2):
-            thread, user, has_request = yield p.result((yield p.start(child)))
-            assert (user, has_request) == ("alice", True)
-            children.append(thread)
-        assert p.lifecycle.threads("teardown_request") == []
-        assert sorted(p.lifecycle.threads("teardown_appcontext")) == sorted(children)
-
-    parent = play(entry, scenario, policy={"CTXSNAP_TEARDOWN": True})
-    assert len(parent.lifecycle.threads("teardown_request")) == 1
-    assert not set(parent.lifecycle.threads("teardown_request")) & set(children)
-    assert len(parent.lifecycle.threads("teardown_appcontext")) == 3  # two children, then the parent
+@conformance(lambda runner: follows_policy(runner) and quart_host(runner))
+def test_teardown__in_a_websocket_the_opt_in_runs_teardown_appcontext_and_never_teardown_websocket(
+    entry: str,
+) -> None:
+    _opt_in_teardown(entry, "websocket")
 
 
 # -- reuse ------------------------------------------------------------------------------------------------------
+
+def _reused_child(p: Parent, runs: int) -> Callable[[int], tuple[Any, ...]]:
+    """A child whose runs prove each has a private copy: all are in at once, each writes before any reads."""
+    g = p.fw.g
+    all_in, all_written = threading.Barrier(runs, timeout=TIMEOUT), threading.Barrier(runs, timeout=TIMEOUT)
+
+    def child(index: int) -> tuple[Any, ...]:
+        all_in.wait()
+        seen = REQUEST_ID.get(), g.counter
+        REQUEST_ID.set(f"run {index}")
+        g.counter = index
+        all_written.wait()
+        return seen, REQUEST_ID.get() == f"run {index}", g.counter == index
+
+    return child
+
 
 @conformance()
 def test_reuse__many_runs_at_once_each_get_a_fresh_copy(entry: str) -> None:
     runs = 3
 
     def scenario(p: Parent) -> Play:
-        g = p.fw.g
         REQUEST_ID.set("parent")
-        g.counter = 0
-        # Every run is inside the snapshot at the same time, and each writes before any reads back.
-        all_in, all_written = threading.Barrier(runs, timeout=TIMEOUT), threading.Barrier(runs, timeout=TIMEOUT)
-
-        def child(index: int) -> tuple[Any, ...]:
-            all_in.wait()
-            seen = REQUEST_ID.get(), g.counter
-            REQUEST_ID.set(f"run {index}")
-            g.counter = index
-            all_written.wait()
-            return seen, REQUEST_ID.get() == f"run {index}", g.counter == index
-
-        results = yield p.result((yield p.start_many(child, runs)))
+        p.fw.g.counter = 0
+        results = yield p.result((yield p.start_many(_reused_child(p, runs), runs)))
         assert results == [(("parent", 0), True, True)] * runs
-        assert (REQUEST_ID.get(), g.counter) == ("parent", 0)
+        assert (REQUEST_ID.get(), p.fw.g.counter) == ("parent", 0)
+
+    play(entry, scenario)
+
+
+@conformance()
+def test_reuse__one_wrapped_callable_handed_to_several_calls_at_once_runs_in_a_fresh_copy_each_time(
+    entry: str,
+) -> None:
+    runs = 3
+
+    def scenario(p: Parent) -> Play:
+        REQUEST_ID.set("parent")
+        p.fw.g.counter = 0
+        with ctxsnap.capture() as snapshot:
+            wrapped = snapshot.wrap(_reused_child(p, runs))
+        # The calls happen in another state than the capture: each run must start from the wrapped snapshot.
+        REQUEST_ID.set("at the calls")
+        p.fw.g.counter = -1
+        handles = []
+        for index in range(runs):
+            handles.append((yield p.start(wrapped, index)))
+        results = []
+        for handle in handles:
+            results.append((yield p.result(handle)))
+        assert results == [(("parent", 0), True, True)] * runs
+        assert (REQUEST_ID.get(), p.fw.g.counter) == ("at the calls", -1)
 
     play(entry, scenario)
 
