@@ -6,20 +6,22 @@ and Quart providers install a fork instead: the same object in every respect (ap
 next Flask the merged request state), except for a private ``g`` and private push bookkeeping.
 
 This module knows no framework; it works on any object with a ``g`` attribute and an instance ``__dict__``.
-A fork is made for every run of a snapshot, so both functions stay on the plainest, fastest operations.
+A fork is made for every run of a snapshot, so the fork and the copy of ``g`` stay on the plainest, fastest
+operations.
 """
 
 from __future__ import annotations
 
 from typing import Any, Final
 
-__all__ = ["fork_app_context", "g_values"]
+__all__ = ["drop_inherited", "fork_app_context", "g_values"]
 
 #: Per-push bookkeeping that must not be shared with the parent: Flask >= 2.2 and Quart keep the ContextVar
 #: tokens of their pushes in ``_cv_tokens``; a fork that shared the list could pop the parent's token.
 _PUSH_STATE: Final = "_cv_tokens"
 
 _new: Final = object.__new__
+_MISSING: Final = object()
 
 
 def g_values(app_context: Any) -> dict[str, Any]:
@@ -43,3 +45,16 @@ def fork_app_context(app_context: Any, values: dict[str, Any]) -> Any:
     # in every matrix cell by the adapters' tests, which read every attribute through the fork).
     fork.__dict__ = state
     return fork
+
+
+def drop_inherited(fork: Any, inherited: dict[str, Any]) -> None:
+    """Take out of the fork's ``g`` what it still holds unchanged from ``inherited``, before its teardown runs.
+
+    Those objects belong to the parent, which tears them down itself: a teardown such as the Flask tutorial's
+    ``close_db`` (``g.pop("db")`` then ``close()``) must not close the request's connection from the worker,
+    while a connection the child opened itself is still closed.
+    """
+    namespace = vars(fork.g)
+    for name, value in inherited.items():
+        if namespace.get(name, _MISSING) is value:
+            del namespace[name]

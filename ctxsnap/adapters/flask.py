@@ -37,7 +37,7 @@ from typing import Any, Final, Literal, ParamSpec, TypeVar
 import flask
 import flask.globals
 
-from .._appcontext import fork_app_context, g_values
+from .._appcontext import drop_inherited, fork_app_context, g_values
 from .._provider import Provider, register_provider
 from .._snapshot import Selection, Snapshot
 from .._snapshot import capture as _capture
@@ -66,7 +66,6 @@ _MODES: Final[dict[tuple[object, object], int]] = {
 }
 
 _NO_VALUES: Final[dict[str, Any]] = {}
-_MISSING: Final = object()
 _EMPTY_STORAGE: Final[dict[str, Any]] = {}
 
 
@@ -211,19 +210,10 @@ def _fork_to_push(app_context: Any, values: dict[str, Any]) -> Any:
 def _pop_child(fork: Any, inherited: dict[str, Any], exc: BaseException | None) -> None:
     """Pop the child's own app context, which runs teardown_appcontext once, for the child.
 
-    What the child inherited unchanged in g is taken out first: those objects belong to the parent, which
-    tears them down itself. The tutorial's ``close_db`` (``g.pop("db")`` then ``close()``) would otherwise
-    close the request's connection from the worker; a connection the child opened itself is still closed.
+    What the child inherited unchanged in g is taken out first (see :func:`drop_inherited`).
     """
-    _drop_inherited(fork, inherited)
+    drop_inherited(fork, inherited)
     fork.pop(exc)
-
-
-def _drop_inherited(fork: Any, inherited: dict[str, Any]) -> None:
-    namespace = vars(fork.g)
-    for name, value in inherited.items():
-        if namespace.get(name, _MISSING) is value:
-            del namespace[name]
 
 
 # -- the providers ------------------------------------------------------------------------------------------------
@@ -327,7 +317,7 @@ class _MergedAppProvider(_ContextVarAppProvider):
     def undo(self, state: Any, token: Any, exc: BaseException | None) -> None:
         if token is None:
             return
-        _drop_inherited(token, state[2])
+        drop_inherited(token, state[2])
         app = token.app
         try:
             app.do_teardown_appcontext(exc)

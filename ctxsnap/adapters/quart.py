@@ -32,7 +32,7 @@ import quart
 import quart.globals
 import quart.signals
 
-from .._appcontext import fork_app_context, g_values
+from .._appcontext import drop_inherited, fork_app_context, g_values
 from .._provider import Provider, register_provider
 from .._snapshot import Selection, Snapshot, check_callable, is_wrapped, runner
 from .._snapshot import capture as _core_capture
@@ -61,7 +61,6 @@ _cv_request: Final = _context_var("_cv_request")
 _cv_websocket: Final = _context_var("_cv_websocket")
 
 _NO_VALUES: Final[dict[str, Any]] = {}
-_MISSING: Final = object()
 
 
 # -- policy ---------------------------------------------------------------------------------------------------
@@ -215,13 +214,8 @@ class AppContextProvider(Provider):
     def undo(self, state: tuple[str, Any, dict[str, Any]], token: Any, exc: BaseException | None) -> None:
         if token is None:
             return
-        fork, inherited, app = token, state[2], token.app
-        # What the child inherited unchanged in g belongs to the parent, which tears it down itself: a
-        # "g.pop('db').close()" teardown must not close the request's connection from the worker.
-        namespace = vars(fork.g)
-        for name, value in inherited.items():
-            if namespace.get(name, _MISSING) is value:
-                del namespace[name]
+        app = token.app
+        drop_inherited(token, state[2])
         try:
             # Quart runs teardown_appcontext functions in registration order (Flask runs them reversed).
             for function in app.teardown_appcontext_funcs:
