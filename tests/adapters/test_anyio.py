@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import threading
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import anyio
@@ -40,37 +40,6 @@ async def until(condition: Callable[[], bool], what: str) -> None:
                 await anyio.sleep(0.002)
     except TimeoutError:
         raise AssertionError(f"timed out after {TIMEOUT} s waiting for {what}") from None
-
-
-class _ThreadMark(ctxsnap.Provider):
-    """Keeps state in the worker thread itself, keyed by thread, as a tracer's per-thread span stack would.
-
-    anyio runs every call in a copy of its caller's context, so no ContextVar a cancelled task set can reach the
-    next task whatever ctxsnap does; state outside the context is what only the snapshot's undo, run in the
-    worker, takes away. Its apply and undo happen in the thread that runs the work.
-    """
-
-    name = "test-anyio.thread-mark"
-    marked: dict[int, str] = {}
-
-    def capture(self) -> str:
-        return "marked"
-
-    def apply(self, state: str) -> None:
-        self.marked[threading.get_ident()] = state
-
-    def undo(self, state: str, token: Any, exc: BaseException | None) -> None:
-        del self.marked[threading.get_ident()]
-
-
-@pytest.fixture
-def thread_mark() -> Iterator[dict[int, str]]:
-    _ThreadMark.marked.clear()
-    ctxsnap.register_provider(_ThreadMark())
-    try:
-        yield _ThreadMark.marked
-    finally:
-        ctxsnap.unregister_provider(_ThreadMark.name)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

@@ -10,7 +10,7 @@ import asyncio
 import concurrent.futures
 import contextvars
 import threading
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 import pytest
@@ -124,38 +124,19 @@ def test_a_callable_wrapped_earlier_keeps_its_own_snapshot() -> None:
     assert run(main()) == ("wrapped here", "wrapped here")
 
 
-class _ThreadMark(ctxsnap.Provider):
-    """Keeps state in the worker thread itself (a thread-local), which only the snapshot's undo takes away."""
+def _worker_state(marked: dict[int, str]) -> Callable[[], tuple[int, str | None, str | None, bool]]:
+    def state() -> tuple[int, str | None, str | None, bool]:
+        ident = threading.get_ident()
+        return ident, REQUEST_ID.get(None), LEFT_BEHIND.get(None), ident in marked
 
-    name = "test-asyncio.thread-mark"
-    local = threading.local()
-
-    def capture(self) -> str:
-        return "marked"
-
-    def apply(self, state: str) -> None:
-        self.local.mark = state
-
-    def undo(self, state: str, token: Any, exc: BaseException | None) -> None:
-        del self.local.mark
+    return state
 
 
-@pytest.fixture
-def thread_mark() -> Iterator[None]:
-    ctxsnap.register_provider(_ThreadMark())
-    try:
-        yield
-    finally:
-        ctxsnap.unregister_provider(_ThreadMark.name)
-
-
-def _worker_state() -> tuple[int, str | None, str | None, bool]:
-    return threading.get_ident(), REQUEST_ID.get(None), LEFT_BEHIND.get(None), hasattr(_ThreadMark.local, "mark")
-
-
-@pytest.mark.usefixtures("thread_mark")
 @pytest.mark.parametrize("helper", ["to_thread", "run_in_executor"])
-def test_a_cancelled_caller_leaves_nothing_in_the_worker_nor_in_the_loop(helper: str) -> None:
+def test_a_cancelled_caller_leaves_nothing_in_the_worker_nor_in_the_loop(
+    helper: str, thread_mark: dict[int, str]
+) -> None:
+    worker_state = _worker_state(thread_mark)
     errors: list[dict[str, Any]] = []
     pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="asyncio-cancel")
 
@@ -163,12 +144,12 @@ def test_a_cancelled_caller_leaves_nothing_in_the_worker_nor_in_the_loop(helper:
         loop = asyncio.get_running_loop()
         loop.set_default_executor(pool)  # one worker: the next task lands where the cancelled one ran
         loop.set_exception_handler(lambda _loop, context: errors.append(context))
-        clean = await loop.run_in_executor(None, _worker_state)
+        clean = await loop.run_in_executor(None, worker_state)
         entered, release, finished = threading.Event(), threading.Event(), threading.Event()
         marked_in_the_worker: list[bool] = []
 
         def child() -> None:
-            marked_in_the_worker.append(_worker_state()[3])
+            marked_in_the_worker.append(worker_state()[3])
             entered.set()
             LEFT_BEHIND.set("set by the cancelled task")
             REQUEST_ID.set("changed by the cancelled task")
@@ -184,7 +165,7 @@ def test_a_cancelled_caller_leaves_nothing_in_the_worker_nor_in_the_loop(helper:
             await call
         assert not finished.is_set() and REQUEST_ID.get() == "caller"
         release.set()
-        after = await loop.run_in_executor(None, _worker_state)
+        after = await loop.run_in_executor(None, worker_state)
         assert finished.is_set()
         assert marked_in_the_worker == [True], "the test is void: the work did not run inside the snapshot"
         # The same thread, its ContextVars as before, and the thread-local state the provider set is gone.
