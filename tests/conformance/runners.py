@@ -484,7 +484,7 @@ class AnyioRunner(Runner):
     anyio runs every call, the probe included, in a copy of the caller's context, so the probe cannot see the
     worker thread's own ContextVars; what it shows is what any next task on that worker would see, the caller's
     ``g`` included. The hygiene rows also check state a provider keeps in the thread itself, which no context
-    copy hides (``test_semantics._ThreadMark``).
+    copy hides (``test_semantics._Marker``).
     """
 
     def __init__(self, entry: Entry, backend: str) -> None:
