@@ -198,7 +198,26 @@ def render_plots(results: Sequence[dict[str, Any]], directory: Path) -> list[Pat
     written = []
     for result in results:
         for plot in result.get("plots", []):
-            if plot["kind"] == "lines":
+            if plot["kind"] == "grouped":
+                # One cluster of bars per group (an interpreter), one bar per series in each.
+                groups, series = plot["groups"], plot["series"]
+                figure, axes = plt.subplots(figsize=(9, 4.8), dpi=110)
+                width = 0.8 / max(1, len(series))
+                for index, (name, values) in enumerate(series.items()):
+                    xs = [g + (index - (len(series) - 1) / 2) * width for g in range(len(groups))]
+                    bars = axes.bar(xs, [v or 0.0 for v in values], width, label=name)
+                    for bar, value in zip(bars, values, strict=True):
+                        label = "–" if value is None else plot.get("format", "{:.2f}").format(value)
+                        axes.annotate(label, (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+                                      xytext=(0, 2), textcoords="offset points", ha="center", fontsize="small")
+                for name, limit in plot.get("limits", {}).items():
+                    axes.axhline(limit, linestyle="--", linewidth=0.8, color="grey")
+                    axes.annotate(name, (len(groups) - 0.5, limit), xytext=(2, 2), textcoords="offset points",
+                                  fontsize="x-small", color="grey", ha="right")
+                axes.set_xticks(range(len(groups)), [f"Python {g}" for g in groups])
+                axes.set_ylabel(plot["ylabel"])
+                axes.legend(fontsize="small")
+            elif plot["kind"] == "lines":
                 figure, axes = plt.subplots(figsize=(8.5, 4.8), dpi=110)
                 for name, values in plot["series"].items():
                     points = [(x, y) for x, y in zip(plot["x"], values, strict=True) if y is not None]

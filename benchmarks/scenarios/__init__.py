@@ -30,6 +30,8 @@ SCENARIOS: dict[str, str] = {
     "e2e-flask": "end_to_end:flask_fanout",
     "e2e-quart": "end_to_end:quart_fanout",
     "hot-path": "hot_path:hot_path",
+    "instructions": "instructions:instructions",
+    "conformance": "conformance:conformance",
 }
 
 
