@@ -25,7 +25,7 @@ from . import _provider
 from ._contextvars import ContextVarsProvider, rebuild_context, without
 from ._errors import ProviderError, SnapshotClosedError
 
-__all__ = ["Snapshot", "capture", "is_wrapped", "wrap"]
+__all__ = ["Snapshot", "capture", "is_wrapped", "refuse_selection_for_wrapped", "wrap"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -670,6 +670,17 @@ def _frozen_selection(argument: str, value: Selection) -> Selection:
 _capture_everything: Final = PlannedCapture(check_now=False)
 
 
-def wrap(fn: Callable[P, R]) -> Callable[P, R]:
-    """``capture().wrap(fn)``: capture now, return ``fn`` bound to that snapshot."""
-    return capture().wrap(fn)
+def wrap(fn: Callable[P, R], *, include: Selection = None, exclude: Selection = None) -> Callable[P, R]:
+    """``capture(include=..., exclude=...).wrap(fn)``: capture now, return ``fn`` bound to that snapshot.
+
+    Also the way to choose what a helper that passes keyword arguments on to ``fn`` carries (asyncio's and
+    Quart's ``to_thread``): hand it ``ctxsnap.wrap(fn, include=...)``, which it runs as it is.
+    """
+    return capture(include=include, exclude=exclude).wrap(fn)
+
+
+def refuse_selection_for_wrapped(method: str) -> NoReturn:
+    raise TypeError(
+        f"{method}() got include=/exclude= for a callable that is already wrapped. It runs in the snapshot it "
+        "was wrapped with: pass the plain function, or select when wrapping, as in ctxsnap.wrap(fn, include=...)."
+    )
