@@ -1,8 +1,9 @@
-"""What a failing run leaves behind: the task's exception, every undo, memory, pickling, and frame locals.
+"""What a failing run leaves behind: the task's exception, every undo, memory, pickling.
 
 These are the cases adversarial probes found (issue 11, section 2): an exception that refuses notes, a
 ProviderError raised in a process-pool worker, the reference cycle a failing undo made, the captured values a
-kept Future or an error report's frame locals held on to, and a sync callable that returns a coroutine.
+kept Future held on to, and a sync callable that returns a coroutine. What error reports see of frame locals is
+in ``tests/reliability/test_error_reports.py``.
 """
 
 from __future__ import annotations
@@ -223,97 +224,6 @@ def test_a_kept_future_of_a_failed_task_does_not_keep_the_captured_values(regist
     del wrapped_future  # a callable from Snapshot.wrap keeps its snapshot: its traceback holds the wrapper
     assert state() is None, gc.get_referrers(state())
     assert value() is None, gc.get_referrers(value())
-
-
-# -- 11. captured values stay out of the frame locals of an error report -----------------------------------
-
-SECRET = "sk_live_do_not_leak"
-
-
-def render(value: Any, depth: int = 0) -> str:
-    """Roughly what Sentry does with a frame local: containers recursively, anything else through repr."""
-    if depth > 8:
-        return "..."
-    if isinstance(value, dict):
-        return "{" + ", ".join(f"{render(k, depth + 1)}: {render(v, depth + 1)}" for k, v in value.items()) + "}"
-    if isinstance(value, (list, tuple, set, frozenset)):
-        return "[" + ", ".join(render(item, depth + 1) for item in value) + "]"
-    return repr(value)
-
-
-def reported_locals(error: BaseException) -> str:
-    """Every local of every frame in ``error``'s traceback and in those of the exceptions it chains."""
-    lines, pending, seen = [], [error], set()
-    while pending:
-        current = pending.pop()
-        if current is None or id(current) in seen:
-            continue
-        seen.add(id(current))
-        pending += [current.__cause__, current.__context__]
-        tb = current.__traceback__
-        while tb is not None:
-            code = tb.tb_frame.f_code
-            lines += [f"{code.co_name}: {name} = {render(value)}" for name, value in tb.tb_frame.f_locals.items()]
-            tb = tb.tb_next
-    return "\n".join(lines)
-
-
-@pytest.fixture
-def secrets(registered: Register) -> Iterator[list[str]]:
-    """A provider and a ContextVar carrying the secret; yields the journal of that provider."""
-    journal: list[str] = []
-    variable: ContextVar[Marker] = ContextVar("test_error_paths_secret")
-    registered(StateProvider("test.secret.state", [{"api_key": Marker(SECRET)}], journal))
-    token = variable.set(Marker(SECRET))
-    yield journal
-    variable.reset(token)
-
-
-def failing_task() -> None:
-    raise KeyError("task failed")
-
-
-def test_a_failed_task_in_a_pool_shows_no_captured_value_in_its_frame_locals(secrets: list[str]) -> None:
-    with ctxsnap.ThreadPoolExecutor(max_workers=1) as pool:
-        error = pool.submit(failing_task).exception(timeout=60)
-    assert isinstance(error, KeyError)
-    report = reported_locals(error)
-    assert "_run" in report  # the run path's frames are there; only the captured values are not
-    assert SECRET not in report
-
-
-def test_a_failed_run_shows_no_captured_value_in_its_frame_locals(secrets: list[str]) -> None:
-    snap = ctxsnap.capture()
-    try:
-        snap.run(failing_task)
-    except KeyError as exc:
-        error = exc
-    assert SECRET not in reported_locals(error)
-
-
-@pytest.mark.parametrize("failing", ["undo", "capture", "apply"])
-def test_a_provider_error_shows_no_captured_value_in_its_frame_locals(
-    registered: Register, secrets: list[str], failing: str
-) -> None:
-    class Failing(StateProvider):
-        def capture(self) -> Any:
-            if failing == "capture":
-                raise RuntimeError("capture failed")
-            return "harmless"
-
-        def apply(self, state: Any) -> None:
-            if failing == "apply":
-                raise RuntimeError("apply failed")
-
-    registered(Failing("test.secret.failing", [], [], fail_undo=failing == "undo"))
-    try:
-        ctxsnap.capture().run(len, "abc")
-    except ctxsnap.ProviderError as exc:
-        error = exc
-    assert error.phase == failing
-    assert SECRET not in reported_locals(error)
-    if failing != "capture":
-        assert secrets == ["undo test.secret.state"]  # its undo still ran, after the failure
 
 
 # -- 5. a sync callable that returns a coroutine; a class with an async __call__ ---------------------------
