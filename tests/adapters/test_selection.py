@@ -115,3 +115,25 @@ def test_a_selection_for_an_already_wrapped_callable_is_refused() -> None:
             await run_sync(wrapped, include=[KEPT])
 
     asyncio.run(on_asyncio())
+
+
+def test_include_flask_outside_any_request_carries_nothing_not_even_contextvars() -> None:
+    # docs/core.md, "A provider with nothing to capture carries nothing": a surprise for a new user, so pinned.
+    import flask
+
+    def capture_both() -> tuple[Any, ...]:
+        outside = ctxsnap.capture(include=["flask"])
+        with flask.Flask("selection").test_request_context("/inside"):
+            inside = ctxsnap.capture(include=["flask"])
+            inside_with_vars = ctxsnap.capture(include=["flask", "contextvars"])
+        return (
+            outside.providers, outside.run(seen),
+            inside.providers, inside.run(lambda: (seen(), flask.request.path)),
+            inside_with_vars.run(seen),
+        )
+
+    assert in_context(capture_both) == (
+        (), (None, None, ""),
+        ("flask.app", "flask.request"), ((None, None, ""), "/inside"),
+        ("kept", "secret", ""),
+    )
