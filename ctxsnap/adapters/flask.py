@@ -34,8 +34,16 @@ from collections.abc import Callable
 from contextvars import ContextVar
 from typing import Any, Final, Literal, ParamSpec, TypeVar
 
-import flask
-import flask.globals
+try:
+    import flask
+    import flask.globals
+except ModuleNotFoundError as exc:
+    if exc.name != "flask":
+        raise  # flask is there but broken: its own error says more than ours would
+    raise ModuleNotFoundError(
+        'ctxsnap.adapters.flask needs flask, which is not installed. Install it with: pip install "ctxsnap[flask]"',
+        name="flask",
+    ) from None
 
 from .._appcontext import drop_inherited, fork_app_context, g_values
 from .._provider import Provider, register_provider

@@ -87,9 +87,20 @@ class ContextExecutor(Executor):
 
 
 class ThreadPoolExecutor(concurrent.futures.ThreadPoolExecutor):
-    """Drop-in :class:`concurrent.futures.ThreadPoolExecutor` whose tasks run in the submitter's context."""
+    """Drop-in :class:`concurrent.futures.ThreadPoolExecutor` whose tasks run in the submitter's context.
 
-    def __init__(self, max_workers: int | None = None, *args: Any, **kwargs: Any) -> None:
+    It takes the base class's arguments, plus keyword-only ``include``/``exclude`` that apply to every capture
+    it makes, as for :class:`ContextExecutor`.
+    """
+
+    def __init__(
+        self,
+        max_workers: int | None = None,
+        *args: Any,
+        include: Selection = None,
+        exclude: Selection = None,
+        **kwargs: Any,
+    ) -> None:
         # The base class's own checks are clear (max_workers=0, a non-callable initializer) except for a
         # max_workers it cannot compare with 0, which fails as "'<=' not supported between instances of 'str'
         # and 'int'". The same comparison here, so that exactly what the base accepts is accepted.
@@ -102,13 +113,19 @@ class ThreadPoolExecutor(concurrent.futures.ThreadPoolExecutor):
                     f"size), got {type(max_workers).__name__} {max_workers!r:.60}; pass an int, for example "
                     "max_workers=4"
                 ) from None
+        # The default selection captures through capture() itself, whose plan is built at the first capture:
+        # a pool made at import time loads no provider there.
+        self._ctxsnap_capture: Callable[[], Snapshot] = (
+            capture if include is None and exclude is None else PlannedCapture(include, exclude)
+        )
         super().__init__(max_workers, *args, **kwargs)
 
     def submit(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> Future[R]:
-        return _submit(super().submit, fn, args, kwargs, capture)
+        return _submit(super().submit, fn, args, kwargs, self._ctxsnap_capture)
 
     def map(
         self, fn: Callable[..., R], *iterables: Iterable[Any], timeout: float | None = None, chunksize: int = 1
     ) -> Iterator[R]:
         # The base map() calls self.submit() per item; binding once here makes those calls pass it through.
-        return super().map(_bind("map", fn, capture), *iterables, timeout=timeout, chunksize=chunksize)
+        bound = _bind("map", fn, self._ctxsnap_capture)
+        return super().map(bound, *iterables, timeout=timeout, chunksize=chunksize)

@@ -28,9 +28,17 @@ from collections.abc import Callable
 from contextvars import ContextVar
 from typing import Any, Final, Literal, ParamSpec, TypeVar
 
-import quart
-import quart.globals
-import quart.signals
+try:
+    import quart
+    import quart.globals
+    import quart.signals
+except ModuleNotFoundError as exc:
+    if exc.name != "quart":
+        raise  # quart is there but broken: its own error says more than ours would
+    raise ModuleNotFoundError(
+        'ctxsnap.adapters.quart needs quart, which is not installed. Install it with: pip install "ctxsnap[quart]"',
+        name="quart",
+    ) from None
 
 from .._appcontext import drop_inherited, fork_app_context, g_values
 from .._provider import Provider, register_provider
