@@ -216,7 +216,10 @@ def _teardown_app(app: Any, lifecycle: Lifecycle) -> None:
         lifecycle.record("sync teardown_appcontext", exc)
 
     def on_signal(name: str) -> Any:
-        def receiver(sender: Any, **kwargs: Any) -> None:
+        # Async receivers: Quart 0.23.1 sends its context signals with send_async(_async_wrapper=...), which
+        # blinker does not know and hands to the receivers, so a sync receiver fails in Quart's own push
+        # ("Cannot send to a non-coroutine function"). Every Quart runs async receivers on its loop.
+        async def receiver(sender: Any, **kwargs: Any) -> None:
             assert sender is app
             lifecycle.record(name, kwargs.get("exc"))
 
