@@ -303,7 +303,7 @@ def command_bench(args: argparse.Namespace) -> int:
         for cell in BENCH_PYTHONS:
             try:
                 interpreters.append(str(ensure_venv(cell)))
-            except InterpreterNotFound as exc:
+            except MissingInterpreter as exc:
                 print(f"[bench] {cell.name}: {exc}; measured on the other interpreters only")
     env = {**os.environ, "CTXSNAP_BENCH_PYTHONS": os.pathsep.join(interpreters)}
     return subprocess.run([str(ensure_venv(BENCH)), "-m", "benchmarks", *rest], cwd=ROOT, env=env).returncode
