@@ -43,7 +43,7 @@ _REPR_MAX_VARS: Final = 20
 class _Plan:
     """Which providers a capture asks, and which variables it leaves out; cached for the default capture."""
 
-    __slots__ = ("drop_vars", "only_vars", "providers", "undo", "use_base", "version")
+    __slots__ = ("bare", "drop_vars", "only_vars", "providers", "undo", "use_base", "version")
 
     def __init__(
         self,
@@ -62,6 +62,8 @@ class _Plan:
         }
         self.drop_vars = drop_vars
         self.only_vars = only_vars
+        #: Nothing but every ContextVar: a capture is one ``copy_context()`` (the contextvars-only hot path).
+        self.bare = self.use_base and not self.providers and not drop_vars and only_vars is None
 
 
 #: A plan no registry version matches, so its first use builds the real one.
@@ -227,8 +229,25 @@ class Snapshot:
         """Call ``fn(*args, **kwargs)`` now, in the current thread, inside a fresh copy of this snapshot."""
         if self._sealed:
             _raise_sealed("run")
-        check_callable("run", fn)
-        return self._run(fn, args, kwargs)
+        if type(fn) is not FunctionType or fn.__code__.co_flags & _ASYNC_FLAGS:
+            check_callable("run", fn)  # a plain sync function, the common case, passes with the test above
+        if self._entries:
+            return self._run(fn, args, kwargs)
+        # Nothing but ContextVars to carry: the run happens here, without a further frame (issue 14).
+        base = self._base
+        context = base.copy() if base is not None else Context()
+        try:
+            # An empty *args/**kwargs still costs a call with unpacking; most tasks take no arguments.
+            if args or kwargs:
+                result = context.run(fn, *args, **kwargs)
+            else:
+                result = context.run(fn)  # type: ignore[call-arg]  # called without arguments: P is empty
+        except BaseException:
+            del self, base, context  # see _run: no captured value in the frames a traceback keeps
+            raise
+        if type(result) in _ASYNC_RESULTS:
+            _refuse_async_result(fn, result)
+        return result
 
     def close(self) -> None:
         """Seal the snapshot: later :meth:`wrap`/:meth:`run` raise; already wrapped callables still run."""
@@ -278,31 +297,30 @@ class Snapshot:
     def _run(self, fn: Callable[..., R], args: tuple[Any, ...], kwargs: dict[str, Any]) -> R:
         base = self._base
         context = base.copy() if base is not None else Context()
+        state = provider = None
         try:
-            if not self._entries:
-                result = context.run(fn, *args, **kwargs)
-            elif self._undo:
+            if self._undo:
                 result = context.run(self._apply_run_undo, fn, args, kwargs)
             else:
-                result = context.run(self._apply_run, fn, args, kwargs)
+                # Each apply entered on its own, then the task: the Context keeps what an apply set, and no
+                # frame of ours sits between the run and the providers (one frame less per run).
+                for provider, state in self._entries:
+                    try:
+                        context.run(provider.apply, state)
+                    except Exception as exc:
+                        raise ProviderError(provider.name, "apply", exc) from exc
+                result = context.run(fn, *args, **kwargs) if args or kwargs else context.run(fn)
         except BaseException as exc:
             # A traceback keeps every frame it passed through, with its locals: a failed task's Future kept
             # for later, or an error report that records locals (Sentry's default), would otherwise keep and
             # show the captured values (g, ContextVars) through this snapshot and the run's context.
             _forget_captured(exc)
             del self, base, context
+            state = provider = None
             raise
         if type(result) in _ASYNC_RESULTS:
             _refuse_async_result(fn, result)
         return result
-
-    def _apply_run(self, fn: Callable[..., R], args: tuple[Any, ...], kwargs: dict[str, Any]) -> R:
-        for provider, state in self._entries:
-            try:
-                provider.apply(state)
-            except Exception as exc:
-                raise ProviderError(provider.name, "apply", exc) from exc
-        return fn(*args, **kwargs)
 
     def _apply_run_undo(self, fn: Callable[..., R], args: tuple[Any, ...], kwargs: dict[str, Any]) -> R:
         applied: list[tuple[Any, Any, Any]] = []
@@ -371,7 +389,7 @@ def _note_undo_failure(exc: BaseException, provider: str, undo_exc: Exception) -
 
 #: The frames of the run path, whose locals hold captured state (the providers' states, the snapshot).
 _RUN_PATH_CODES: Final = frozenset(
-    {Snapshot._apply_run.__code__, Snapshot._apply_run_undo.__code__, _undo_all.__code__}
+    {Snapshot._apply_run_undo.__code__, _undo_all.__code__}
 )
 
 
@@ -592,10 +610,18 @@ def _make_wrapper(
 
 def _make_plain_wrapper(base: Context | None, fn: Callable[P, R]) -> Callable[P, R]:
     fresh_context = base.copy if base is not None else Context
+    if _takes_no_arguments(fn):
+        # P is empty for such a function; mypy cannot narrow a ParamSpec from a runtime check.
+        return _make_plain_wrapper_without_arguments(fresh_context, fn)  # type: ignore[return-value]
 
     @functools.wraps(fn)
     def ctxsnap_wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        result = fresh_context().run(fn, *args, **kwargs)
+        # An empty *args/**kwargs still costs a call with unpacking (a third of the wrapper): called without
+        # arguments, the wrapper calls without them.
+        if args or kwargs:
+            result = fresh_context().run(fn, *args, **kwargs)
+        else:
+            result = fresh_context().run(fn)  # type: ignore[call-arg]  # called without arguments: P is empty
         if type(result) in _ASYNC_RESULTS:
             _refuse_async_result(fn, result)
         return result
@@ -603,11 +629,39 @@ def _make_plain_wrapper(base: Context | None, fn: Callable[P, R]) -> Callable[P,
     return ctxsnap_wrapper
 
 
+def _make_plain_wrapper_without_arguments(
+    fresh_context: Callable[[], Context], fn: Callable[[], R]
+) -> Callable[[], R]:
+    # For a function that takes no argument at all, a wrapper that takes none either: calling it with one
+    # raises the TypeError fn would ("task() takes 0 positional arguments but 1 was given": functools.wraps
+    # gives the wrapper fn's qualified name), and a call skips building *args and **kwargs (issue 14).
+    @functools.wraps(fn)
+    def ctxsnap_wrapper() -> R:
+        result = fresh_context().run(fn)
+        if type(result) in _ASYNC_RESULTS:
+            _refuse_async_result(fn, result)
+        return result
+
+    return ctxsnap_wrapper
+
+
+_ANY_ARGUMENTS: Final = inspect.CO_VARARGS | inspect.CO_VARKEYWORDS
+
+
+def _takes_no_arguments(fn: object) -> bool:
+    """Whether ``fn`` is a plain function whose signature is ``()``. Decided once, when it is wrapped."""
+    if type(fn) is not FunctionType:
+        return False
+    code = fn.__code__
+    return not (code.co_argcount or code.co_kwonlyargcount or code.co_flags & _ANY_ARGUMENTS)
+
+
 #: Every wrapper shares one of these code objects, which makes "is this already wrapped?" a set lookup.
 _WRAPPER_CODES: Final = frozenset(
     {
         _make_wrapper(lambda fn, args, kwargs: None, print).__code__,
         _make_plain_wrapper(None, print).__code__,
+        _make_plain_wrapper_without_arguments(Context, lambda: None).__code__,
         # runner(snapshot) is the bound Snapshot._run, and bound methods expose their function's __code__: an
         # executor stacked on another (ContextExecutor over ctxsnap.ThreadPoolExecutor) passes it through.
         Snapshot._run.__code__,
@@ -627,11 +681,25 @@ def capture(*, include: Selection = None, exclude: Selection = None) -> Snapshot
     only the given ContextVar objects; ``exclude`` leaves providers or individual ContextVars out.
     """
     if include is None and exclude is None:
-        return _capture_everything()  # the hot path: nothing to validate, a plan cached until the registry changes
+        # The hot path: nothing to validate, a plan cached until the registry changes. PlannedCapture.__call__
+        # inlined, and the contextvars-only capture filled here: one Python frame per capture (issue 14).
+        registry = _REGISTRY
+        plan = _capture_everything._plan
+        if plan.version == registry.version and (registry.settled or len(sys.modules) == registry.modules_seen):
+            snapshot = _new_snapshot(Snapshot)
+            if not plan.bare:
+                return _fill(snapshot, plan)
+            snapshot._base = _copy_context()
+            snapshot._sealed = False
+            snapshot._entries = ()
+            snapshot._undo = _NO_UNDO
+            return snapshot
+        return _capture_everything()
     return _fill(_new_snapshot(Snapshot), _plan_for(include, exclude))
 
 
 _new_snapshot: Final = object.__new__
+_copy_context: Final = contextvars.copy_context
 
 
 class PlannedCapture:

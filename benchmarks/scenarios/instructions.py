@@ -178,39 +178,43 @@ def instructions(settings: Settings) -> dict[str, Any]:
     versions = sorted(by_python)
     for version in versions:
         cv, fl = by_python[version]["contextvars"], by_python[version]["flask"]
-        tables.append(_table(version, "contextvars only (10 ContextVars, Flask not imported)", cv, cases.CV_FLOOR))
+        tables.append(_table(version, "contextvars only (10 ContextVars, Flask not imported)", cv,
+                             cases.CV_FLOOR))
         tables.append(_table(version, "Flask request (10 g attributes; task reads g, a ContextVar, a header)", fl,
                              cases.FLASK_FLOOR))
         flask_limit = FLASK_LIMITS.get(version, 1.8)
         flask_full = _instruction_ratio(fl, cases.FLASK_CAPTURE_RUN, cases.FLASK_FLOOR)
         cv_full = _instruction_ratio(cv, cases.CV_CAPTURE_RUN, cases.CV_FLOOR)
         cv_wrapped = _instruction_ratio(cv, cases.CV_WRAPPED, cases.CV_COPY_RUN)
-        wall_of = _wall_ratio
+        wall_of, ratio_of, spread_of = _wall_ratio, _instruction_ratio, _wall_spread
+        submit, bare = cases.CTXSNAP_SUBMIT, cases.BARE_SUBMIT
+        flask_run, flask_floor = cases.FLASK_CAPTURE_RUN, cases.FLASK_FLOOR
         targets += [
             target(f"[{version}] full Flask capture().run(task) ≤ {flask_limit:g}× raw copy_context().run "
                    "(instructions)", flask_limit, flask_full,
-                   why_missed=f"wall {fmt_ratio(wall_of(fl, cases.FLASK_CAPTURE_RUN, cases.FLASK_FLOOR))}; "
+                   why_missed=f"wall {fmt_ratio(wall_of(fl, flask_run, flask_floor))}; "
                    "see the Flask table for where it goes"),
-            target(f"[{version}] contextvars only: capture().run(task) ≤ 2.5× copy_context().run (instructions)",
-                   2.5, cv_full, why_missed=f"wall {fmt_ratio(wall_of(cv, cases.CV_CAPTURE_RUN, cases.CV_FLOOR))}"),
+            target(f"[{version}] contextvars only: capture().run(task) ≤ 2.5× copy_context().run "
+                   "(instructions)", 2.5, cv_full,
+                   why_missed=f"wall {fmt_ratio(wall_of(cv, cases.CV_CAPTURE_RUN, cases.CV_FLOOR))}"),
             target(f"[{version}] contextvars only: snap.wrap(fn)() ≤ 1.3× ctx.copy().run(fn) (instructions)",
-                   1.3, cv_wrapped, why_missed=f"wall {fmt_ratio(wall_of(cv, cases.CV_WRAPPED, cases.CV_COPY_RUN))}"),
+                   1.3, cv_wrapped,
+                   why_missed=f"wall {fmt_ratio(wall_of(cv, cases.CV_WRAPPED, cases.CV_COPY_RUN))}"),
             target(f"[{version}] pool round trip ≤ 1.1× a bare submit, contextvars only (wall)", 1.1,
-                   wall_of(cv, cases.CTXSNAP_SUBMIT, cases.BARE_SUBMIT),
-                   why_missed=f"spread {_wall_spread(cv, cases.CTXSNAP_SUBMIT, cases.BARE_SUBMIT)}; "
-                   f"{fmt_ratio(_instruction_ratio(cv, cases.CTXSNAP_SUBMIT, cases.BARE_SUBMIT))} in instructions"),
+                   wall_of(cv, submit, bare),
+                   why_missed=f"spread {spread_of(cv, submit, bare)}; "
+                   f"{fmt_ratio(ratio_of(cv, submit, bare))} in instructions"),
             target(f"[{version}] pool round trip ≤ 1.3× a bare submit, from a Flask request (wall)", 1.3,
-                   wall_of(fl, cases.CTXSNAP_SUBMIT, cases.BARE_SUBMIT),
-                   why_missed=f"spread {_wall_spread(fl, cases.CTXSNAP_SUBMIT, cases.BARE_SUBMIT)}; "
-                   f"{fmt_ratio(_instruction_ratio(fl, cases.CTXSNAP_SUBMIT, cases.BARE_SUBMIT))} in instructions"),
+                   wall_of(fl, submit, bare),
+                   why_missed=f"spread {spread_of(fl, submit, bare)}; "
+                   f"{fmt_ratio(ratio_of(fl, submit, bare))} in instructions"),
             target(f"[{version}] full Flask capture().run(task) ≤ 0.1× the hand-written closure (wall)", 0.1,
-                   wall_of(fl, cases.FLASK_CAPTURE_RUN, cases.CLOSURE),
-                   why_missed=f"{fmt_ratio(_instruction_ratio(fl, cases.FLASK_CAPTURE_RUN, cases.CLOSURE))} in "
-                   "instructions; the closure's cost is mostly Flask's own push and pop of a request context"),
+                   wall_of(fl, flask_run, cases.CLOSURE),
+                   why_missed=f"{fmt_ratio(ratio_of(fl, flask_run, cases.CLOSURE))} in instructions; the closure's "
+                   "cost is mostly Flask's own push and pop of a request context"),
             target(f"[{version}] full Flask capture().run(task) ≤ 0.08× Flask-Executor's wrapper (wall)", 0.08,
-                   wall_of(fl, cases.FLASK_CAPTURE_RUN, cases.FLASK_EXECUTOR),
-                   why_missed=f"{fmt_ratio(_instruction_ratio(fl, cases.FLASK_CAPTURE_RUN, cases.FLASK_EXECUTOR))} "
-                   "in instructions"),
+                   wall_of(fl, flask_run, cases.FLASK_EXECUTOR),
+                   why_missed=f"{fmt_ratio(ratio_of(fl, flask_run, cases.FLASK_EXECUTOR))} in instructions"),
         ]
         for label, value in (
             ("Flask capture().run / floor", flask_full),

@@ -151,6 +151,13 @@ class _Override(threading.local):
 
 _override = _Override()
 
+#: How many threads are inside a :func:`capture` with a policy right now. Every capture reads this plain global
+#: first and the thread-local only when it is not zero: a thread-local read on each capture cost more than the
+#: rest of the policy check (issue 14). Changed under the lock; a stale read in another thread only sends that
+#: thread to the thread-local, which holds its own answer.
+_overrides_active = 0
+_overrides_lock = threading.Lock()
+
 
 def _mode_from(g: object, teardown: object, where: str) -> int:
     mode = _MODES.get((g, teardown))
@@ -197,7 +204,7 @@ def _mode_for(app: Any) -> int:
 
 def _app_state(app_context: Any) -> tuple[int, Any, dict[str, Any]]:
     app = app_context.app
-    if _override.policy is None and EXTENSION_KEY not in app.extensions:
+    if not _overrides_active and EXTENSION_KEY not in app.extensions:
         return _COPY, app_context, g_values(app_context)  # the common case, on every capture: no policy to read
     mode = _mode_for(app)
     return mode, app_context, _NO_VALUES if mode == _SHARE else g_values(app_context)
@@ -271,7 +278,11 @@ class _ContextVarAppProvider(_AppProvider):
 
     def capture(self) -> Any:
         app_context = self._var.get(None)
-        return None if app_context is None else _app_state(app_context)
+        if app_context is None:
+            return None
+        if not _overrides_active and EXTENSION_KEY not in app_context.app.extensions:
+            return _COPY, app_context, g_values(app_context)  # _app_state's common case, one frame less
+        return _app_state(app_context)
 
     def apply(self, state: Any) -> Any:
         mode, app_context, values = state
@@ -530,12 +541,17 @@ def capture(
     if g is None and teardown is None:
         return _capture(include=include, exclude=exclude)
     _mode_from("copy" if g is None else g, False if teardown is None else teardown, "capture()")
+    global _overrides_active
     previous = _override.policy
     _override.policy = (g, teardown)
+    with _overrides_lock:
+        _overrides_active += 1
     try:
         return _capture(include=include, exclude=exclude)
     finally:
         _override.policy = previous
+        with _overrides_lock:
+            _overrides_active -= 1
 
 
 @overload
