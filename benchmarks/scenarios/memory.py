@@ -61,6 +61,34 @@ def _growth_over_tasks(pool: concurrent.futures.Executor, task: Callable[[], Any
             "tasks": tasks}
 
 
+def _bytes_per_queued_task(pool_type: type[concurrent.futures.ThreadPoolExecutor], task: Callable[[], Any],
+                           count: int) -> float:
+    """Traced growth per task waiting in a pool's queue: what a backlog of submitted tasks costs.
+
+    The one worker is held on an event while ``count`` tasks are submitted, so every task (its work item,
+    Future and, for ctxsnap, its snapshot) is alive at the reading.
+    """
+    import threading
+
+    release = threading.Event()
+    with pool_type(max_workers=1) as pool:
+        for future in [pool.submit(task) for _ in range(100)]:
+            future.result()
+        blocker = pool.submit(release.wait)
+        futures: list[Any] = [None] * count
+        gc.collect()
+        before = tracemalloc.get_traced_memory()[0]
+        for index in range(count):
+            futures[index] = pool.submit(task)
+        after = tracemalloc.get_traced_memory()[0]
+        release.set()
+        blocker.result()
+        for future in futures:
+            future.result()
+        del futures
+    return (after - before) / count
+
+
 def memory(settings: Settings) -> dict[str, Any]:
     from .. import _flask
 
@@ -100,9 +128,21 @@ def memory(settings: Settings) -> dict[str, Any]:
         }.items():
             with pool_type(max_workers=4) as pool:
                 growth[name] = _growth_over_tasks(pool, task, tasks)
+        queued: dict[str, float] = {
+            name: _bytes_per_queued_task(pool_type, task, objects)
+            for name, pool_type in {
+                "bare ThreadPoolExecutor (Flask request)": concurrent.futures.ThreadPoolExecutor,
+                "ctxsnap.ThreadPoolExecutor (Flask request)": ctxsnap.ThreadPoolExecutor,
+            }.items()
+        }
     with ctxsnap.ThreadPoolExecutor(max_workers=4) as pool:
         growth["ctxsnap.ThreadPoolExecutor (contextvars only)"] = contextvars_context.run(
             _growth_over_tasks, pool, _read_one, tasks)
+    for name, pool_type in {
+        "bare ThreadPoolExecutor (contextvars only)": concurrent.futures.ThreadPoolExecutor,
+        "ctxsnap.ThreadPoolExecutor (contextvars only)": ctxsnap.ThreadPoolExecutor,
+    }.items():
+        queued[name] = contextvars_context.run(_bytes_per_queued_task, pool_type, _read_one, objects)
     executor.shutdown(wait=True)
     tracemalloc.stop()
 
@@ -122,6 +162,18 @@ def memory(settings: Settings) -> dict[str, Any]:
                 "rows": [[name, fmt_bytes(value)] for name, value in per_object.items()],
                 "note": "",
                 "data": per_object,
+            },
+            {
+                "title": "Bytes retained per queued task (the worker held, every task waiting in the queue)",
+                "headers": ["pool", "bytes per queued task", "ctxsnap adds"],
+                "rows": [
+                    [name, fmt_bytes(value),
+                     fmt_bytes(value - queued[name.replace("ctxsnap.", "bare ")]) if name.startswith("ctxsnap")
+                     else ""]
+                    for name, value in queued.items()
+                ],
+                "note": f"{objects:,} tasks submitted behind a blocked worker; traced growth divided by their number.",
+                "data": queued,
             },
             {
                 "title": f"Traced memory before and after {tasks:,} tasks",
