@@ -684,6 +684,24 @@ _WRAPPER_CODES: Final = frozenset(
 )
 
 
+def wrapped_or_checked(method: str, fn: object) -> bool:
+    """``is_wrapped(fn)``, and :func:`check_callable` when it is not: the two reads of a submit in one call.
+
+    True means ``fn`` carries its own snapshot and is handed on as it is.
+    """
+    if type(fn) is FunctionType:
+        code = fn.__code__
+        if code in _WRAPPER_CODES:
+            return True
+        if code.co_flags & _ASYNC_FLAGS:
+            _raise_async(method, fn)
+        return False
+    if getattr(fn, "__code__", None) in _WRAPPER_CODES:
+        return True
+    check_callable(method, fn)
+    return False
+
+
 def is_wrapped(fn: object) -> bool:
     """Whether ``fn`` came from :meth:`Snapshot.wrap` (so it carries its own snapshot already)."""
     return getattr(fn, "__code__", None) in _WRAPPER_CODES

@@ -25,6 +25,7 @@ from .._snapshot import (
     is_wrapped,
     runner,
     wrap_checked,
+    wrapped_or_checked,
 )
 
 __all__ = ["ContextExecutor", "ThreadPoolExecutor"]
@@ -37,9 +38,8 @@ def _submit(
     submit: Callable[..., Future[Any]], fn: Callable[..., R], args: tuple[Any, ...], kwargs: dict[str, Any],
     take_snapshot: Callable[[], Snapshot],
 ) -> Future[R]:
-    if is_wrapped(fn):
+    if wrapped_or_checked("submit", fn):
         return submit(fn, *args, **kwargs)
-    check_callable("submit", fn)
     # The worker calls the snapshot's run with the task and its arguments: no wrapper function per task.
     return submit(runner(take_snapshot()), fn, args, kwargs)
 
