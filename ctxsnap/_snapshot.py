@@ -43,7 +43,7 @@ _REPR_MAX_VARS: Final = 20
 class _Plan:
     """Which providers a capture asks, and which variables it leaves out; cached for the default capture."""
 
-    __slots__ = ("bare", "drop_vars", "only_vars", "providers", "undo", "use_base", "version")
+    __slots__ = ("bare", "captures", "drop_vars", "only_vars", "providers", "use_base", "version")
 
     def __init__(
         self,
@@ -55,11 +55,12 @@ class _Plan:
         self.version = version
         self.use_base = CONTEXTVARS in providers
         self.providers = tuple(p for p in providers if p is not CONTEXTVARS)
-        #: id() of each provider with an undo of its own, with its ``needs_undo`` check (None: always needed).
-        #: Keyed by id: a duck-typed provider need not be hashable.
-        self.undo: dict[int, Callable[[Any], bool] | None] = {
-            id(p): _provider.needs_undo_check(p) for p in self.providers if _provider.has_own_undo(p)
-        }
+        #: Each provider with what decides whether runs need its undo: None when it has no undo of its own,
+        #: True when it is always needed, else its ``needs_undo``. Looked up once per plan, not per capture.
+        self.captures: tuple[tuple[Any, Callable[[Any], bool] | bool | None], ...] = tuple(
+            (p, (_provider.needs_undo_check(p) or True) if _provider.has_own_undo(p) else None)
+            for p in self.providers
+        )
         self.drop_vars = drop_vars
         self.only_vars = only_vars
         #: Nothing but every ContextVar: a capture is one ``copy_context()`` (the contextvars-only hot path).
@@ -458,9 +459,8 @@ def _fill(snapshot: Snapshot, plan: _Plan) -> Snapshot:
         snapshot._undo = _NO_UNDO
         return snapshot
     entries: list[tuple[Any, Any]] = []
-    undo = plan.undo
     undoing: list[int] | None = None
-    for provider in plan.providers:
+    for provider, undo_check in plan.captures:
         try:
             state = provider.capture()
         except Exception as exc:
@@ -475,10 +475,9 @@ def _fill(snapshot: Snapshot, plan: _Plan) -> Snapshot:
         # Whether runs need the undo step is decided here, once per capture, in the same loop (a second pass
         # cost a third of the capture): a run only pays for it when a provider has something to undo for this
         # state (Flask's app provider only in teardown mode).
-        if undo and id(provider) in undo:
-            check = undo[id(provider)]
+        if undo_check is not None:
             try:
-                needed = check is None or check(state)
+                needed = undo_check is True or undo_check(state)  # type: ignore[operator]
             except Exception as exc:  # part of capturing: it names the provider like a failing capture()
                 state = base = None  # as for a failing capture() above
                 _abandon(snapshot, entries)

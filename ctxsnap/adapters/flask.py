@@ -281,7 +281,8 @@ class _ContextVarAppProvider(_AppProvider):
         if app_context is None:
             return None
         if not _overrides_active and EXTENSION_KEY not in app_context.app.extensions:
-            return _COPY, app_context, g_values(app_context)  # _app_state's common case, one frame less
+            # _app_state's common case, with g_values inlined: two frames less per capture (issue 14).
+            return _COPY, app_context, app_context.g.__dict__.copy()
         return _app_state(app_context)
 
     def apply(self, state: Any) -> Any:
@@ -310,7 +311,9 @@ class _ContextVarRequestProvider(_RequestProvider):
 
     def capture(self) -> Any:
         request_context = self._var.get(None)
-        return None if request_context is None else _worker_request_context(request_context)
+        if request_context is None:
+            return None
+        return fork_request_context(request_context, _AFTER_REQUEST)  # _worker_request_context, one frame less
 
     def apply(self, state: Any) -> None:
         self._var.set(state)
