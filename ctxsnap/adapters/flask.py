@@ -41,7 +41,8 @@ except ModuleNotFoundError as exc:
     if exc.name != "flask":
         raise  # flask is there but broken: its own error says more than ours would
     raise ModuleNotFoundError(
-        'ctxsnap.adapters.flask needs flask, which is not installed. Install it with: pip install "ctxsnap[flask]"',
+        "ctxsnap.adapters.flask needs flask, which is not installed. Install it with: "
+        'pip install "ctxsnap[flask]"',
         name="flask",
     ) from None
 
