@@ -18,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import tomllib
 import venv
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
@@ -30,6 +31,8 @@ TEST_TOOLS = ["pytest>=8,<10", "hypothesis>=6.100", "anyio>=4.4,<5", "trio>=0.25
 ASGI = ["hypercorn>=0.16", "wsproto>=1.2"]
 INTEROP = ["flask-sqlalchemy>=3.1", "opentelemetry-sdk>=1.25", "structlog>=24.1"]
 TYPING = ["mypy>=1.10"]
+#: The docs site's pinned tools, read from pyproject's ``docs`` extra so the pins live in one place.
+DOCS = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]["docs"]
 LEGACY_ONLY = "not quart and not interop and not typing and not stress"
 #: Where the JUnit report shows a Quart test: it has no markers, so by module, or by conformance entry id.
 QUART_MODULES = ("tests.adapters.quart.", "tests.examples.test_quart_app")
@@ -48,7 +51,7 @@ class Cell:
 CELLS = [
     Cell(
         "flask-3.1-quart-0.22",
-        ["flask==3.1.3", "quart==0.22.0", *ASGI, *TEST_TOOLS, *INTEROP, *TYPING],
+        ["flask==3.1.3", "quart==0.22.0", *ASGI, *TEST_TOOLS, *INTEROP, *TYPING, *DOCS],
         markers="not stress",
     ),
     Cell("flask-3.1-quart-0.20", ["flask==3.1.3", "quart==0.20.0", *ASGI, *TEST_TOOLS],
