@@ -35,11 +35,9 @@ def _tests_session(cell: dev.Cell) -> None:
 
     def tests(session: nox.Session) -> None:
         session.install("-e", ".", *cell.requirements)
-        session.run(
-            "python", "-m", "pytest", "-p", "no:cacheprovider", "-m", cell.markers, *cell.paths,
-            *session.posargs,
-            env={"CTXSNAP_CELL": cell.name, "PYTHONDONTWRITEBYTECODE": "1"},
-        )
+        pytest = ["python", "-m", "pytest", "-p", "no:cacheprovider"]
+        env = {"CTXSNAP_CELL": cell.name, "PYTHONDONTWRITEBYTECODE": "1"}
+        session.run(*pytest, "-m", cell.markers, *cell.paths, *session.posargs, env=env)
 
     tests.__doc__ = f"The tests of matrix cell {cell.name} (dev.py CELLS); extra arguments go to pytest."
     nox.session(name=f"tests-{cell.name}", python=python)(tests)

@@ -16,7 +16,7 @@ import importlib.metadata
 
 project = "ctxsnap"
 author = "The ctxsnap developers"
-copyright = "The ctxsnap developers"  # noqa: A001 (Sphinx reads this name)
+copyright = "The ctxsnap developers"
 release = importlib.metadata.version("ctxsnap")
 version = release
 

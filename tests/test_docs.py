@@ -18,18 +18,21 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 #: The modules the API reference documents, each with its own ``__all__``.
-API_MODULES = ["ctxsnap", "ctxsnap.adapters.flask", "ctxsnap.adapters.quart", "ctxsnap.adapters.asyncio",
-               "ctxsnap.adapters.anyio"]
+API_MODULES = [
+    "ctxsnap",
+    "ctxsnap.adapters.flask",
+    "ctxsnap.adapters.quart",
+    "ctxsnap.adapters.asyncio",
+    "ctxsnap.adapters.anyio",
+]
 
 pytestmark = pytest.mark.typing
 
 
 def _sphinx_build(source: Path, conf: Path, out: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "sphinx", "-c", str(conf), "-W", "--keep-going", "-q", "-b", "html",
-         "-d", str(out / "doctrees"), str(source), str(out / "html")],
-        capture_output=True, text=True, cwd=source,
-    )
+    strict = ["-W", "--keep-going", "-q", "-b", "html", "-d", str(out / "doctrees")]
+    command = [sys.executable, "-m", "sphinx", "-c", str(conf), *strict, str(source), str(out / "html")]
+    return subprocess.run(command, capture_output=True, text=True, cwd=source)
 
 
 @pytest.fixture(scope="module")
