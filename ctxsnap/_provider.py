@@ -271,7 +271,12 @@ class _Registry:
             return
         from importlib.metadata import entry_points
 
-        for entry_point in entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            found = entry_points(group=ENTRY_POINT_GROUP)
+        except Exception as exc:  # unreadable metadata of some installed package: fail captures, not the import
+            self._plugin_failure = functools.partial(_discovery_failure, exc)
+            return
+        for entry_point in found:
             try:
                 self._plugins.append((entry_point.name, _load_entry_point(entry_point)))
             except Exception as exc:
@@ -291,6 +296,18 @@ def _load_entry_point(entry_point: Any) -> Any:
             f"{provider.name!r}; the two must be the same"
         )
     return provider
+
+
+def _discovery_failure(cause: Exception) -> ProviderError:
+    error = ProviderError(
+        ENTRY_POINT_GROUP,
+        "load",
+        cause,
+        hint="Reading the entry points of the installed packages failed: repair or reinstall the package whose "
+        "metadata is broken, or set CTXSNAP_DISABLE_ENTRY_POINTS=1 to load no third-party provider.",
+    )
+    error.__cause__ = cause
+    return error
 
 
 def _load_failure(entry_point: Any, cause: Exception) -> ProviderError:

@@ -781,6 +781,7 @@ def wrap(fn: Callable[P, R], *, include: Selection = None, exclude: Selection = 
 
 
 def refuse_selection_for_wrapped(method: str) -> NoReturn:
+    """Refuse ``include``/``exclude`` given to ``method`` beside a callable that carries its own snapshot."""
     raise TypeError(
         f"{method}() got include=/exclude= for a callable that is already wrapped. It runs in the snapshot it "
         "was wrapped with: pass the plain function, or select when wrapping, as in ctxsnap.wrap(fn, include=...)."

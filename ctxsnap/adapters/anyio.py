@@ -23,7 +23,8 @@ except ModuleNotFoundError as exc:
     if exc.name != "anyio":
         raise  # anyio is there but broken: its own error says more than ours would
     raise ModuleNotFoundError(
-        'ctxsnap.adapters.anyio needs anyio, which is not installed. Install it with: pip install "ctxsnap[anyio]"',
+        "ctxsnap.adapters.anyio needs anyio, which is not installed. Install it with: "
+        'pip install "ctxsnap[anyio]"',
         name="anyio",
     ) from None
 

@@ -45,7 +45,8 @@ except ModuleNotFoundError as exc:
     if exc.name != "quart":
         raise  # quart is there but broken: its own error says more than ours would
     raise ModuleNotFoundError(
-        'ctxsnap.adapters.quart needs quart, which is not installed. Install it with: pip install "ctxsnap[quart]"',
+        "ctxsnap.adapters.quart needs quart, which is not installed. Install it with: "
+        'pip install "ctxsnap[quart]"',
         name="quart",
     ) from None
 

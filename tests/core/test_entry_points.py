@@ -230,7 +230,8 @@ def test_a_broken_plugin_does_not_break_import_ctxsnap_and_its_failure_reads_no_
     import sys
     import ctxsnap
     events = []
-    sys.addaudithook(lambda event, args: events.append(event) if event in ("open", "os.listdir", "import") else None)
+    watched = ("open", "os.listdir", "import")
+    sys.addaudithook(lambda event, args: events.append(event) if event in watched else None)
     try:
         ctxsnap.capture()
     except ctxsnap.ProviderError as exc:

@@ -83,7 +83,9 @@ class TupleNotesError(Exception):
         self.__notes__ = ("set by the library",)  # type: ignore[assignment]
 
 
-@pytest.mark.parametrize("make", [lambda: FrozenError(7), TupleNotesError], ids=["frozen-dataclass", "tuple-notes"])
+@pytest.mark.parametrize(
+    "make", [lambda: FrozenError(7), TupleNotesError], ids=["frozen-dataclass", "tuple-notes"]
+)
 def test_an_exception_that_refuses_notes_still_reaches_the_caller_and_every_undo_runs(
     registered: Register, make: Any
 ) -> None:
@@ -202,7 +204,9 @@ def test_a_failing_undo_leaves_no_cycle_holding_the_state(
     assert state() is None, gc.get_referrers(state())
 
 
-def test_a_kept_future_of_a_failed_task_does_not_keep_the_captured_values(registered: Register, no_gc: None) -> None:
+def test_a_kept_future_of_a_failed_task_does_not_keep_the_captured_values(
+    registered: Register, no_gc: None
+) -> None:
     holder: list[Any] = [Marker("provider state")]
     variable: ContextVar[Marker] = ContextVar("test_error_paths_value")
     registered(StateProvider("test.future.state", holder, []))
