@@ -41,6 +41,9 @@ class Cell:
     requirements: list[str]
     markers: str = LEGACY_ONLY
     paths: list[str] = field(default_factory=lambda: ["tests"])
+    #: A script run in the cell's interpreter instead of plain pytest; it gets ``--junitxml=`` and any extra
+    #: arguments, and reports in the same JUnit form (the upstream suites need their own pytest configuration).
+    script: tuple[str, ...] = ()
 
 
 # The version matrix from the design brief. Flask 1.1.1 runs with its real legacy pin set; Werkzeug below 2.0
@@ -70,6 +73,25 @@ CELLS = [
         paths=["tests/adapters/flask/test_legacy_werkzeug.py"],
     ),
 ]
+# anyio's to_thread/from_thread tests and Flask's test_reqctx/test_appctx, taken at run time from the sdists of
+# exactly these versions, run with ctxsnap substituted (tests/upstream/run.py; docs/async.md, "Upstream test
+# suites"). Each brings its project's own test dependencies, and the build backend that lets ``pip download`` read
+# the sdist's metadata without building an isolated environment first. Two cells, because the two suites need
+# different pytests: anyio's configuration is pytest 9's [tool.pytest] table, and Flask 3.1.3's conftest uses
+# _pytest.monkeypatch.notset, which pytest 9 removed. Werkzeug is the release Flask 3.1.3's tests were written
+# against: from 3.1.7 a non-printable Host gets 404 where test_bad_environ_raises_bad_request expects 400 (it
+# fails that way without ctxsnap too).
+UPSTREAM_ANYIO = [
+    "anyio==4.16.0", "pytest>=9,<10", "trio>=0.32", "sniffio>=1.3", "blockbuster>=1.5.29", "pytest-mock>=3.14",
+    "pytest-timeout>=2.4", "trustme>=1.0", "truststore>=0.9.1", "uvloop>=0.22.1", "psutil>=5.9",
+    "hypothesis>=6.100", "setuptools>=77", "setuptools-scm>=8",
+]
+UPSTREAM_FLASK = ["flask==3.1.3", "werkzeug==3.1.6", "pytest>=8,<9", "asgiref>=3.8", "greenlet>=3.0", "python-dotenv>=1.0",
+                  "flit_core>=3.11,<4"]
+CELLS.extend([
+    Cell("upstream-anyio", UPSTREAM_ANYIO, script=("tests/upstream/run.py", "--suite", "anyio")),
+    Cell("upstream-flask", UPSTREAM_FLASK, script=("tests/upstream/run.py", "--suite", "flask")),
+])
 MAIN = CELLS[0]
 BENCH = Cell(
     "bench",
@@ -135,6 +157,8 @@ def run_cell(cell: Cell, extra: list[str], check_quart: bool = False) -> Outcome
     report = Path(tempfile.mkstemp(prefix=f"ctxsnap-{cell.name}-", suffix=".xml")[1])
     command = [str(python), "-m", "pytest", "-p", "no:cacheprovider", "-m", cell.markers,
                f"--junitxml={report}", *cell.paths, *extra]
+    if cell.script:
+        command = [str(python), *cell.script, f"--junitxml={report}", *extra]
     print(f"[{cell.name}] {' '.join(command[1:])}", flush=True)
     started = time.monotonic()
     env = {**os.environ, "CTXSNAP_CELL": cell.name, "PYTHONDONTWRITEBYTECODE": "1"}

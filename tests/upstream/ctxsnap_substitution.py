@@ -1,0 +1,176 @@
+"""A pytest plugin that puts ctxsnap in place of the function an upstream test suite tests.
+
+anyio's ``to_thread``/``from_thread`` tests and Flask's ``test_reqctx``/``test_appctx`` encode what users rely on
+from ``anyio.to_thread.run_sync`` and ``flask.copy_current_request_context``. ctxsnap's drop-ins claim the same
+behaviour (minus the bugs the semantics table names), so those suites are run against them:
+``tests/upstream/run.py`` loads this plugin with ``-p ctxsnap_substitution --ctxsnap-substitute=<suite>``.
+
+The module attributes are replaced in ``pytest_configure``, before any test module is imported, so a test that
+does ``from anyio.to_thread import run_sync`` gets ctxsnap's function as surely as one that looks it up at call
+time. Every call that reaches a substitute is counted; a session in which none did fails, so a test suite that
+stopped calling the function (or a substitution that silently stopped working) cannot pass as "green".
+
+ctxsnap's own ``run_sync`` hands the work to ``anyio.to_thread.run_sync``: a call whose caller is a ctxsnap
+module goes to the original function, everything else to ctxsnap.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import sys
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import FrameType
+from typing import Any
+
+import pytest
+
+
+@dataclass(frozen=True)
+class Substitution:
+    """ctxsnap's ``replacement`` (``module:attribute``) for the upstream ``targets`` (the same spelling)."""
+
+    replacement: str
+    targets: tuple[str, ...]
+
+
+SUBSTITUTIONS: dict[str, Substitution] = {
+    "anyio": Substitution("ctxsnap.adapters.anyio:run_sync", ("anyio.to_thread:run_sync",)),
+    "flask": Substitution(
+        "ctxsnap.adapters.flask:copy_current_request_context",
+        ("flask:copy_current_request_context", "flask.ctx:copy_current_request_context"),
+    ),
+}
+
+#: Upstream's own skips and expected failures, which have nothing to do with the substituted function. They are
+#: deselected, not run, because the matrix treats a skip as a failure. Each entry must match a collected test:
+#: an entry that matches nothing fails the session, so the list cannot go stale silently.
+UPSTREAM_SKIPS: dict[str, dict[str, str]] = {
+    "anyio": {
+        "tests/test_from_thread.py::TestBlockingPortal::test_raise_baseexception_from_task[asyncio]": (
+            "upstream marks it @pytest.mark.skip('This test is known to hang often on CI')"
+        ),
+        "tests/test_from_thread.py::TestBlockingPortal::test_raise_baseexception_from_task[asyncio+uvloop]": (
+            "upstream marks it @pytest.mark.skip('This test is known to hang often on CI')"
+        ),
+        "tests/test_from_thread.py::TestBlockingPortal::test_raise_baseexception_from_task[trio]": (
+            "upstream marks it @pytest.mark.skip('This test is known to hang often on CI')"
+        ),
+        "tests/test_from_thread.py::TestBlockingPortal::test_from_async[trio-trio]": (
+            "upstream calls pytest.xfail('known bug (#525)') for a trio portal started from trio"
+        ),
+    },
+    "flask": {},
+}
+
+#: Upstream tests that assert a behaviour ctxsnap changes on purpose (a row of the semantics table). Each runs as
+#: a strict xfail: it must fail, and a listed test that passes or is not collected fails the session.
+DEVIATIONS: dict[str, dict[str, str]] = {"anyio": {}, "flask": {}}
+
+
+def _resolve(spelling: str) -> tuple[Any, str]:
+    module_name, attribute = spelling.split(":")
+    return importlib.import_module(module_name), attribute
+
+
+def _from_ctxsnap(frame: FrameType | None) -> bool:
+    name = frame.f_globals.get("__name__", "") if frame is not None else ""
+    return name == "ctxsnap" or name.startswith("ctxsnap.")
+
+
+class SubstitutionPlugin:
+    def __init__(self, suite: str) -> None:
+        self.suite = suite
+        self.calls: Counter[str] = Counter()  # node id -> calls that reached ctxsnap
+        self.current = "<outside any test>"
+        self.restore: list[tuple[Any, str, Any]] = []
+        self.problems: list[str] = []
+
+    def install(self) -> None:
+        substitution = SUBSTITUTIONS[self.suite]
+        module, attribute = _resolve(substitution.replacement)
+        replacement = getattr(module, attribute)
+        for target in substitution.targets:
+            owner, name = _resolve(target)
+            original = getattr(owner, name)
+            self.restore.append((owner, name, original))
+            setattr(owner, name, self._substitute(original, replacement))
+
+    def uninstall(self) -> None:
+        for owner, name, original in reversed(self.restore):
+            setattr(owner, name, original)
+
+    def _substitute(self, original: Callable[..., Any], replacement: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(original)
+        def substitute(*args: Any, **kwargs: Any) -> Any:
+            if _from_ctxsnap(sys._getframe(1)):
+                return original(*args, **kwargs)
+            self.calls[self.current] += 1
+            return replacement(*args, **kwargs)
+
+        return substitute
+
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_runtest_protocol(self, item: pytest.Item) -> Any:
+        self.current = item.nodeid
+        yield
+        self.current = "<outside any test>"
+
+    def pytest_collection_modifyitems(self, config: pytest.Config, items: list[pytest.Item]) -> None:
+        by_id = {item.nodeid: item for item in items}
+        skips, deviations = UPSTREAM_SKIPS[self.suite], DEVIATIONS[self.suite]
+        for node_id in [*skips, *deviations]:
+            # A run narrowed on purpose (-k, one test) cannot see every listed test; only a whole run checks.
+            if config.getoption("--ctxsnap-whole-run") and node_id not in by_id:
+                self.problems.append(f"{node_id} is listed in ctxsnap_substitution.py but was not collected")
+        for node_id, reason in deviations.items():
+            if node_id in by_id:
+                by_id[node_id].add_marker(pytest.mark.xfail(strict=True, reason=f"ctxsnap deviation: {reason}"))
+        deselected = [item for item in items if item.nodeid in skips]
+        if deselected:
+            config.hook.pytest_deselected(items=deselected)
+            items[:] = [item for item in items if item.nodeid not in skips]
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        calls = sum(self.calls.values())
+        target = " and ".join(SUBSTITUTIONS[self.suite].targets)
+        replacement = SUBSTITUTIONS[self.suite].replacement
+        terminalreporter.write_sep("-", f"ctxsnap substituted for {target}")
+        terminalreporter.write_line(
+            f"{replacement} ran {calls} time(s), called by {len(self.calls)} test(s)"
+        )
+        for problem in self.problems:
+            terminalreporter.write_line(f"FAILURE: {problem}", red=True)
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        if not self.calls and session.testscollected:
+            self.problems.append(
+                f"no test called the substituted {' or '.join(SUBSTITUTIONS[self.suite].targets)}: the run "
+                "proves nothing about ctxsnap"
+            )
+        if self.problems and session.exitstatus == 0:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--ctxsnap-substitute",
+        choices=sorted(SUBSTITUTIONS),
+        required=True,
+        help="which upstream suite runs: its function is replaced by ctxsnap's drop-in",
+    )
+    parser.addoption(
+        "--ctxsnap-whole-run",
+        action="store_true",
+        help="the suite's whole selection runs: every listed skip and deviation must be collected",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    plugin = SubstitutionPlugin(config.getoption("--ctxsnap-substitute"))
+    plugin.install()
+    config.pluginmanager.register(plugin, "ctxsnap-substitution")
+    config.add_cleanup(plugin.uninstall)
