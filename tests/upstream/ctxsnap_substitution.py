@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import functools
 import importlib
+import inspect
 import sys
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from types import FrameType
 from typing import Any
@@ -42,7 +43,37 @@ SUBSTITUTIONS: dict[str, Substitution] = {
         "ctxsnap.adapters.flask:copy_current_request_context",
         ("flask:copy_current_request_context", "flask.ctx:copy_current_request_context"),
     ),
+    # Quart's sdist ships no tests: this suite runs from a checkout of its repository (run.py --source), by
+    # hand, and its result is recorded in docs/async.md. quart.app imports run_sync by name.
+    "quart": Substitution(
+        "ctxsnap_substitution:quart_run_sync", ("quart.utils:run_sync", "quart.app:run_sync")
+    ),
 }
+
+#: The ``g`` policy of :func:`quart_run_sync` (``--ctxsnap-quart-g``).
+_quart_g = "share"
+
+
+def quart_run_sync(func: Callable[..., Any]) -> Callable[..., Coroutine[None, None, Any]]:
+    """``quart.utils.run_sync`` built on ctxsnap: ``func`` runs through ``ctxsnap.adapters.quart.to_thread``.
+
+    Quart hands every sync view, before/after-request function, error handler and teardown to ``run_sync``, so
+    this puts ctxsnap's Quart providers under Quart's whole suite. That is Quart's request lifecycle, not
+    background work: a sync ``before_request`` sets ``g.user`` for the view, so the lifecycle needs the
+    request's own ``g`` (``--ctxsnap-quart-g=share``, the default here); ``copy`` shows what ctxsnap's default
+    policy would change. Generators are handled as Quart does (``run_sync_iterable``).
+    """
+    from quart.utils import run_sync_iterable
+
+    from ctxsnap.adapters.quart import capture, to_thread
+
+    @functools.wraps(func)
+    async def _wrapper(*args: Any, **kwargs: Any) -> Any:
+        result = await to_thread(capture(g=_quart_g).wrap(func), *args, **kwargs)
+        return run_sync_iterable(result) if inspect.isgenerator(result) else result
+
+    _wrapper._quart_async_wrapper = True
+    return _wrapper
 
 #: Upstream's own skips and expected failures, which have nothing to do with the substituted function. They are
 #: deselected, not run, because the matrix treats a skip as a failure. Each entry must match a collected test:
@@ -63,11 +94,12 @@ UPSTREAM_SKIPS: dict[str, dict[str, str]] = {
         ),
     },
     "flask": {},
+    "quart": {},
 }
 
 #: Upstream tests that assert a behaviour ctxsnap changes on purpose (a row of the semantics table). Each runs as
 #: a strict xfail: it must fail, and a listed test that passes or is not collected fails the session.
-DEVIATIONS: dict[str, dict[str, str]] = {"anyio": {}, "flask": {}}
+DEVIATIONS: dict[str, dict[str, str]] = {"anyio": {}, "flask": {}, "quart": {}}
 
 
 def _resolve(spelling: str) -> tuple[Any, str]:
@@ -169,7 +201,17 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
+    parser.addoption(
+        "--ctxsnap-quart-g",
+        choices=["share", "copy"],
+        default="share",
+        help="the g policy of the Quart substitution (default: share, what Quart's request lifecycle needs)",
+    )
+
+
 def pytest_configure(config: pytest.Config) -> None:
+    global _quart_g
+    _quart_g = config.getoption("--ctxsnap-quart-g")
     plugin = SubstitutionPlugin(config.getoption("--ctxsnap-substitute"))
     plugin.install()
     config.pluginmanager.register(plugin, "ctxsnap-substitution")

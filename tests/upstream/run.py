@@ -49,6 +49,9 @@ class Suite:
 SUITES = (
     Suite("anyio", "anyio", ("tests/test_to_thread.py", "tests/test_from_thread.py")),
     Suite("flask", "flask", ("tests/test_reqctx.py", "tests/test_appctx.py")),
+    # Its sdist ships no tests: only with --source, a checkout of github.com/pallets/quart at the installed
+    # version's tag (docs/async.md, "Upstream test suites").
+    Suite("quart", "quart", ("tests",)),
 )
 
 
@@ -83,7 +86,7 @@ def unpack(archive: Path, into: Path) -> Path:
     return into / project
 
 
-def run_suite(suite: Suite, workdir: Path, pytest_args: list[str]) -> tuple[int, Path]:
+def run_suite(suite: Suite, workdir: Path, pytest_args: list[str], source: Path | None) -> tuple[int, Path]:
     try:
         version = importlib.metadata.version(suite.distribution)
     except importlib.metadata.PackageNotFoundError:
@@ -91,19 +94,29 @@ def run_suite(suite: Suite, workdir: Path, pytest_args: list[str]) -> tuple[int,
             f"{suite.distribution} is not installed in {sys.executable}. Run the suite in its matrix cell: "
             f"python3 dev.py test --cell upstream-{suite.name}"
         ) from None
-    archive = sdist(suite.distribution, version)
-    project = unpack(archive, workdir / suite.name)
+    if source is not None:
+        project, origin = source.resolve(), str(source)
+    elif suite.name == "quart":
+        raise SystemExit(
+            "Quart's sdist ships no tests. Pass --source with a checkout of github.com/pallets/quart at the "
+            "tag of the installed Quart."
+        )
+    else:
+        archive = sdist(suite.distribution, version)
+        project, origin = unpack(archive, workdir / suite.name), archive.name
     report = workdir / f"{suite.name}.xml"
-    whole_run = [] if pytest_args else ["--ctxsnap-whole-run"]
-    # Test ids or paths among the arguments (tests/test_to_thread.py::test_x) replace the suite's files.
+    # Test ids or paths among the arguments (tests/test_to_thread.py::test_x) replace the suite's files; a run
+    # narrowed that way or by -k/-m cannot see every test the plugin's lists name, so only a whole run checks.
     files = [] if any(arg.startswith("tests/") for arg in pytest_args) else list(suite.files)
+    narrowed = not files or any(arg.startswith(("-k", "-m", "--deselect")) for arg in pytest_args)
+    whole_run = [] if narrowed else ["--ctxsnap-whole-run"]
     command = [
         sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "ctxsnap_substitution",
         f"--ctxsnap-substitute={suite.name}", *whole_run, f"--rootdir={project}", "-c",
         str(project / "pyproject.toml"), f"--junitxml={report}", "-o", f"junit_suite_name=upstream-{suite.name}",
         *files, *pytest_args,
     ]
-    print(f"[upstream] {suite.distribution} {version} from {archive.name}: pytest {' '.join(command[3:])}",
+    print(f"[upstream] {suite.distribution} {version} from {origin}: pytest {' '.join(command[3:])}",
           flush=True)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(HERE), os.environ.get("PYTHONPATH")]))}
     code = subprocess.run(command, cwd=project, env=env).returncode
@@ -125,11 +138,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--suite", action="append", choices=[s.name for s in SUITES],
                         help="run only this suite (repeatable); default: all")
     parser.add_argument("--junitxml", type=Path, help="write the merged JUnit report here")
+    parser.add_argument("--source", type=Path, help="run the one --suite from this unpacked project tree")
     args, pytest_args = parser.parse_known_args(argv)
-    suites = [s for s in SUITES if not args.suite or s.name in args.suite]
+    suites = [s for s in SUITES if s.name in (args.suite or ("anyio", "flask"))]
+    if args.source is not None and len(suites) != 1:
+        parser.error("--source needs exactly one --suite: the project the tree belongs to")
     workdir = Path(tempfile.mkdtemp(prefix="ctxsnap-upstream-"))
     try:
-        results = [run_suite(suite, workdir, pytest_args) for suite in suites]
+        results = [run_suite(suite, workdir, pytest_args, args.source) for suite in suites]
         if args.junitxml is not None:
             merge([report for _, report in results], args.junitxml)
     finally:
