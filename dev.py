@@ -86,8 +86,10 @@ UPSTREAM_ANYIO = [
     "pytest-timeout>=2.4", "trustme>=1.0", "truststore>=0.9.1", "uvloop>=0.22.1", "psutil>=5.9",
     "hypothesis>=6.100", "setuptools>=77", "setuptools-scm>=8",
 ]
-UPSTREAM_FLASK = ["flask==3.1.3", "werkzeug==3.1.6", "pytest>=8,<9", "asgiref>=3.8", "greenlet>=3.0", "python-dotenv>=1.0",
-                  "flit_core>=3.11,<4"]
+UPSTREAM_FLASK = [
+    "flask==3.1.3", "werkzeug==3.1.6", "pytest>=8,<9", "asgiref>=3.8", "greenlet>=3.0", "python-dotenv>=1.0",
+    "flit_core>=3.11,<4",
+]
 CELLS.extend([
     Cell("upstream-anyio", UPSTREAM_ANYIO, script=("tests/upstream/run.py", "--suite", "anyio")),
     Cell("upstream-flask", UPSTREAM_FLASK, script=("tests/upstream/run.py", "--suite", "flask")),

@@ -100,5 +100,5 @@ def test_anyio_calls_reach_ctxsnap_and_a_stale_skip_list_fails_a_whole_run(pytes
     assert narrowed.ret == 0
     whole = pytester.runpytest_subprocess(*args, "--ctxsnap-whole-run")
     whole.assert_outcomes(passed=1)
-    whole.stdout.fnmatch_lines(["*test_from_async[[]trio-trio[]] is listed in ctxsnap_substitution.py but was not*"])
+    whole.stdout.fnmatch_lines(["*test_from_async[[]trio-trio[]] is listed in ctxsnap_substitution.py but *"])
     assert whole.ret == pytest.ExitCode.TESTS_FAILED
