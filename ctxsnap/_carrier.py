@@ -71,19 +71,26 @@ class UnportableValueError(SnapshotError, TypeError):
     the message never shows the value.
     """
 
-    def __init__(self, message: str, *, carrier: str, variable: str) -> None:
+    # The keywords have defaults because Celery and pickle rebuild a raised exception as ``cls(message)``.
+    def __init__(self, message: str, *, carrier: str = "", variable: str = "") -> None:
         super().__init__(message)
         self.carrier = carrier
         self.variable = variable
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), self.args, self.__dict__)
 
 
 class PayloadError(SnapshotError, ValueError):
     """A payload was refused in the worker: not a ctxsnap payload, another carrier's, an unknown version,
     unsigned or tampered with. The task does not run."""
 
-    def __init__(self, message: str, *, carrier: str) -> None:
+    def __init__(self, message: str, *, carrier: str = "") -> None:
         super().__init__(message)
         self.carrier = carrier
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), self.args, self.__dict__)
 
 
 class Payload(str):
