@@ -1,8 +1,9 @@
 """A real Redis server and real Celery workers (threads, prefork, solo) for the Celery adapter's tests.
 
-Redis: ``CTXSNAP_REDIS_URL`` when set (``.ci/run`` starts one); otherwise the fixture starts ``redis-server``
-itself on a free loopback port with persistence off, when the binary is installed, and stops it by its pid.
-Without either the tests fail with what to do: a skipped test would read as a pass.
+Redis: ``CTXSNAP_REDIS_URL`` when set (``.ci/run`` starts one); otherwise, outside CI, the fixture starts
+``redis-server`` itself on a free loopback port with persistence off, when the binary is installed, and stops it
+by its pid. Without either (and in CI without the URL) the tests fail with what to do: a skipped test would
+read as a pass.
 
 Celery is imported inside the fixtures: these modules are collected (then deselected by the ``celery``
 marker) in matrix cells that do not install it.
@@ -53,6 +54,11 @@ def redis_url() -> Iterator[str]:
     if url:
         yield url
         return
+    if os.environ.get("CI") == "true":
+        pytest.fail(
+            "the Celery tests need CTXSNAP_REDIS_URL in CI: .ci/run starts redis-server and sets it; "
+            "run the tests through .ci/run"
+        )
     binary = shutil.which("redis-server")
     if binary is None:
         pytest.fail(
