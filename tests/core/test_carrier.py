@@ -337,3 +337,16 @@ def test_public_names() -> None:
     assert issubclass(ctxsnap.UnportableValueError, TypeError)
     assert issubclass(ctxsnap.PayloadError, ctxsnap.SnapshotError)
     assert {"Carrier", "ProcessPoolExecutor", "UnportableValueError", "PayloadError"} <= set(ctxsnap.__all__)
+
+
+def test_errors_pickle_with_their_attributes() -> None:
+    carrier = make(REQUEST_ID)
+    with pytest.raises(ctxsnap.UnportableValueError) as refused:
+        export_with(carrier, request_id=object())
+    copy = pickle.loads(pickle.dumps(refused.value))
+    assert (type(copy), str(copy), copy.carrier, copy.variable) == (
+        ctxsnap.UnportableValueError, str(refused.value), carrier.name, "the ContextVar 'request_id'"
+    )
+    with pytest.raises(ctxsnap.PayloadError) as bad:
+        carrier.run("nope", print)
+    assert pickle.loads(pickle.dumps(bad.value)).carrier == carrier.name
