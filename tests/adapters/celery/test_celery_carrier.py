@@ -35,15 +35,15 @@ def in_request(fn: Any, request_id: str = "req-1", **values: Any) -> Any:
 NOTHING = {key: None for key in support.EXPECTED_KEYS} | {"app_context": False, "request_context": False}
 
 
-def test_task_sees_exactly_the_declared_values(worker: Any, celery_app: Any) -> None:
+def test_task_sees_exactly_the_declared_values(celery_worker: Any, celery_app: Any) -> None:
     seen = in_request(lambda: celery_app.observe.delay()).get(timeout=TIMEOUT)
     assert support.view(seen) == support.declared_view("req-1")
     assert seen["app_name"] == "carrier_support"
 
 
-def test_nothing_leaks_to_the_next_task(worker: Any, celery_app: Any) -> None:
+def test_nothing_leaks_to_the_next_task(celery_worker: Any, celery_app: Any) -> None:
     """A task that sets everything, then tasks without values and a carrier-less task, on every worker slot."""
-    slots = 1 if worker.pool == "solo" else 4
+    slots = 1 if celery_worker.pool == "solo" else 4
     polluted = [in_request(lambda n=n: celery_app.observe_then_pollute.delay(), f"req-p{n}") for n in range(slots * 3)]
     assert [support.view(p.get(timeout=TIMEOUT)) for p in polluted] == [
         support.declared_view(f"req-p{n}") for n in range(slots * 3)
@@ -54,7 +54,7 @@ def test_nothing_leaks_to_the_next_task(worker: Any, celery_app: Any) -> None:
     assert all(support.view(r.get(timeout=TIMEOUT)) == NOTHING for r in plain)
 
 
-def test_interleaved_requests_2000_tasks(worker: Any, celery_app: Any) -> None:
+def test_interleaved_requests_2000_tasks(celery_worker: Any, celery_app: Any) -> None:
     """2,000 tasks published from 8 threads' interleaved requests; each must see its own request's values."""
     per_thread, threads = 250, 8
 
@@ -76,13 +76,13 @@ def test_interleaved_requests_2000_tasks(worker: Any, celery_app: Any) -> None:
     assert mismatches == 0
 
 
-def test_retries_keep_the_original_payload(worker: Any, celery_app: Any) -> None:
+def test_retries_keep_the_original_payload(celery_worker: Any, celery_app: Any) -> None:
     seen = in_request(lambda: celery_app.flaky.delay(2), "req-retry").get(timeout=TIMEOUT)
     assert seen["retries"] == 2
     assert support.view(seen) == support.declared_view("req-retry")
 
 
-def test_chain_group_and_chord_keep_the_carrier(worker: Any, celery_app: Any) -> None:
+def test_chain_group_and_chord_keep_the_carrier(celery_worker: Any, celery_app: Any) -> None:
     import celery
 
     chained = in_request(lambda: celery.chain(celery_app.echo.s(1), celery_app.echo.s()).delay(), "req-chain")
@@ -99,7 +99,7 @@ def test_chain_group_and_chord_keep_the_carrier(worker: Any, celery_app: Any) ->
     assert support.view(outcome["seen"]) == support.declared_view("req-chord")
 
 
-def test_delay_inside_a_task_forwards_the_current_values(worker: Any, celery_app: Any) -> None:
+def test_delay_inside_a_task_forwards_the_current_values(celery_worker: Any, celery_app: Any) -> None:
     unchanged = in_request(lambda: celery_app.delay_nested.delay(None), "req-outer").get(timeout=TIMEOUT)
     changed = in_request(lambda: celery_app.delay_nested.delay("req-changed"), "req-outer").get(timeout=TIMEOUT)
     child = celery_app.app.AsyncResult(unchanged).get(timeout=TIMEOUT)
@@ -108,7 +108,7 @@ def test_delay_inside_a_task_forwards_the_current_values(worker: Any, celery_app
     assert support.view(changed_child) == support.declared_view("req-changed")
 
 
-def test_explicit_headers_win(worker: Any, celery_app: Any) -> None:
+def test_explicit_headers_win(celery_worker: Any, celery_app: Any) -> None:
     other = in_request(lambda: support.CARRIER.export(), "req-explicit")
     seen = in_request(
         lambda: celery_app.observe.apply_async(headers={"ctxsnap": str(other)}), "req-ignored"
@@ -116,7 +116,7 @@ def test_explicit_headers_win(worker: Any, celery_app: Any) -> None:
     assert seen["request_id"] == "req-explicit"
 
 
-def test_eager_mode_sees_what_a_worker_sees(worker: Any, celery_app: Any) -> None:
+def test_eager_mode_sees_what_a_worker_sees(celery_worker: Any, celery_app: Any) -> None:
     real = support.view(in_request(lambda: celery_app.observe.delay(), "req-same").get(timeout=TIMEOUT))
     app = celery_app.app
     app.conf.task_always_eager = True
@@ -159,7 +159,7 @@ def test_refused_values_raise_before_publishing(
     redis_client.delete(queue)
 
 
-def test_tampered_payload_does_not_run(worker: Any, celery_app: Any) -> None:
+def test_tampered_payload_does_not_run(celery_worker: Any, celery_app: Any) -> None:
     forged = '{"v":1,"c":"ctxsnap-tests","d":{"vars":{"request_id":"x"}},"s":"0"}'
     unknown_version = '{"v":9,"c":"ctxsnap-tests","d":{}}'
     for payload, message in ((unknown_version, "version 9"), ("not a payload", "not a ctxsnap payload")):

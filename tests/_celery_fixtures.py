@@ -1,4 +1,7 @@
-"""A real Redis server and real Celery workers (threads, prefork, solo) for the Celery adapter's tests.
+"""A real Redis server and real Celery workers (threads, prefork, solo) for the Celery tests.
+
+The root conftest imports these fixtures, so the Celery adapter's tests and the conformance suite's Celery rows
+share one Redis server per session.
 
 Redis: ``CTXSNAP_REDIS_URL`` when set (``.ci/run`` starts one); otherwise, outside CI, the fixture starts
 ``redis-server`` itself on a free loopback port with persistence off, when the binary is installed, and stops it
@@ -25,7 +28,7 @@ from typing import Any
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[3]
+ROOT = Path(__file__).resolve().parents[1]
 APP_MODULE = "tests.adapters.celery.celery_app"
 STARTUP_TIMEOUT = 90.0
 
@@ -126,7 +129,7 @@ class Worker:
 
 
 @pytest.fixture(scope="module", params=["threads", "prefork", "solo"])
-def worker(request: pytest.FixtureRequest, celery_app: Any, redis_client: Any, redis_url: str) -> Iterator[Worker]:
+def celery_worker(request: pytest.FixtureRequest, celery_app: Any, redis_client: Any, redis_url: str) -> Iterator[Worker]:
     """A real worker of each pool consuming the default queue; tests run once per pool."""
     pool = str(request.param)
     redis_client.delete("celery")  # nothing left over from a worker of another pool
