@@ -33,6 +33,8 @@ TYPING = ["mypy>=1.10"]
 #: Exact pins: an unpinned resolve of Celery together with the other packages backtracked for minutes. The same
 #: pins as the ``celery`` extra in pyproject.toml.
 CELERY = ["celery==5.7.0", "kombu==5.7.0", "redis==8.1.0"]
+#: The tracing integrations the Celery adapter must coexist with (tests/adapters/celery/test_celery_tracing.py).
+CELERY_INTEROP = ["opentelemetry-instrumentation-celery==0.66b2", "sentry-sdk==2.75.0"]
 LEGACY_ONLY = "not quart and not interop and not typing and not stress and not celery"
 #: Where the JUnit report shows a Quart test: it has no markers, so by module, or by conformance entry id.
 QUART_MODULES = ("tests.adapters.quart.", "tests.examples.test_quart_app")
@@ -51,7 +53,7 @@ class Cell:
 CELLS = [
     Cell(
         "flask-3.1-quart-0.22",
-        ["flask==3.1.3", "quart==0.22.0", *ASGI, *TEST_TOOLS, *INTEROP, *TYPING, *CELERY],
+        ["flask==3.1.3", "quart==0.22.0", *ASGI, *TEST_TOOLS, *INTEROP, *TYPING, *CELERY, *CELERY_INTEROP],
         markers="not stress",
     ),
     Cell("flask-3.1-quart-0.20", ["flask==3.1.3", "quart==0.20.0", *ASGI, *TEST_TOOLS],

@@ -231,6 +231,7 @@ class Carrier:
         self.max_depth: Final = max_depth
         self._app = app
         self._app_pid = -1
+        self._app_lock = threading.Lock()
         self._resolved_app: Any = None
         with _carriers_lock:
             existing = _carriers.get(name)
@@ -280,11 +281,15 @@ class Carrier:
         source = self._app if override is None else override
         if source is None or _is_app(source):
             return source
-        if self._app_pid != os.getpid() or self._resolved_source is not source:
-            self._resolved_app = source()
-            self._resolved_source = source
-            self._app_pid = os.getpid()
-        return self._resolved_app
+        if self._app_pid == os.getpid() and self._resolved_source is source:
+            return self._resolved_app
+        # Locked: the first tasks of a threads-pool worker arrive together, and the factory runs once per process.
+        with self._app_lock:
+            if self._app_pid != os.getpid() or self._resolved_source is not source:
+                self._resolved_app = source()
+                self._resolved_source = source
+                self._app_pid = os.getpid()
+            return self._resolved_app
 
     _resolved_source: Any = None
 

@@ -104,12 +104,12 @@ def redis_client(redis_url: str) -> Any:
 
 
 class Worker:
-    def __init__(self, pool: str, concurrency: int, redis_url: str, queue: str) -> None:
+    def __init__(self, pool: str, concurrency: int, redis_url: str, queue: str, app_module: str = APP_MODULE) -> None:
         self.pool = pool
         self.log = Path(tempfile.mkstemp(prefix=f"ctxsnap-celery-{pool}-", suffix=".log")[1])
         env = {**os.environ, "CTXSNAP_REDIS_URL": redis_url, "PYTHONPATH": str(ROOT)}
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", APP_MODULE, "worker", "--pool", pool,
+            [sys.executable, "-m", "celery", "-A", app_module, "worker", "--pool", pool,
              "--concurrency", str(concurrency), "--queues", queue, "--without-heartbeat", "--without-gossip",
              "--without-mingle", "--loglevel", "WARNING", "--hostname", f"{pool}-{os.getpid()}@%h"],
             cwd=ROOT, env=env, stdout=self.log.open("w"), stderr=subprocess.STDOUT,

@@ -106,7 +106,9 @@ class Task(celery.Task):  # type: ignore[misc]
         if payload is None:
             # Published by a producer without ctxsnap: nothing to apply, and still nothing left behind.
             return context.run(_call_body, body, args, kwargs)
-        return carrier.run_in(context, payload, _call_body, (body, args, kwargs), {}, app=self.flask_app)
+        # Read from the class: a factory function stored as a class attribute would bind to the task instance.
+        flask_app = type(self).flask_app
+        return carrier.run_in(context, payload, _call_body, (body, args, kwargs), {}, app=flask_app)
 
 
 def install(celery_app: Any, carrier: Carrier, *, flask_app: Any = None) -> None:

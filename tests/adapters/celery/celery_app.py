@@ -81,3 +81,15 @@ def collect(results: list[Any]) -> dict[str, Any]:
 @app.task(name="ctxsnap_tests.never_consumed")
 def never_consumed() -> None:  # pragma: no cover - no worker consumes its queue
     raise AssertionError("no worker consumes this queue")
+
+
+def other_app() -> Any:
+    import flask
+
+    return flask.Flask("other_app")
+
+
+@app.task(flask_app=other_app)
+def observe_in_other_app() -> dict[str, Any]:
+    """``flask_app=`` on one task overrides the carrier's app for ``g``."""
+    return support.observe()

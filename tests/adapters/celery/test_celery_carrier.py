@@ -187,3 +187,31 @@ def test_install_is_checked(celery_app: Any) -> None:
     late.finalize()
     with pytest.raises(RuntimeError, match="before defining tasks"):
         install(late, support.CARRIER)
+
+
+def test_flask_app_overrides_the_carriers_app(celery_worker: Any, celery_app: Any) -> None:
+    seen = in_request(lambda: celery_app.observe_in_other_app.delay(), "req-other").get(timeout=TIMEOUT)
+    assert seen["app_name"] == "other_app"
+    assert support.view(seen) == support.declared_view("req-other")
+
+
+def test_task_base_for_one_task_without_install(celery_app: Any) -> None:
+    """``@celery_app.task(base=Task, carrier=carrier)`` on an app where install() was not called."""
+    import celery
+
+    from ctxsnap.adapters.celery import Task
+
+    plain_app = celery.Celery("ctxsnap_per_task", broker="memory://")
+    plain_app.conf.task_always_eager = True
+
+    @plain_app.task(base=Task, carrier=support.CARRIER)
+    def carrying() -> dict[str, Any]:
+        return support.observe()
+
+    @plain_app.task
+    def not_carrying() -> dict[str, Any]:
+        return support.observe()
+
+    assert support.view(in_request(carrying.delay, "req-base").get()) == support.declared_view("req-base")
+    # Eager without a carrier runs in the caller's own context: the request is right there.
+    assert in_request(not_carrying.delay, "req-base").get()["request_context"] is True
