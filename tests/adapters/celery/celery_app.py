@@ -93,3 +93,23 @@ def other_app() -> Any:
 def observe_in_other_app() -> dict[str, Any]:
     """``flask_app=`` on one task overrides the carrier's app for ``g``."""
     return support.observe()
+
+
+def quart_app() -> Any:
+    import quart
+
+    return quart.Quart("quart_worker_app")
+
+
+@app.task(flask_app=quart_app)
+def observe_in_quart_app() -> dict[str, Any]:
+    """A Quart app holds the carried g in the worker (``install(..., flask_app=quart_app)`` works the same)."""
+    import quart
+
+    in_app = quart.has_app_context()
+    return {
+        "request_id": support.REQUEST_ID.get(None),
+        "user_id": quart.g.get("user_id") if in_app else None,
+        "g_undeclared": quart.g.get("undeclared") if in_app else None,
+        "app_name": quart.current_app.name if in_app else None,
+    }

@@ -215,3 +215,8 @@ def test_task_base_for_one_task_without_install(celery_app: Any) -> None:
     assert support.view(in_request(carrying.delay, "req-base").get()) == support.declared_view("req-base")
     # Eager without a carrier runs in the caller's own context: the request is right there.
     assert in_request(not_carrying.delay, "req-base").get()["request_context"] is True
+
+
+def test_a_quart_app_holds_g_in_the_worker(celery_worker: Any, celery_app: Any) -> None:
+    seen = in_request(lambda: celery_app.observe_in_quart_app.delay(), "req-quart").get(timeout=TIMEOUT)
+    assert seen == {"request_id": "req-quart", "user_id": 42, "g_undeclared": None, "app_name": "quart_worker_app"}
