@@ -354,8 +354,8 @@ class Carrier:
             way_out = (
                 "Make its codec's encode return"
                 if codec is not None
-                else f"Declare a codec for it (Carrier(codecs={{{_codec_hint(section, name)}: (encode, decode)}})), "
-                "or carry"
+                else "Declare a codec for it "
+                f"(Carrier(codecs={{{_codec_hint(section, name)}: (encode, decode)}})), or carry"
             )
             raise UnportableValueError(
                 f"Carrier {self.name!r} cannot carry {_label(section, name)}: {problem}. {way_out} str, int, "
@@ -546,7 +546,8 @@ class CarriedCall(Generic[P, R]):
         return (CarriedCall, (self.carrier, self.payload, self.fn))
 
     def __repr__(self) -> str:
-        return f"<ctxsnap.CarriedCall of {getattr(self.fn, '__qualname__', self.fn)!r} with {Payload(self.payload)!r}>"
+        name = getattr(self.fn, "__qualname__", self.fn)
+        return f"<ctxsnap.CarriedCall of {name!r} with {Payload(self.payload)!r}>"
 
 
 def run_carried(carrier: Carrier, payload: str, fn: Callable[..., R], args: tuple[Any, ...],

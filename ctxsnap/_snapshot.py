@@ -458,7 +458,8 @@ def check_executor(
             raise TypeError(
                 f"{method}() cannot use a ProcessPoolExecutor without a carrier. A snapshot holds live objects "
                 "(request, g, ContextVar values) that cannot be sent to another process: declare what crosses "
-                "with a ctxsnap.Carrier and pass carrier=, or use a thread pool such as ctxsnap.ThreadPoolExecutor()"
+                "with a ctxsnap.Carrier and pass carrier=, or use a thread pool such as "
+                "ctxsnap.ThreadPoolExecutor()"
             )
         raise TypeError(
             f"{method}() cannot use a ProcessPoolExecutor: a snapshot holds live objects of this process "
