@@ -97,7 +97,6 @@ class Payload(str):
     """The ``str`` that :meth:`Carrier.export` returns; its ``repr`` names variables, never values."""
 
     __slots__ = ()
-    _names: tuple[str, ...]
 
     def __repr__(self) -> str:
         try:
@@ -399,7 +398,8 @@ class Carrier:
                 carrier=self.name,
             )
         try:
-            envelope = json.loads(payload)
+            # NaN and infinity are refused on the way in as on the way out (json accepts them by default).
+            envelope = json.loads(payload, parse_constant=_refuse_constant)
         except ValueError:
             envelope = None
         if not isinstance(envelope, dict) or not isinstance(envelope.get("d"), dict) or "v" not in envelope:
@@ -451,7 +451,7 @@ class Carrier:
             for name, value in values.items():
                 if (section == VARS_SECTION and name in self._vars) or (section == G_SECTION and name in self._g):
                     codec = self._codecs.get((section, name))
-                    known[name] = value if codec is None else codec[1](value)
+                    known[name] = value if codec is None else self._decode_value(codec, section, name, value)
                 else:
                     unknown.append(_label(section, name))
             if known:
@@ -465,6 +465,16 @@ class Carrier:
                 stacklevel=3,
             )
         return decoded
+
+    def _decode_value(self, codec: Codec, section: str, name: str, value: Any) -> Any:
+        try:
+            return codec[1](value)
+        except Exception as exc:
+            raise PayloadError(
+                f"Carrier {self.name!r} could not decode {_label(section, name)}: its codec raised "
+                f"{type(exc).__name__}. Fix the codec's decode function, or deploy matching codecs.",
+                carrier=self.name,
+            ) from None
 
     def run(self, payload: str, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
         """Run ``fn`` in a copy of this thread's context holding the carried values; nothing is left behind.
@@ -613,6 +623,10 @@ def _outside_codec(value: Any, max_depth: int) -> str | None:
         else:
             return f"a {kind.__module__}.{kind.__qualname__} is not portable"
     return None
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not portable")
 
 
 def _check_codec(carrier: str, key: object, codec: object) -> Codec:

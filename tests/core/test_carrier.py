@@ -350,3 +350,16 @@ def test_errors_pickle_with_their_attributes() -> None:
     with pytest.raises(ctxsnap.PayloadError) as bad:
         carrier.run("nope", print)
     assert pickle.loads(pickle.dumps(bad.value)).carrier == carrier.name
+
+
+def test_nan_in_a_received_payload_and_a_failing_decode_are_refused() -> None:
+    carrier = make(REQUEST_ID)
+    with pytest.raises(ctxsnap.PayloadError, match="not a ctxsnap payload"):
+        carrier.run(f'{{"v":1,"c":"{carrier.name}","d":{{"vars":{{"request_id":NaN}}}}}}', print)
+    when = new_var("when")
+    strict = make(when, codecs={when: (str, int)})
+    payload = export_with(strict, when="not a number")
+    ran: list[int] = []
+    with pytest.raises(ctxsnap.PayloadError, match="could not decode the ContextVar 'when': its codec raised"):
+        in_fresh(strict.run, payload, ran.append, 1)
+    assert ran == []
