@@ -34,7 +34,12 @@ INTEROP = ["flask-sqlalchemy>=3.1", "opentelemetry-sdk>=1.25", "structlog>=24.1"
 TYPING = ["mypy>=1.10"]
 #: The docs site's pinned tools, read from pyproject's ``docs`` extra so the pins live in one place.
 DOCS = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]["docs"]
-LEGACY_ONLY = "not quart and not interop and not typing and not stress"
+#: Exact pins: an unpinned resolve of Celery together with the other packages backtracked for minutes. The same
+#: pins as the ``celery`` extra in pyproject.toml.
+CELERY = ["celery==5.7.0", "kombu==5.7.0", "redis==8.1.0"]
+#: The tracing integrations the Celery adapter must coexist with (tests/adapters/celery/test_celery_tracing.py).
+CELERY_INTEROP = ["opentelemetry-instrumentation-celery==0.66b2", "sentry-sdk==2.75.0"]
+LEGACY_ONLY = "not quart and not interop and not typing and not stress and not celery"
 #: Where the JUnit report shows a Quart test: it has no markers, so by module, or by conformance entry id.
 QUART_MODULES = ("tests.adapters.quart.", "tests.examples.test_quart_app")
 
@@ -52,13 +57,13 @@ class Cell:
 CELLS = [
     Cell(
         "flask-3.1-quart-0.22",
-        ["flask==3.1.3", "quart==0.22.0", *ASGI, *TEST_TOOLS, *INTEROP, *TYPING, *DOCS],
+        ["flask==3.1.3", "quart==0.22.0", *ASGI, *TEST_TOOLS, *INTEROP, *TYPING, *DOCS, *CELERY, *CELERY_INTEROP],
         markers="not stress",
     ),
     Cell("flask-3.1-quart-0.20", ["flask==3.1.3", "quart==0.20.0", *ASGI, *TEST_TOOLS],
-         markers="not interop and not typing and not stress"),
+         markers="not interop and not typing and not stress and not celery"),
     Cell("flask-3.0-quart-0.19", ["flask==3.0.3", "werkzeug==3.0.6", "quart==0.19.9", *ASGI, *TEST_TOOLS],
-         markers="not interop and not typing and not stress"),
+         markers="not interop and not typing and not stress and not celery"),
     Cell("flask-2.3", ["flask==2.3.3", "werkzeug==2.3.8", *TEST_TOOLS]),
     Cell("flask-2.2", ["flask==2.2.5", "werkzeug==2.2.3", *TEST_TOOLS]),
     Cell("flask-2.0", ["flask==2.0.3", "werkzeug==2.0.3", "jinja2==3.0.3", "itsdangerous==2.0.1", *TEST_TOOLS]),

@@ -81,11 +81,19 @@ class Provider(abc.ABC):
     * ``owned_vars`` names the ContextVars the provider installs itself. When the provider is excluded from a
       capture, those variables are removed from the carried context too, so that excluding ``"flask"`` really
       leaves Flask's context behind.
+    * ``portable``, ``export(names)`` and ``restore(app, values)`` (optional) let a :class:`ctxsnap.Carrier`
+      carry a declared part of this context to another process. ``portable`` names the payload section
+      (``"g"`` for Flask's and Quart's ``g``); ``export`` returns the declared ``names`` present in the current
+      context as a dict, or ``None`` when this provider's context is not active; ``restore`` returns a context
+      manager that installs ``values`` in ``app`` for the duration of a task, or ``None`` when ``app`` is not
+      this provider's kind of app.
     """
 
     #: A unique dotted name, such as ``"flask.request"``; ``include``/``exclude`` also accept its prefix.
     name: str = ""
     owned_vars: tuple[ContextVar[Any], ...] = ()
+    #: The carrier payload section this provider exports and restores; empty for none (see the hooks above).
+    portable: str = ""
 
     @abc.abstractmethod
     def capture(self) -> Any:

@@ -50,6 +50,7 @@ from .._appcontext import drop_inherited, fork_app_context, g_values
 from .._provider import Provider, register_provider
 from .._snapshot import Selection, Snapshot
 from .._snapshot import capture as _capture
+from ._portable_flask import PortableFlaskG
 
 __all__ = ["CtxSnap", "capture", "copy_current_request_context"]
 
@@ -228,7 +229,7 @@ def _pop_child(fork: Any, inherited: dict[str, Any], exc: BaseException | None) 
 # -- the providers ------------------------------------------------------------------------------------------------
 
 
-class _AppProvider(Provider):
+class _AppProvider(PortableFlaskG, Provider):
     name = "flask.app"
 
     def needs_undo(self, state: Any) -> bool:

@@ -45,6 +45,7 @@ from .._appcontext import drop_inherited, fork_app_context, g_values
 from .._provider import Provider, register_provider
 from .._snapshot import Selection, Snapshot, check_callable, is_wrapped, runner
 from .._snapshot import capture as _core_capture
+from ._portable_quart import PortableQuartG
 
 __all__ = ["CtxSnap", "capture", "to_thread"]
 
@@ -188,7 +189,7 @@ def capture(
 
 # -- providers ------------------------------------------------------------------------------------------------
 
-class AppContextProvider(Provider):
+class AppContextProvider(PortableQuartG, Provider):
     """``quart.app``: ``current_app`` and a ``g`` of the child's own (or the parent's, under ``share``)."""
 
     name = "quart.app"
