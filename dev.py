@@ -12,12 +12,14 @@ from __future__ import annotations
 import argparse
 import fcntl
 import hashlib
+import json
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
+import tomllib
 import venv
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
@@ -30,7 +32,14 @@ TEST_TOOLS = ["pytest>=8,<10", "hypothesis>=6.100", "anyio>=4.4,<5", "trio>=0.25
 ASGI = ["hypercorn>=0.16", "wsproto>=1.2"]
 INTEROP = ["flask-sqlalchemy>=3.1", "opentelemetry-sdk>=1.25", "structlog>=24.1"]
 TYPING = ["mypy>=1.10"]
-LEGACY_ONLY = "not quart and not interop and not typing and not stress"
+#: The docs site's pinned tools, read from pyproject's ``docs`` extra so the pins live in one place.
+DOCS = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]["docs"]
+#: Exact pins: an unpinned resolve of Celery together with the other packages backtracked for minutes. The same
+#: pins as the ``celery`` extra in pyproject.toml.
+CELERY = ["celery==5.7.0", "kombu==5.7.0", "redis==8.1.0"]
+#: The tracing integrations the Celery adapter must coexist with (tests/adapters/celery/test_celery_tracing.py).
+CELERY_INTEROP = ["opentelemetry-instrumentation-celery==0.66b2", "sentry-sdk==2.75.0"]
+LEGACY_ONLY = "not quart and not interop and not typing and not stress and not celery"
 #: Where the JUnit report shows a Quart test: it has no markers, so by module, or by conformance entry id.
 QUART_MODULES = ("tests.adapters.quart.", "tests.examples.test_quart_app")
 
@@ -51,13 +60,13 @@ class Cell:
 CELLS = [
     Cell(
         "flask-3.1-quart-0.22",
-        ["flask==3.1.3", "quart==0.22.0", *ASGI, *TEST_TOOLS, *INTEROP, *TYPING],
+        ["flask==3.1.3", "quart==0.22.0", *ASGI, *TEST_TOOLS, *INTEROP, *TYPING, *DOCS, *CELERY, *CELERY_INTEROP],
         markers="not stress",
     ),
     Cell("flask-3.1-quart-0.20", ["flask==3.1.3", "quart==0.20.0", *ASGI, *TEST_TOOLS],
-         markers="not interop and not typing and not stress"),
+         markers="not interop and not typing and not stress and not celery"),
     Cell("flask-3.0-quart-0.19", ["flask==3.0.3", "werkzeug==3.0.6", "quart==0.19.9", *ASGI, *TEST_TOOLS],
-         markers="not interop and not typing and not stress"),
+         markers="not interop and not typing and not stress and not celery"),
     Cell("flask-2.3", ["flask==2.3.3", "werkzeug==2.3.8", *TEST_TOOLS]),
     Cell("flask-2.2", ["flask==2.2.5", "werkzeug==2.2.3", *TEST_TOOLS]),
     Cell("flask-2.0", ["flask==2.0.3", "werkzeug==2.0.3", "jinja2==3.0.3", "itsdangerous==2.0.1", *TEST_TOOLS]),
@@ -105,6 +114,42 @@ def _python(cell: Cell) -> Path:
     return VENVS / cell.name / "bin" / "python"
 
 
+# -- progress: a cold start builds an environment per cell and a full run takes minutes, so say so ----------
+#: How long each cell's environment build and full test run took the last time, to print estimates.
+TIMINGS = VENVS / "timings.json"
+#: "cell 3/8" for each cell of the current `test` run, set by command_test; other commands print the name only.
+_POSITION: dict[str, str] = {}
+
+
+def _label(cell: Cell) -> str:
+    position = _POSITION.get(cell.name)
+    return f"[{position}] {cell.name}" if position else f"[{cell.name}]"
+
+
+def _last_time(cell: Cell, step: str) -> float | None:
+    try:
+        return float(json.loads(TIMINGS.read_text())[cell.name][step])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _record_time(cell: Cell, step: str, seconds: float) -> None:
+    try:
+        timings = json.loads(TIMINGS.read_text())
+    except (OSError, ValueError):
+        timings = {}
+    timings.setdefault(cell.name, {})[step] = round(seconds, 1)
+    VENVS.mkdir(exist_ok=True)
+    # Written aside and renamed: two runs finishing at once leave one whole file, never a torn one.
+    scratch = TIMINGS.with_suffix(f".{os.getpid()}.tmp")
+    scratch.write_text(json.dumps(timings, indent=1, sort_keys=True))
+    os.replace(scratch, TIMINGS)
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.1f} min"
+
+
 def ensure_venv(cell: Cell) -> Path:
     """Create or refresh the cell's virtual environment; return its interpreter.
 
@@ -124,12 +169,19 @@ def _ensure_venv_locked(cell: Cell) -> Path:
     ).hexdigest()
     if stamp_file.exists() and stamp_file.read_text() == digest and _python(cell).exists():
         return _python(cell)
-    print(f"[{cell.name}] creating environment in {target.relative_to(ROOT)} ...", flush=True)
+    last = _last_time(cell, "build")
+    why = "requirements changed" if stamp_file.exists() else "first run"
+    estimate = f"~{_duration(last)} last time" if last else "about 1-2 min"
+    print(f"{_label(cell)}: building environment in {target.relative_to(ROOT)} ({why}, {estimate}) ...",
+          flush=True)
+    started = time.monotonic()
     shutil.rmtree(target, ignore_errors=True)
     venv.EnvBuilder(with_pip=True, clear=True).create(target)
     pip = [str(_python(cell)), "-m", "pip", "install", "--disable-pip-version-check", "-q"]
     subprocess.run([*pip, "-e", str(ROOT), *cell.requirements], check=True)
     stamp_file.write_text(digest)
+    _record_time(cell, "build", time.monotonic() - started)
+    print(f"{_label(cell)}: environment ready in {_duration(time.monotonic() - started)}", flush=True)
     return _python(cell)
 
 
@@ -161,7 +213,10 @@ def run_cell(cell: Cell, extra: list[str], check_quart: bool = False) -> Outcome
                f"--junitxml={report}", *cell.paths, *extra]
     if cell.script:
         command = [str(python), *cell.script, f"--junitxml={report}", *extra]
-    print(f"[{cell.name}] {' '.join(command[1:])}", flush=True)
+    last = _last_time(cell, "tests")
+    # Only a full run of the cell is an estimate for the next one; -k or a path narrows it.
+    estimate = "" if extra else f" (~{_duration(last)} last time)" if last else " (first timed run)"
+    print(f"{_label(cell)}: running tests{estimate}: {' '.join(command[1:])}", flush=True)
     started = time.monotonic()
     env = {**os.environ, "CTXSNAP_CELL": cell.name, "PYTHONDONTWRITEBYTECODE": "1"}
     code = subprocess.run(command, cwd=ROOT, env=env).returncode
@@ -178,6 +233,10 @@ def run_cell(cell: Cell, extra: list[str], check_quart: bool = False) -> Outcome
             outcome.skipped += skipped
             outcome.passed += tests - failed - skipped
     report.unlink(missing_ok=True)
+    if not extra and outcome.exit_code in (0, 1):
+        _record_time(cell, "tests", outcome.seconds)
+    print(f"{_label(cell)}: {outcome.passed} passed, {outcome.failed} failed in {_duration(outcome.seconds)}",
+          flush=True)
     if code == 5:
         print(f"[{cell.name}] pytest collected no test: that is a failure here", flush=True)
     if outcome.skipped:
@@ -193,6 +252,15 @@ def command_test(args: argparse.Namespace) -> int:
     if unknown:
         print(f"unknown cell(s): {', '.join(sorted(unknown))}; see 'python dev.py cells'")
         return 2
+    _POSITION.update({cell.name: f"cell {i}/{len(cells)}" for i, cell in enumerate(cells, 1)})
+    known = [_last_time(cell, "tests") for cell in cells]
+    if all(known) and not args.pytest_args:
+        total = _duration(sum(filter(None, known)))
+        print(f"{len(cells)} cell(s); their tests took {total} last time, plus any environment to rebuild",
+              flush=True)
+    else:
+        print(f"{len(cells)} cell(s); a cell without an environment builds one first (about 1-2 min); the whole "
+              "matrix takes 10-25 min on a 2-core machine", flush=True)
     # Extra pytest arguments (-k, a path) may narrow a run on purpose; the Quart check guards the cells' own.
     outcomes = [run_cell(cell, args.pytest_args, check_quart=not args.pytest_args) for cell in cells]
     print("\ncell                        passed  failed  skipped  exit  seconds")

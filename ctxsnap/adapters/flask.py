@@ -20,10 +20,10 @@ Where Flask keeps its contexts is detected from what ``flask.globals`` holds, ne
 * ContextVars ``_cv_app``/``_cv_request`` (Flask >= 2.2). A release without ``_cv_request`` (the request state
   merged into the app context, pallets/flask#5812) is handled too: the child gets a fork of the merged context
   that is set, never pushed, so popping it can never run the request's teardown;
-* Werkzeug ``LocalStack``s whose storage is a ContextVar (Flask 1.1/2.0 on Werkzeug 2.0). A copied Context
+* Werkzeug ``LocalStack`` stacks whose storage is a ContextVar (Flask 1.1/2.0 on Werkzeug 2.0). A copied Context
   holds the parent's stack *list*, and ``LocalStack.pop`` on a stack of two or more pops that list in place,
   so the child always gets stack lists of its own and never pops one it inherited;
-* ``LocalStack``s keyed by thread id (Werkzeug < 2.0): nothing can carry them to another thread, so a capture
+* ``LocalStack`` stacks keyed by thread id (Werkzeug < 2.0): nothing can carry them to another thread, so a capture
   inside a Flask context is refused with an error that says to upgrade Werkzeug, rather than carrying nothing.
 """
 
@@ -34,13 +34,23 @@ from collections.abc import Callable
 from contextvars import ContextVar
 from typing import Any, Final, Literal, ParamSpec, TypeVar
 
-import flask
-import flask.globals
+try:
+    import flask
+    import flask.globals
+except ModuleNotFoundError as exc:
+    if exc.name != "flask":
+        raise  # flask is there but broken: its own error says more than ours would
+    raise ModuleNotFoundError(
+        "ctxsnap.adapters.flask needs flask, which is not installed. Install it with: "
+        'pip install "ctxsnap[flask]"',
+        name="flask",
+    ) from None
 
 from .._appcontext import drop_inherited, fork_app_context, g_values
 from .._provider import Provider, register_provider
 from .._snapshot import Selection, Snapshot
 from .._snapshot import capture as _capture
+from ._portable_flask import PortableFlaskG
 
 __all__ = ["CtxSnap", "capture", "copy_current_request_context"]
 
@@ -219,7 +229,7 @@ def _pop_child(fork: Any, inherited: dict[str, Any], exc: BaseException | None) 
 # -- the providers ------------------------------------------------------------------------------------------------
 
 
-class _AppProvider(Provider):
+class _AppProvider(PortableFlaskG, Provider):
     name = "flask.app"
 
     def needs_undo(self, state: Any) -> bool:

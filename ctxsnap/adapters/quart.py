@@ -28,14 +28,24 @@ from collections.abc import Callable
 from contextvars import ContextVar
 from typing import Any, Final, Literal, ParamSpec, TypeVar
 
-import quart
-import quart.globals
-import quart.signals
+try:
+    import quart
+    import quart.globals
+    import quart.signals
+except ModuleNotFoundError as exc:
+    if exc.name != "quart":
+        raise  # quart is there but broken: its own error says more than ours would
+    raise ModuleNotFoundError(
+        "ctxsnap.adapters.quart needs quart, which is not installed. Install it with: "
+        'pip install "ctxsnap[quart]"',
+        name="quart",
+    ) from None
 
 from .._appcontext import drop_inherited, fork_app_context, g_values
 from .._provider import Provider, register_provider
 from .._snapshot import Selection, Snapshot, check_callable, is_wrapped, runner
 from .._snapshot import capture as _core_capture
+from ._portable_quart import PortableQuartG
 
 __all__ = ["CtxSnap", "capture", "to_thread"]
 
@@ -179,7 +189,7 @@ def capture(
 
 # -- providers ------------------------------------------------------------------------------------------------
 
-class AppContextProvider(Provider):
+class AppContextProvider(PortableQuartG, Provider):
     """``quart.app``: ``current_app`` and a ``g`` of the child's own (or the parent's, under ``share``)."""
 
     name = "quart.app"
