@@ -164,16 +164,17 @@ def ensure_venv(cell: Cell) -> Path:
 
     A file lock serialises concurrent runs that need the same cell, so two of them never rebuild it at once.
     """
+    # Found first: a cell whose interpreter is missing leaves nothing behind under .venvs/.
+    interpreter = find_interpreter(cell.python) if cell.python else None
     VENVS.mkdir(exist_ok=True)
     with open(VENVS / f"{cell.name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        return _ensure_venv_locked(cell)
+        return _ensure_venv_locked(cell, interpreter)
 
 
-def _ensure_venv_locked(cell: Cell) -> Path:
+def _ensure_venv_locked(cell: Cell, interpreter: str | None) -> Path:
     target = VENVS / cell.name
     stamp_file = target / ".ctxsnap-stamp"
-    interpreter = find_interpreter(cell.python) if cell.python else None
     digest = hashlib.sha256(
         "\n".join([*cell.requirements, interpreter or "", (ROOT / "pyproject.toml").read_text()]).encode()
     ).hexdigest()
