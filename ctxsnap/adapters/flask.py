@@ -8,8 +8,10 @@ workers crashes. This module registers two providers that do it once and right, 
 
 * ``flask.app`` installs, per run, a fork of the parent's app context: same app and URL adapter, a private ``g``
   holding a shallow copy of the parent's attributes (or, by policy, the parent's own ``g``);
-* ``flask.request`` installs the parent's request context object itself, so ``request``, ``session`` and
-  ``url_for`` work, without pushing it: nothing of the request's lifecycle runs in the worker.
+* ``flask.request`` installs a view of the parent's request context (the same request, session and URL
+  adapter), so ``request``, ``session`` and ``url_for`` work, without pushing it: nothing of the request's
+  lifecycle runs in the worker, and the view's ``after_this_request`` list refuses additions, since its
+  callbacks would run on the parent's response.
 
 Both load by themselves the first time a snapshot is captured while Flask is imported; importing this module
 adds the helpers: the :class:`CtxSnap` extension, :func:`capture` with a per-call policy, and a drop-in
