@@ -1,8 +1,10 @@
 """The project's task runner: ``python dev.py demo | test | bench | stress | cells``.
 
 It needs nothing but Python 3.11 and pip. Each matrix cell gets its own virtual environment under ``.venvs/``
-(rebuilt only when its requirements or ``pyproject.toml`` change), so the whole Flask/Quart version matrix runs
-from a clean clone with one command. ``test`` fails when a cell fails, collects no test, or skips one: a green
+(rebuilt only when its requirements, its interpreter or ``pyproject.toml`` change), so the whole Flask/Quart
+version matrix runs from a clean clone with one command. The cells for other Pythons (3.12, 3.13) find their
+interpreter on PATH or through pyenv; where none is installed the cell is skipped with a message, except under
+``CI=true``, where a missing interpreter fails the run. ``test`` fails when a cell fails, collects no test, or skips one: a green
 run means every selected test ran and passed; a cell whose marker expression selects Quart tests (it does not
 say ``not quart``) also fails when none of them ran, so a wrong expression cannot turn the Quart part off.
 """
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import fcntl
+import glob
 import hashlib
 import json
 import os
@@ -28,7 +31,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent
 VENVS = ROOT / ".venvs"
 
-TEST_TOOLS = ["pytest>=8,<10", "hypothesis>=6.100", "anyio>=4.4,<5", "trio>=0.25", "httpx>=0.27"]
+# asgiref is Flask's "async" extra: copy_current_request_context runs an async function through app.ensure_sync.
+TEST_TOOLS = ["pytest>=8,<10", "hypothesis>=6.100", "anyio>=4.4,<5", "trio>=0.25", "httpx>=0.27", "asgiref>=3.2"]
 ASGI = ["hypercorn>=0.16", "wsproto>=1.2"]
 INTEROP = ["flask-sqlalchemy>=3.1", "opentelemetry-sdk>=1.25", "structlog>=24.1"]
 TYPING = ["mypy>=1.10"]
@@ -50,6 +54,8 @@ class Cell:
     requirements: list[str]
     markers: str = LEGACY_ONLY
     paths: list[str] = field(default_factory=lambda: ["tests"])
+    #: The Python the cell runs on, as "3.13"; None is the interpreter running dev.py.
+    python: str | None = None
     #: A script run in the cell's interpreter instead of plain pytest; it gets ``--junitxml=`` and any extra
     #: arguments, and reports in the same JUnit form (the upstream suites need their own pytest configuration).
     script: tuple[str, ...] = ()
@@ -80,6 +86,28 @@ CELLS = [
         ["flask==1.1.1", "werkzeug==1.0.1", "jinja2==3.0.3", "itsdangerous==2.0.1", "markupsafe==2.0.1",
          *TEST_TOOLS],
         paths=["tests/adapters/flask/test_legacy_werkzeug.py"],
+    ),
+]
+# The newer Pythons. Quart 0.23 needs Python >= 3.13 and has the merged context layout (request and websocket
+# state in the app context, one ContextVar): that cell runs every Quart test and the whole conformance suite
+# there, plus the Flask adapter's tests on 3.13. The 3.12 cell runs the Flask and Quart adapters' own tests
+# and the conformance suite; the examples, interop, reliability and benchmark-harness tests are not
+# interpreter-sensitive and already run in the main cell, so the new cells leave them out to keep CI short.
+NEW_PYTHON_PATHS = ["tests/adapters", "tests/conformance", "tests/core", "tests/test_packaging.py"]
+CELLS += [
+    Cell(
+        "py3.13-flask-3.1-quart-0.23",
+        ["flask==3.1.3", "quart==0.23.1", *ASGI, *TEST_TOOLS],
+        markers="not interop and not typing and not stress",
+        paths=[*NEW_PYTHON_PATHS, "tests/examples/test_quart_app.py"],
+        python="3.13",
+    ),
+    Cell(
+        "py3.12-flask-3.1-quart-0.22",
+        ["flask==3.1.3", "quart==0.22.0", *ASGI, *TEST_TOOLS],
+        markers="not interop and not typing and not stress",
+        paths=NEW_PYTHON_PATHS,
+        python="3.12",
     ),
 ]
 # anyio's to_thread/from_thread tests and Flask's test_reqctx/test_appctx, taken at run time from the sdists of
@@ -150,22 +178,74 @@ def _duration(seconds: float) -> str:
     return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.1f} min"
 
 
+class MissingInterpreter(Exception):
+    """No interpreter for a cell's Python version could be found on this machine."""
+
+
+def _reports_version(command: list[str], version: str, env: dict[str, str] | None = None) -> bool:
+    # A pyenv shim for a version that is installed but not selected exists on PATH and exits 127: only an
+    # interpreter that runs and reports the right version counts.
+    try:
+        out = subprocess.run(
+            [*command, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+            capture_output=True, text=True, env=env, timeout=60,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return out.returncode == 0 and out.stdout.strip() == version
+
+
+def find_interpreter(version: str) -> str:
+    """The path of a working ``python<version>``: on PATH, else through pyenv (selected or installed).
+
+    pyenv's global version may be another one, in which case the bare ``python3.13`` shim exits 127; the
+    interpreter is then asked for its own ``sys.executable`` through ``PYENV_VERSION``, or found in
+    ``$(pyenv root)/versions``.
+    """
+    name = f"python{version}"
+    on_path = shutil.which(name)
+    if on_path and _reports_version([on_path], version):
+        return on_path
+    if shutil.which("pyenv"):
+        installed = subprocess.run(["pyenv", "versions", "--bare"], capture_output=True, text=True).stdout.split()
+        root = subprocess.run(["pyenv", "root"], capture_output=True, text=True).stdout.strip()
+        for candidate in sorted((v for v in installed if v.startswith(version + ".")), reverse=True):
+            env = {**os.environ, "PYENV_VERSION": candidate}
+            if _reports_version([name], version, env):
+                found = subprocess.run(
+                    [name, "-c", "import sys; print(sys.executable)"], capture_output=True, text=True, env=env
+                ).stdout.strip()
+                if found and _reports_version([found], version):
+                    return found
+    else:
+        root = os.environ.get("PYENV_ROOT", os.path.expanduser("~/.pyenv"))
+    for found in sorted(glob.glob(os.path.join(root, "versions", f"{version}.*", "bin", name)), reverse=True):
+        if _reports_version([found], version):
+            return found
+    raise MissingInterpreter(
+        f"no Python {version} interpreter found: {name} is not on PATH (or does not run) and pyenv has no "
+        f"{version}.x installed; install one (pyenv install {version}) or put {name} on PATH"
+    )
+
+
 def ensure_venv(cell: Cell) -> Path:
     """Create or refresh the cell's virtual environment; return its interpreter.
 
     A file lock serialises concurrent runs that need the same cell, so two of them never rebuild it at once.
     """
+    # Found first: a cell whose interpreter is missing leaves nothing behind under .venvs/.
+    interpreter = find_interpreter(cell.python) if cell.python else None
     VENVS.mkdir(exist_ok=True)
     with open(VENVS / f"{cell.name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        return _ensure_venv_locked(cell)
+        return _ensure_venv_locked(cell, interpreter)
 
 
-def _ensure_venv_locked(cell: Cell) -> Path:
+def _ensure_venv_locked(cell: Cell, interpreter: str | None) -> Path:
     target = VENVS / cell.name
     stamp_file = target / ".ctxsnap-stamp"
     digest = hashlib.sha256(
-        "\n".join([*cell.requirements, (ROOT / "pyproject.toml").read_text()]).encode()
+        "\n".join([*cell.requirements, interpreter or "", (ROOT / "pyproject.toml").read_text()]).encode()
     ).hexdigest()
     if stamp_file.exists() and stamp_file.read_text() == digest and _python(cell).exists():
         return _python(cell)
@@ -176,7 +256,10 @@ def _ensure_venv_locked(cell: Cell) -> Path:
           flush=True)
     started = time.monotonic()
     shutil.rmtree(target, ignore_errors=True)
-    venv.EnvBuilder(with_pip=True, clear=True).create(target)
+    if interpreter is None:
+        venv.EnvBuilder(with_pip=True, clear=True).create(target)
+    else:
+        subprocess.run([interpreter, "-m", "venv", "--clear", str(target)], check=True)
     pip = [str(_python(cell)), "-m", "pip", "install", "--disable-pip-version-check", "-q"]
     subprocess.run([*pip, "-e", str(ROOT), *cell.requirements], check=True)
     stamp_file.write_text(digest)
@@ -195,9 +278,13 @@ class Outcome:
     seconds: float = 0.0
     quart_expected: bool = False
     quart_ran: int = 0
+    #: Set when the cell's interpreter is not installed here (outside CI only: CI fails instead).
+    missing: str = ""
 
     @property
     def ok(self) -> bool:
+        if self.missing:
+            return True
         quart = self.quart_ran > 0 or not self.quart_expected
         return self.exit_code == 0 and self.failed == 0 and self.skipped == 0 and self.passed > 0 and quart
 
@@ -206,8 +293,20 @@ def is_quart_case(case: ET.Element) -> bool:
     return case.get("classname", "").startswith(QUART_MODULES) or case.get("name", "").endswith("@quart]")
 
 
+def _in_ci() -> bool:
+    return os.environ.get("CI", "").lower() in ("true", "1")
+
+
 def run_cell(cell: Cell, extra: list[str], check_quart: bool = False) -> Outcome:
-    python = ensure_venv(cell)
+    try:
+        python = ensure_venv(cell)
+    except MissingInterpreter as exc:
+        if _in_ci():
+            # CI must run every cell: a machine without the interpreter fails loudly rather than going green.
+            print(f"[{cell.name}] FAILED: {exc}. CI=true, so a missing interpreter fails the run", flush=True)
+            return Outcome(cell.name, exit_code=3)
+        print(f"[{cell.name}] not run: {exc}", flush=True)
+        return Outcome(cell.name, missing=str(exc))
     report = Path(tempfile.mkstemp(prefix=f"ctxsnap-{cell.name}-", suffix=".xml")[1])
     command = [str(python), "-m", "pytest", "-p", "no:cacheprovider", "-m", cell.markers,
                f"--junitxml={report}", *cell.paths, *extra]
@@ -265,7 +364,7 @@ def command_test(args: argparse.Namespace) -> int:
     outcomes = [run_cell(cell, args.pytest_args, check_quart=not args.pytest_args) for cell in cells]
     print("\ncell                        passed  failed  skipped  exit  seconds")
     for o in outcomes:
-        mark = "ok" if o.ok else "FAIL"
+        mark = "NOT RUN (no interpreter)" if o.missing else "ok" if o.ok else "FAIL"
         print(f"{o.cell:<27} {o.passed:>6}  {o.failed:>6}  {o.skipped:>7}  {o.exit_code:>4}  {o.seconds:>7.1f}  {mark}")
     passed = sum(o.passed for o in outcomes)
     failed = sum(o.failed for o in outcomes) + sum(o.skipped for o in outcomes)
@@ -295,7 +394,8 @@ def command_stress(args: argparse.Namespace) -> int:
 
 def command_cells(args: argparse.Namespace) -> int:
     for cell in CELLS:
-        print(f"{cell.name:<27} {' '.join(r for r in cell.requirements if r not in TEST_TOOLS)}")
+        python = f"python{cell.python}" if cell.python else f"python{sys.version_info[0]}.{sys.version_info[1]}"
+        print(f"{cell.name:<27} {python:<10} {' '.join(r for r in cell.requirements if r not in TEST_TOOLS)}")
     return 0
 
 

@@ -80,7 +80,9 @@ class Provider(abc.ABC):
       step. Without it, ``undo`` always runs.
     * ``owned_vars`` names the ContextVars the provider installs itself. When the provider is excluded from a
       capture, those variables are removed from the carried context too, so that excluding ``"flask"`` really
-      leaves Flask's context behind.
+      leaves Flask's context behind. They stay removed after the provider is unregistered, or replaced by one
+      that does not name them: a variable whose provider installs a private copy (Flask's and Quart's app
+      context) must never fall back to travelling as the parent's own object.
     * ``portable``, ``export(names)`` and ``restore(app, values)`` (optional) let a :class:`ctxsnap.Carrier`
       carry a declared part of this context to another process. ``portable`` names the payload section
       (``"g"`` for Flask's and Quart's ``g``); ``export`` returns the declared ``names`` present in the current
@@ -169,6 +171,10 @@ class _Registry:
         self.modules_seen = -1
         #: True once every framework adapter and the entry points are loaded: nothing is left to look for.
         self.settled = False
+        #: The owned variables of providers that were unregistered or replaced and that no registered provider
+        #: owns now: every capture leaves them out, as it leaves out those of an excluded provider.
+        self.released_vars: frozenset[ContextVar[Any]] = frozenset()
+        self._ever_owned: set[ContextVar[Any]] = set()
 
     def register(self, provider: Any, *, replace: bool = False) -> None:
         if not isinstance(replace, bool):
@@ -192,6 +198,7 @@ class _Registry:
                 self.providers = tuple(current)
             else:
                 self.providers = (*self.providers, provider)
+            self._update_released_vars(provider)
             # Readers take ``version`` before ``providers`` (see ``_plan_for``), so the version moves last: a
             # reader that sees the old version may hold the new providers, and only rebuilds its plan once more.
             self.version += 1
@@ -208,10 +215,18 @@ class _Registry:
             for provider in self.providers:
                 if provider.name == name:
                     self.providers = tuple(p for p in self.providers if p is not provider)
+                    self._update_released_vars()
                     self.version += 1
                     return provider
             known = ", ".join(repr(p.name) for p in self.providers) or "none"
         raise LookupError(f"no provider named {name!r} is registered (registered: {known})")
+
+    def _update_released_vars(self, added: Any = None) -> None:
+        # Called with the lock held, before ``version`` moves: a plan built from the new version sees these.
+        if added is not None:
+            self._ever_owned.update(getattr(added, "owned_vars", ()))
+        owned = {var for p in self.providers for var in getattr(p, "owned_vars", ())}
+        self.released_vars = frozenset(self._ever_owned - owned)
 
     def load_pending(self) -> None:
         """Register the plug-ins discovered at import and load framework adapters that became relevant.

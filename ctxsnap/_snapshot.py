@@ -76,8 +76,9 @@ def _plan_for(include: Selection, exclude: Selection) -> _Plan:
     # read leaves a plan that looks stale (and is rebuilt), never a stale plan that looks current.
     version = _REGISTRY.version
     registered = _REGISTRY.providers
+    released = _REGISTRY.released_vars  # owned by an unregistered provider: never carried as the parent's
     if include is None and exclude is None:
-        return _Plan(version, registered)
+        return _Plan(version, registered, released)
 
     include_names, include_vars = _split_selection("include", include)
     exclude_names, exclude_vars = _split_selection("exclude", exclude)
@@ -131,7 +132,7 @@ def _plan_for(include: Selection, exclude: Selection) -> _Plan:
             "so the snapshot would carry nothing; drop the exclude= entries that remove them, or include more"
         )
     selected = kept
-    drop = set(exclude_vars)
+    drop = set(exclude_vars) | released
     for p in registered:
         if p not in selected:
             drop.update(getattr(p, "owned_vars", ()))
