@@ -91,6 +91,15 @@ UPSTREAM_SKIPS: dict[str, dict[str, str]] = {
         "tests/test_from_thread.py::TestBlockingPortal::test_raise_baseexception_from_task[trio]": (
             "upstream marks it @pytest.mark.skip('This test is known to hang often on CI')"
         ),
+        # Not an upstream skip but an upstream race: the test cancels once wait_all_tasks_blocked() returns,
+        # which does not wait for the worker thread to take the job, and anyio's WorkerThread.run skips a job
+        # whose future is already cancelled, so sync_function never runs and result(3) times out. Seen in 2 of
+        # about 10 runs on a loaded 2-core machine; the same cancellation path is covered by
+        # tests/adapters/test_anyio.py, which waits for the worker to start before cancelling.
+        "tests/test_from_thread.py::test_thread_cancelled_and_abandoned[asyncio]": (
+            "races the worker thread's pick-up against the cancel (anyio's WorkerThread.run skips a job whose "
+            "future is cancelled), so it fails by timing alone on a loaded machine"
+        ),
         "tests/test_from_thread.py::TestBlockingPortal::test_from_async[trio-trio]": (
             "upstream calls pytest.xfail('known bug (#525)') for a trio portal started from trio"
         ),
