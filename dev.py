@@ -38,7 +38,12 @@ INTEROP = ["flask-sqlalchemy>=3.1", "opentelemetry-sdk>=1.25", "structlog>=24.1"
 TYPING = ["mypy>=1.10"]
 #: The docs site's pinned tools, read from pyproject's ``docs`` extra so the pins live in one place.
 DOCS = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]["docs"]
-LEGACY_ONLY = "not quart and not interop and not typing and not stress"
+#: Exact pins: an unpinned resolve of Celery together with the other packages backtracked for minutes. The same
+#: pins as the ``celery`` extra in pyproject.toml.
+CELERY = ["celery==5.7.0", "kombu==5.7.0", "redis==8.1.0"]
+#: The tracing integrations the Celery adapter must coexist with (tests/adapters/celery/test_celery_tracing.py).
+CELERY_INTEROP = ["opentelemetry-instrumentation-celery==0.66b2", "sentry-sdk==2.75.0"]
+LEGACY_ONLY = "not quart and not interop and not typing and not stress and not celery"
 #: Where the JUnit report shows a Quart test: it has no markers, so by module, or by conformance entry id.
 QUART_MODULES = ("tests.adapters.quart.", "tests.examples.test_quart_app")
 
@@ -51,6 +56,9 @@ class Cell:
     paths: list[str] = field(default_factory=lambda: ["tests"])
     #: The Python the cell runs on, as "3.13"; None is the interpreter running dev.py.
     python: str | None = None
+    #: A script run in the cell's interpreter instead of plain pytest; it gets ``--junitxml=`` and any extra
+    #: arguments, and reports in the same JUnit form (the upstream suites need their own pytest configuration).
+    script: tuple[str, ...] = ()
 
 
 # The version matrix from the design brief. Flask 1.1.1 runs with its real legacy pin set; Werkzeug below 2.0
@@ -58,13 +66,13 @@ class Cell:
 CELLS = [
     Cell(
         "flask-3.1-quart-0.22",
-        ["flask==3.1.3", "quart==0.22.0", *ASGI, *TEST_TOOLS, *INTEROP, *TYPING, *DOCS],
+        ["flask==3.1.3", "quart==0.22.0", *ASGI, *TEST_TOOLS, *INTEROP, *TYPING, *DOCS, *CELERY, *CELERY_INTEROP],
         markers="not stress",
     ),
     Cell("flask-3.1-quart-0.20", ["flask==3.1.3", "quart==0.20.0", *ASGI, *TEST_TOOLS],
-         markers="not interop and not typing and not stress"),
+         markers="not interop and not typing and not stress and not celery"),
     Cell("flask-3.0-quart-0.19", ["flask==3.0.3", "werkzeug==3.0.6", "quart==0.19.9", *ASGI, *TEST_TOOLS],
-         markers="not interop and not typing and not stress"),
+         markers="not interop and not typing and not stress and not celery"),
     Cell("flask-2.3", ["flask==2.3.3", "werkzeug==2.3.8", *TEST_TOOLS]),
     Cell("flask-2.2", ["flask==2.2.5", "werkzeug==2.2.3", *TEST_TOOLS]),
     Cell("flask-2.0", ["flask==2.0.3", "werkzeug==2.0.3", "jinja2==3.0.3", "itsdangerous==2.0.1", *TEST_TOOLS]),
@@ -102,6 +110,27 @@ CELLS += [
         python="3.12",
     ),
 ]
+# anyio's to_thread/from_thread tests and Flask's test_reqctx/test_appctx, taken at run time from the sdists of
+# exactly these versions, run with ctxsnap substituted (tests/upstream/run.py; docs/async.md, "Upstream test
+# suites"). Each brings its project's own test dependencies, and the build backend that lets ``pip download`` read
+# the sdist's metadata without building an isolated environment first. Two cells, because the two suites need
+# different pytests: anyio's configuration is pytest 9's [tool.pytest] table, and Flask 3.1.3's conftest uses
+# _pytest.monkeypatch.notset, which pytest 9 removed. Werkzeug is the release Flask 3.1.3's tests were written
+# against: from 3.1.7 a non-printable Host gets 404 where test_bad_environ_raises_bad_request expects 400 (it
+# fails that way without ctxsnap too).
+UPSTREAM_ANYIO = [
+    "anyio==4.16.0", "pytest>=9,<10", "trio>=0.32", "sniffio>=1.3", "blockbuster>=1.5.29", "pytest-mock>=3.14",
+    "pytest-timeout>=2.4", "trustme>=1.0", "truststore>=0.9.1", "uvloop>=0.22.1", "psutil>=5.9",
+    "hypothesis>=6.100", "setuptools>=77", "setuptools-scm>=8",
+]
+UPSTREAM_FLASK = [
+    "flask==3.1.3", "werkzeug==3.1.6", "pytest>=8,<9", "asgiref>=3.8", "greenlet>=3.0", "python-dotenv>=1.0",
+    "flit_core>=3.11,<4",
+]
+CELLS.extend([
+    Cell("upstream-anyio", UPSTREAM_ANYIO, script=("tests/upstream/run.py", "--suite", "anyio")),
+    Cell("upstream-flask", UPSTREAM_FLASK, script=("tests/upstream/run.py", "--suite", "flask")),
+])
 MAIN = CELLS[0]
 BENCH = Cell(
     "bench",
@@ -117,6 +146,42 @@ BENCH_PYTHONS = [
 
 def _python(cell: Cell) -> Path:
     return VENVS / cell.name / "bin" / "python"
+
+
+# -- progress: a cold start builds an environment per cell and a full run takes minutes, so say so ----------
+#: How long each cell's environment build and full test run took the last time, to print estimates.
+TIMINGS = VENVS / "timings.json"
+#: "cell 3/8" for each cell of the current `test` run, set by command_test; other commands print the name only.
+_POSITION: dict[str, str] = {}
+
+
+def _label(cell: Cell) -> str:
+    position = _POSITION.get(cell.name)
+    return f"[{position}] {cell.name}" if position else f"[{cell.name}]"
+
+
+def _last_time(cell: Cell, step: str) -> float | None:
+    try:
+        return float(json.loads(TIMINGS.read_text())[cell.name][step])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _record_time(cell: Cell, step: str, seconds: float) -> None:
+    try:
+        timings = json.loads(TIMINGS.read_text())
+    except (OSError, ValueError):
+        timings = {}
+    timings.setdefault(cell.name, {})[step] = round(seconds, 1)
+    VENVS.mkdir(exist_ok=True)
+    # Written aside and renamed: two runs finishing at once leave one whole file, never a torn one.
+    scratch = TIMINGS.with_suffix(f".{os.getpid()}.tmp")
+    scratch.write_text(json.dumps(timings, indent=1, sort_keys=True))
+    os.replace(scratch, TIMINGS)
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.1f} min"
 
 
 class MissingInterpreter(Exception):
@@ -169,57 +234,22 @@ def find_interpreter(version: str) -> str:
     )
 
 
-# -- progress: a cold start builds an environment per cell and a full run takes minutes, so say so ----------
-#: How long each cell's environment build and full test run took the last time, to print estimates.
-TIMINGS = VENVS / "timings.json"
-#: "cell 3/8" for each cell of the current `test` run, set by command_test; other commands print the name only.
-_POSITION: dict[str, str] = {}
-
-
-def _label(cell: Cell) -> str:
-    position = _POSITION.get(cell.name)
-    return f"[{position}] {cell.name}" if position else f"[{cell.name}]"
-
-
-def _last_time(cell: Cell, step: str) -> float | None:
-    try:
-        return float(json.loads(TIMINGS.read_text())[cell.name][step])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-
-
-def _record_time(cell: Cell, step: str, seconds: float) -> None:
-    try:
-        timings = json.loads(TIMINGS.read_text())
-    except (OSError, ValueError):
-        timings = {}
-    timings.setdefault(cell.name, {})[step] = round(seconds, 1)
-    VENVS.mkdir(exist_ok=True)
-    # Written aside and renamed: two runs finishing at once leave one whole file, never a torn one.
-    scratch = TIMINGS.with_suffix(f".{os.getpid()}.tmp")
-    scratch.write_text(json.dumps(timings, indent=1, sort_keys=True))
-    os.replace(scratch, TIMINGS)
-
-
-def _duration(seconds: float) -> str:
-    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.1f} min"
-
-
 def ensure_venv(cell: Cell) -> Path:
     """Create or refresh the cell's virtual environment; return its interpreter.
 
     A file lock serialises concurrent runs that need the same cell, so two of them never rebuild it at once.
     """
+    # Found first: a cell whose interpreter is missing leaves nothing behind under .venvs/.
+    interpreter = find_interpreter(cell.python) if cell.python else None
     VENVS.mkdir(exist_ok=True)
     with open(VENVS / f"{cell.name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        return _ensure_venv_locked(cell)
+        return _ensure_venv_locked(cell, interpreter)
 
 
-def _ensure_venv_locked(cell: Cell) -> Path:
+def _ensure_venv_locked(cell: Cell, interpreter: str | None) -> Path:
     target = VENVS / cell.name
     stamp_file = target / ".ctxsnap-stamp"
-    interpreter = find_interpreter(cell.python) if cell.python else None
     digest = hashlib.sha256(
         "\n".join([*cell.requirements, interpreter or "", (ROOT / "pyproject.toml").read_text()]).encode()
     ).hexdigest()
@@ -286,6 +316,8 @@ def run_cell(cell: Cell, extra: list[str], check_quart: bool = False) -> Outcome
     report = Path(tempfile.mkstemp(prefix=f"ctxsnap-{cell.name}-", suffix=".xml")[1])
     command = [str(python), "-m", "pytest", "-p", "no:cacheprovider", "-m", cell.markers,
                f"--junitxml={report}", *cell.paths, *extra]
+    if cell.script:
+        command = [str(python), *cell.script, f"--junitxml={report}", *extra]
     last = _last_time(cell, "tests")
     # Only a full run of the cell is an estimate for the next one; -k or a path narrows it.
     estimate = "" if extra else f" (~{_duration(last)} last time)" if last else " (first timed run)"

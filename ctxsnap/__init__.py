@@ -10,15 +10,19 @@ event-loop worker threads with one semantics for sync and async code.
 
 from __future__ import annotations
 
+from ._carrier import Carrier, PayloadError, UnportableValueError
 from ._errors import ProviderError, SnapshotClosedError, SnapshotError
 from . import _provider
 from ._provider import Provider, providers, register_provider, unregister_provider
 from ._snapshot import Snapshot, capture, wrap
-from .adapters.futures import ContextExecutor, ThreadPoolExecutor
+from .adapters.futures import ContextExecutor, ProcessPoolExecutor, ThreadPoolExecutor
 from .adapters.threading import Thread
 
 __all__ = [
+    "Carrier",
     "ContextExecutor",
+    "PayloadError",
+    "ProcessPoolExecutor",
     "Provider",
     "ProviderError",
     "Snapshot",
@@ -26,6 +30,7 @@ __all__ = [
     "SnapshotError",
     "Thread",
     "ThreadPoolExecutor",
+    "UnportableValueError",
     "capture",
     "providers",
     "register_provider",

@@ -83,11 +83,19 @@ class Provider(abc.ABC):
       leaves Flask's context behind. They stay removed after the provider is unregistered, or replaced by one
       that does not name them: a variable whose provider installs a private copy (Flask's and Quart's app
       context) must never fall back to travelling as the parent's own object.
+    * ``portable``, ``export(names)`` and ``restore(app, values)`` (optional) let a :class:`ctxsnap.Carrier`
+      carry a declared part of this context to another process. ``portable`` names the payload section
+      (``"g"`` for Flask's and Quart's ``g``); ``export`` returns the declared ``names`` present in the current
+      context as a dict, or ``None`` when this provider's context is not active; ``restore`` returns a context
+      manager that installs ``values`` in ``app`` for the duration of a task, or ``None`` when ``app`` is not
+      this provider's kind of app.
     """
 
     #: A unique dotted name, such as ``"flask.request"``; ``include``/``exclude`` also accept its prefix.
     name: str = ""
     owned_vars: tuple[ContextVar[Any], ...] = ()
+    #: The carrier payload section this provider exports and restores; empty for none (see the hooks above).
+    portable: str = ""
 
     @abc.abstractmethod
     def capture(self) -> Any:

@@ -556,11 +556,14 @@ def _callable_name(fn: object) -> str:
     return str(getattr(fn, "__qualname__", type(fn).__qualname__))
 
 
-def check_executor(method: str, executor: object, example: str, *, none_means: str = "") -> None:
+def check_executor(
+    method: str, executor: object, example: str, *, none_means: str = "", carries: bool = False
+) -> None:
     """Refuse what ``method`` cannot hand work to: anything but a thread-side ``concurrent.futures`` executor.
 
     Anything with a callable ``submit`` passes, as ``loop.run_in_executor`` accepts any executor. ``example``
-    is a correct call with ``{}`` where the executor goes; ``none_means`` is set when ``None`` is accepted.
+    is a correct call with ``{}`` where the executor goes; ``none_means`` is set when ``None`` is accepted;
+    ``carries`` is set where ``carrier=`` is the way to use a process pool.
     """
     if isinstance(executor, type):
         # The class has a callable submit too; unchecked, the mistake surfaces at the first submit as an
@@ -575,6 +578,13 @@ def check_executor(method: str, executor: object, example: str, *, none_means: s
     # would import multiprocessing, and while its module is not loaded no process pool can exist.
     process = sys.modules.get("concurrent.futures.process")
     if process is not None and isinstance(executor, process.ProcessPoolExecutor):
+        if carries:
+            raise TypeError(
+                f"{method}() cannot use a ProcessPoolExecutor without a carrier. A snapshot holds live objects "
+                "(request, g, ContextVar values) that cannot be sent to another process: declare what crosses "
+                "with a ctxsnap.Carrier and pass carrier=, or use a thread pool such as "
+                "ctxsnap.ThreadPoolExecutor()"
+            )
         raise TypeError(
             f"{method}() cannot use a ProcessPoolExecutor: a snapshot holds live objects of this process "
             "(request, g, ContextVar values) that cannot be sent to another process; use a thread pool such as "

@@ -8,8 +8,10 @@ workers crashes. This module registers two providers that do it once and right, 
 
 * ``flask.app`` installs, per run, a fork of the parent's app context: same app and URL adapter, a private ``g``
   holding a shallow copy of the parent's attributes (or, by policy, the parent's own ``g``);
-* ``flask.request`` installs the parent's request context object itself, so ``request``, ``session`` and
-  ``url_for`` work, without pushing it: nothing of the request's lifecycle runs in the worker.
+* ``flask.request`` installs a view of the parent's request context (the same request, session and URL
+  adapter), so ``request``, ``session`` and ``url_for`` work, without pushing it: nothing of the request's
+  lifecycle runs in the worker, and the view's ``after_this_request`` list refuses additions, since its
+  callbacks would run on the parent's response.
 
 Both load by themselves the first time a snapshot is captured while Flask is imported; importing this module
 adds the helpers: the :class:`CtxSnap` extension, :func:`capture` with a per-call policy, and a drop-in
@@ -60,6 +62,7 @@ from .._appcontext import (
 from .._provider import Provider, register_provider
 from .._snapshot import Selection, Snapshot, check_callable, wrap_checked
 from .._snapshot import capture as _capture
+from ._portable_flask import PortableFlaskG
 
 __all__ = ["CtxSnap", "capture", "copy_current_request_context"]
 
@@ -254,7 +257,7 @@ def _worker_request_context(request_context: Any) -> Any:
 # -- the providers ------------------------------------------------------------------------------------------------
 
 
-class _AppProvider(Provider):
+class _AppProvider(PortableFlaskG, Provider):
     name = "flask.app"
 
     def needs_undo(self, state: Any) -> bool:

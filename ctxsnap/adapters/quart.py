@@ -62,6 +62,7 @@ from .._appcontext import (
 from .._provider import Provider, register_provider
 from .._snapshot import Selection, Snapshot, check_callable, is_wrapped, runner
 from .._snapshot import capture as _core_capture
+from ._portable_quart import PortableQuartG
 
 __all__ = ["CtxSnap", "capture", "to_thread"]
 
@@ -244,7 +245,7 @@ def _refuse_after_callbacks(context: Any) -> None:
             state[name] = REFUSED_CALLBACKS
 
 
-class AppContextProvider(Provider):
+class AppContextProvider(PortableQuartG, Provider):
     """``quart.app``: ``current_app`` and a ``g`` of the child's own (or the parent's, under ``share``)."""
 
     name = "quart.app"

@@ -130,6 +130,8 @@ ERRORS = {
     "SnapshotClosedError": lambda: ctxsnap.SnapshotClosedError("sealed"),
     "ProviderError": lambda: ctxsnap.ProviderError("test.pickle", "undo", ValueError("boom")),
     "ProviderError-hint": lambda: ctxsnap.ProviderError("test.pickle", "load", ImportError("x"), hint="Do this."),
+    "UnportableValueError": lambda: ctxsnap.UnportableValueError("refused", carrier="app", variable="tenant"),
+    "PayloadError": lambda: ctxsnap.PayloadError("tampered", carrier="app"),
 }
 
 
