@@ -14,6 +14,7 @@ from ._errors import ProviderError, SnapshotClosedError, SnapshotError
 from ._provider import Provider, providers, register_provider, unregister_provider
 from ._snapshot import Snapshot, capture, wrap
 from .adapters.futures import ContextExecutor, ThreadPoolExecutor
+from .adapters.instrument import detached, instrument, instrumentation, instrumented, uninstrument
 from .adapters.threading import Thread
 
 __all__ = [
@@ -26,8 +27,13 @@ __all__ = [
     "Thread",
     "ThreadPoolExecutor",
     "capture",
+    "detached",
+    "instrument",
+    "instrumentation",
+    "instrumented",
     "providers",
     "register_provider",
+    "uninstrument",
     "unregister_provider",
     "wrap",
 ]

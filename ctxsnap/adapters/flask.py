@@ -41,6 +41,7 @@ from .._appcontext import drop_inherited, fork_app_context, g_values
 from .._provider import Provider, register_provider
 from .._snapshot import Selection, Snapshot
 from .._snapshot import capture as _capture
+from .instrument import CONFIG_INSTRUMENT, instrument_for_app
 
 __all__ = ["CtxSnap", "capture", "copy_current_request_context"]
 
@@ -462,6 +463,8 @@ class CtxSnap:
         app.config.setdefault(CONFIG_G, "copy")
         app.config.setdefault(CONFIG_TEARDOWN, False)
         _config_mode(app)  # a bad setting fails at start-up, not in the first request that hands off work
+        # CTXSNAP_INSTRUMENT = True: process-wide instrumentation (docs/instrument.md); read once, at start-up.
+        instrument_for_app(app.config.get(CONFIG_INSTRUMENT, False), f"app.config[{CONFIG_INSTRUMENT!r}]")
         app.extensions[EXTENSION_KEY] = self
 
     def __repr__(self) -> str:
