@@ -50,7 +50,22 @@ def report() -> str:
         lines.append(f"active providers: {names}")
     except Exception as exc:
         lines.append(f"loading providers failed: {type(exc).__name__}: {exc}")
+    lines.extend(_instrumentation())
     return "\n".join(lines)
+
+
+def _instrumentation() -> list[str]:
+    # In this process instrumentation is on only if something imported here turned it on; the lines say how an
+    # application turns it on, which is what a user reading this report usually needs.
+    from ctxsnap.adapters.instrument import instrumentation
+
+    patched = instrumentation()
+    state = ["instrumentation: on for " + ", ".join(patched)] if patched else ["instrumentation: off"]
+    return [
+        *state,
+        "  turn it on with ctxsnap.instrument() (or app.config['CTXSNAP_INSTRUMENT'] = True with the Flask or "
+        "Quart extension); ctxsnap.instrumentation() lists what is patched; see docs/instrument.md",
+    ]
 
 
 if __name__ == "__main__":
