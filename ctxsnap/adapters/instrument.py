@@ -240,6 +240,12 @@ def _targets(kinds: frozenset[str]) -> list[_Target]:
     targets: list[_Target] = []
     if "threads" in kinds:
         targets.append(_Target("threads", threading.Thread, "start", "threading.Thread.start", _wrap_thread_start))
+        if "start" in vars(threading.Timer):
+            # Timer inherits start(); OpenTelemetry's ThreadingInstrumentor copies the Thread.start it finds into
+            # Timer's own class at its install time (and leaves it there after uninstrument), which would bypass
+            # a Thread.start patched later.
+            targets.append(_Target("threads", threading.Timer, "start", "threading.Timer.start",
+                                   _wrap_thread_start))
     if "executors" in kinds:
         pool = concurrent.futures.ThreadPoolExecutor
         targets.append(_Target("executors", pool, "submit", "concurrent.futures.ThreadPoolExecutor.submit",
@@ -266,7 +272,6 @@ def _targets(kinds: frozenset[str]) -> list[_Target]:
     return targets
 
 
-_MARK: Final = "__ctxsnap_instrument__"
 _ABSENT: Final = object()
 
 
@@ -294,14 +299,22 @@ class _Patch:
 _patches: dict[str, _Patch] = {}
 
 
-def _ours_in_chain(value: object, label: str) -> bool:
+def _ours_in_chain(value: object, target: _Target) -> bool:
+    # Recognised by code object, never by an attribute: other tools' functools.wraps copies a wrapper's __dict__
+    # onto their own wrapper, and a wrapt proxy forwards attribute reads to what it wraps.
+    code = _wrapper_code(target.wrap)
     for _ in range(64):  # a cycle of __wrapped__ must not hang instrument()
         if value is None:
             return False
-        if getattr(value, _MARK, None) == label:
+        if getattr(value, "__code__", None) is code:
             return True
         value = getattr(value, "__wrapped__", None)
     return False
+
+
+@functools.cache
+def _wrapper_code(wrap: Callable[[Callable[..., Any]], Callable[..., Any]]) -> Any:
+    return getattr(wrap(print), "__code__", None)
 
 
 def _current(target: _Target) -> Any:
@@ -310,19 +323,19 @@ def _current(target: _Target) -> Any:
 
 def _install(target: _Target) -> _Patch | None:
     current = _current(target)
-    if current is not _ABSENT and _ours_in_chain(current, target.label):
+    if current is not _ABSENT and _ours_in_chain(current, target):
         return None  # live already, possibly under another tool's wrapper: never a second layer
     inherited = getattr(target.owner, target.name)
     original = inherited if current is _ABSENT else current
-    if isinstance(target.owner, type) and not isinstance(original, FunctionType):
-        # A wrapt FunctionWrapper (OpenTelemetry's) must be bound to the instance, as attribute access would.
+    if isinstance(target.owner, type) and type(original) is not FunctionType:
+        # A wrapt FunctionWrapper (OpenTelemetry's) must be bound to the instance, as attribute access would; it
+        # passes isinstance(..., FunctionType), as a proxy reports the class of what it wraps.
         def call(self: Any, *args: Any, **kwargs: Any) -> Any:
             return original.__get__(self, type(self))(*args, **kwargs)
     else:
         call = original
     wrapper = target.wrap(call)
     functools.update_wrapper(wrapper, original)
-    setattr(wrapper, _MARK, target.label)
     setattr(target.owner, target.name, wrapper)
     return _Patch(target, current, wrapper)
 
@@ -335,7 +348,7 @@ def _release(kinds: frozenset[str]) -> None:
         if patch.on_top():
             patch.restore()
             del _patches[label]
-        elif not _ours_in_chain(_current(patch.target), label):
+        elif not _ours_in_chain(_current(patch.target), patch.target):
             del _patches[label]  # replaced wholesale by someone: nothing left to restore or to reactivate
 
 
@@ -426,7 +439,7 @@ def instrumentation() -> tuple[str, ...]:
         live = []
         for target in _targets_loaded(wanted):
             current = _current(target)
-            if current is not _ABSENT and _ours_in_chain(current, target.label):
+            if current is not _ABSENT and _ours_in_chain(current, target):
                 live.append(target.label)
         return tuple(live)
 
