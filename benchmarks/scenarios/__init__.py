@@ -30,6 +30,7 @@ SCENARIOS: dict[str, str] = {
     "e2e-flask": "end_to_end:flask_fanout",
     "e2e-quart": "end_to_end:quart_fanout",
     "hot-path": "hot_path:hot_path",
+    "instrument": "instrument:instrument_overhead",
 }
 
 

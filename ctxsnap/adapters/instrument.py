@@ -111,6 +111,12 @@ def _is_pool_worker(thread: threading.Thread) -> bool:
     target = getattr(thread, "_target", None)
     if target is _FUTURES_WORKER:
         return True
+    base_events = sys.modules.get("asyncio.base_events")
+    loop_class = getattr(base_events, "BaseEventLoop", None)
+    if getattr(target, "__func__", None) is getattr(loop_class, "_do_shutdown", _ABSENT):
+        # The thread asyncio.run() starts to shut the default executor down: part of the pool. A provider
+        # failing there would leave asyncio.run() waiting for that shutdown forever.
+        return True
     anyio_backend = sys.modules.get("anyio._backends._asyncio")
     anyio_worker = getattr(anyio_backend, "WorkerThread", None)
     if isinstance(anyio_worker, type) and isinstance(thread, anyio_worker):
