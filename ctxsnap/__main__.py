@@ -41,6 +41,11 @@ def report() -> str:
                 importlib.import_module(name)
             except Exception as exc:  # a broken install is exactly what this report is for
                 lines.append(f"  import {name} failed: {type(exc).__name__}: {exc}")
+    # Before the providers: their line (with any broken plug-in) stays the last one of the report.
+    try:
+        lines.extend(_instrumentation())
+    except Exception as exc:
+        lines.append(f"instrumentation state unavailable: {type(exc).__name__}: {exc}")
     if os.environ.get("CTXSNAP_DISABLE_ENTRY_POINTS"):
         lines.append("third-party providers: not loaded (CTXSNAP_DISABLE_ENTRY_POINTS is set)")
     try:
@@ -50,7 +55,6 @@ def report() -> str:
         lines.append(f"active providers: {names}")
     except Exception as exc:
         lines.append(f"loading providers failed: {type(exc).__name__}: {exc}")
-    lines.extend(_instrumentation())
     return "\n".join(lines)
 
 
