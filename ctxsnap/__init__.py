@@ -10,15 +10,20 @@ event-loop worker threads with one semantics for sync and async code.
 
 from __future__ import annotations
 
+from ._carrier import Carrier, PayloadError, UnportableValueError
 from ._errors import ProviderError, SnapshotClosedError, SnapshotError
+from . import _provider
 from ._provider import Provider, providers, register_provider, unregister_provider
 from ._snapshot import Snapshot, capture, wrap
-from .adapters.futures import ContextExecutor, ThreadPoolExecutor
+from .adapters.futures import ContextExecutor, ProcessPoolExecutor, ThreadPoolExecutor
 from .adapters.instrument import detached, instrument, instrumentation, instrumented, uninstrument
 from .adapters.threading import Thread
 
 __all__ = [
+    "Carrier",
     "ContextExecutor",
+    "PayloadError",
+    "ProcessPoolExecutor",
     "Provider",
     "ProviderError",
     "Snapshot",
@@ -26,6 +31,7 @@ __all__ = [
     "SnapshotError",
     "Thread",
     "ThreadPoolExecutor",
+    "UnportableValueError",
     "capture",
     "detached",
     "instrument",
@@ -37,3 +43,7 @@ __all__ = [
     "unregister_provider",
     "wrap",
 ]
+
+# Last, so that a plug-in importing ctxsnap finds every name above. This is the one moment that reads package
+# metadata; captures never do (docs/core.md, "Where providers come from").
+_provider._registry.discover_plugins()

@@ -6,6 +6,8 @@ the snapshot machinery.
 
 from __future__ import annotations
 
+from typing import Any
+
 __all__ = ["ProviderError", "SnapshotClosedError", "SnapshotError"]
 
 
@@ -39,3 +41,16 @@ class ProviderError(SnapshotError):
         super().__init__(
             f"context provider {provider!r} failed during {phase}: {type(cause).__name__}: {cause}. {hint}"
         )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # The default rebuilds an exception as ``cls(*self.args)``, which does not fit this constructor: a
+        # ProviderError raised in a process-pool worker then failed to unpickle in the parent and broke the
+        # whole pool (BrokenProcessPool). The message, provider and phase travel; the cause does not (it may
+        # not pickle, and pickle never carries ``__cause__`` anyway). copy.copy goes the same way.
+        return _rebuild, (type(self), self.args), self.__dict__
+
+
+def _rebuild(cls: type[BaseException], args: tuple[Any, ...]) -> BaseException:
+    error = cls.__new__(cls)
+    error.args = args
+    return error

@@ -10,12 +10,14 @@ readers take the current tuple without locking. Providers arrive three ways:
 * built in: the contextvars provider, registered when ctxsnap is imported;
 * the framework adapters (Flask, Quart), loaded the first time a capture happens while their framework is in
   ``sys.modules``, so an app that never imports ``ctxsnap.adapters.flask`` still gets Flask semantics;
-* third-party packages, through the ``ctxsnap.providers`` entry-point group, loaded once on first use.
+* third-party packages, through the ``ctxsnap.providers`` entry-point group, imported at ``import ctxsnap``
+  and registered at the first capture (a capture, perhaps on an event loop, never reads package metadata).
 """
 
 from __future__ import annotations
 
 import abc
+import functools
 import importlib
 import os
 import re
@@ -78,12 +80,22 @@ class Provider(abc.ABC):
       step. Without it, ``undo`` always runs.
     * ``owned_vars`` names the ContextVars the provider installs itself. When the provider is excluded from a
       capture, those variables are removed from the carried context too, so that excluding ``"flask"`` really
-      leaves Flask's context behind.
+      leaves Flask's context behind. They stay removed after the provider is unregistered, or replaced by one
+      that does not name them: a variable whose provider installs a private copy (Flask's and Quart's app
+      context) must never fall back to travelling as the parent's own object.
+    * ``portable``, ``export(names)`` and ``restore(app, values)`` (optional) let a :class:`ctxsnap.Carrier`
+      carry a declared part of this context to another process. ``portable`` names the payload section
+      (``"g"`` for Flask's and Quart's ``g``); ``export`` returns the declared ``names`` present in the current
+      context as a dict, or ``None`` when this provider's context is not active; ``restore`` returns a context
+      manager that installs ``values`` in ``app`` for the duration of a task, or ``None`` when ``app`` is not
+      this provider's kind of app.
     """
 
     #: A unique dotted name, such as ``"flask.request"``; ``include``/``exclude`` also accept its prefix.
     name: str = ""
     owned_vars: tuple[ContextVar[Any], ...] = ()
+    #: The carrier payload section this provider exports and restores; empty for none (see the hooks above).
+    portable: str = ""
 
     @abc.abstractmethod
     def capture(self) -> Any:
@@ -148,14 +160,21 @@ class _Registry:
         #: Bumped on every change so that cached capture plans know when they are stale.
         self.version = 0
         self._pending_frameworks = list(_FRAMEWORK_ADAPTERS)
-        self._entry_points_loaded = bool(os.environ.get("CTXSNAP_DISABLE_ENTRY_POINTS"))
-        self._entry_points_loading = False
-        self._entry_point_lock = threading.RLock()
+        #: Third-party providers imported by ``discover_plugins`` (at ``import ctxsnap``), each with its entry
+        #: point's name, registered at the first capture: a provider registered by hand before then wins.
+        self._plugins: list[tuple[str, Any]] = []
+        self._plugin_lock = threading.Lock()
+        #: Rebuilds the error of a plug-in that failed to load; raised by every capture until it is fixed.
+        self._plugin_failure: Callable[[], ProviderError] | None = None
         #: ``len(sys.modules)`` when the pending frameworks were last looked for. Capture is a hot path: while
         #: no module was imported since, no framework can have appeared, and one ``len`` call says so.
         self.modules_seen = -1
         #: True once every framework adapter and the entry points are loaded: nothing is left to look for.
         self.settled = False
+        #: The owned variables of providers that were unregistered or replaced and that no registered provider
+        #: owns now: every capture leaves them out, as it leaves out those of an excluded provider.
+        self.released_vars: frozenset[ContextVar[Any]] = frozenset()
+        self._ever_owned: set[ContextVar[Any]] = set()
 
     def register(self, provider: Any, *, replace: bool = False) -> None:
         if not isinstance(replace, bool):
@@ -179,6 +198,7 @@ class _Registry:
                 self.providers = tuple(current)
             else:
                 self.providers = (*self.providers, provider)
+            self._update_released_vars(provider)
             # Readers take ``version`` before ``providers`` (see ``_plan_for``), so the version moves last: a
             # reader that sees the old version may hold the new providers, and only rebuilds its plan once more.
             self.version += 1
@@ -195,77 +215,120 @@ class _Registry:
             for provider in self.providers:
                 if provider.name == name:
                     self.providers = tuple(p for p in self.providers if p is not provider)
+                    self._update_released_vars()
                     self.version += 1
                     return provider
             known = ", ".join(repr(p.name) for p in self.providers) or "none"
         raise LookupError(f"no provider named {name!r} is registered (registered: {known})")
 
-    def load_pending(self) -> None:
-        """Load framework adapters that became relevant and, once, the entry-point providers.
+    def _update_released_vars(self, added: Any = None) -> None:
+        # Called with the lock held, before ``version`` moves: a plan built from the new version sees these.
+        if added is not None:
+            self._ever_owned.update(getattr(added, "owned_vars", ()))
+        owned = {var for p in self.providers for var in getattr(p, "owned_vars", ())}
+        self.released_vars = frozenset(self._ever_owned - owned)
 
-        Imports happen outside the lock: an adapter registers its providers while it is being imported, and
-        holding our lock across an import could deadlock against a thread importing that adapter directly.
+    def load_pending(self) -> None:
+        """Register the plug-ins discovered at import and load framework adapters that became relevant.
+
+        This runs on the capturing thread, possibly on an event loop, so it reads no file: package metadata was
+        read, and plug-ins imported, by :meth:`discover_plugins` at ``import ctxsnap``. The one import left is
+        that of a framework adapter, a module of ctxsnap itself, once, when its framework was imported after
+        ctxsnap. Imports happen outside the lock: an adapter registers its providers while it is being
+        imported, and holding our lock across an import could deadlock against a thread importing that adapter
+        directly.
         """
-        if self._entry_points_loaded and (
-            not self._pending_frameworks or len(sys.modules) == self.modules_seen
-        ):
+        if self._plugin_failure is not None:
+            raise self._plugin_failure()
+        if self._plugins:
+            self._register_plugins()
+        if not self._pending_frameworks or len(sys.modules) == self.modules_seen:
+            self.settled = not self._pending_frameworks and not self._plugins
             return
         seen = len(sys.modules)
         for framework, module in list(self._pending_frameworks):
-            if framework in sys.modules:
+            # None in sys.modules is how an import is blocked on purpose: that framework is not in use.
+            if sys.modules.get(framework) is not None:
                 importlib.import_module(module)
                 with self._lock:
                     if (framework, module) in self._pending_frameworks:
                         self._pending_frameworks.remove((framework, module))
-        if not self._entry_points_loaded:
-            self._load_entry_points()
-        # Recorded only once everything loaded: when an adapter or a plug-in fails to load, the next capture
-        # must try again (and fail again) rather than go ahead without its context.
+        # Recorded only once everything loaded: when an adapter fails to load, the next capture must try again
+        # (and fail again) rather than go ahead without its context.
         self.modules_seen = seen
-        self.settled = not self._pending_frameworks and self._entry_points_loaded
+        self.settled = not self._pending_frameworks and not self._plugins
 
-    def _load_entry_points(self) -> None:
-        # One thread loads while the others wait: a capture must not go ahead without a third-party provider
-        # that another thread is still importing. ``_entry_points_loading`` makes a re-entrant call (a plug-in
-        # that captures while it is being imported) return at once instead of loading itself again.
-        with self._entry_point_lock:
-            if self._entry_points_loaded or self._entry_points_loading:
-                return
-            self._entry_points_loading = True
-            try:
-                from importlib.metadata import entry_points
+    def _register_plugins(self) -> None:
+        # One thread registers while the others wait: a capture must not go ahead without a plug-in that another
+        # thread is registering at that moment.
+        with self._plugin_lock:
+            for name, provider in self._plugins:
+                if not any(p.name == name for p in self.providers):  # registered by hand first: that one wins
+                    self.register(provider)
+            self._plugins = []
 
-                for entry_point in entry_points(group=ENTRY_POINT_GROUP):
-                    self._load_entry_point(entry_point)
-            finally:
-                self._entry_points_loading = False
-            # Only a complete load counts: a broken plug-in fails every capture until it is fixed, rather than
-            # failing once and then silently leaving its context behind.
-            self._entry_points_loaded = True
+    def discover_plugins(self) -> None:
+        """Import the providers of the ``ctxsnap.providers`` entry points; called once, by ``import ctxsnap``.
 
-    def _load_entry_point(self, entry_point: Any) -> None:
-        if any(p.name == entry_point.name for p in self.providers):
-            return  # registered by hand before the first capture: the application's choice wins
+        Reading entry points scans every installed distribution's metadata (tens of milliseconds of file
+        I/O), and importing a plug-in reads its modules: at import time that is expected, while on the first
+        capture it stalled the event loop that captured (issue 11). A plug-in that fails to load does not fail
+        the import: every capture raises its ``ProviderError`` instead, until it is fixed.
+        """
+        if os.environ.get("CTXSNAP_DISABLE_ENTRY_POINTS"):
+            return
+        from importlib.metadata import entry_points
+
         try:
-            loaded = entry_point.load()
-            # The entry point may name a Provider subclass or a factory (called with no arguments), or an instance.
-            provider = loaded() if isinstance(loaded, type) or not hasattr(loaded, "capture") else loaded
-            _validate(provider)
-            if provider.name != entry_point.name:
-                raise ValueError(
-                    f"the entry point is named {entry_point.name!r} but the provider it loads is named "
-                    f"{provider.name!r}; the two must be the same"
-                )
-        except Exception as exc:
-            raise ProviderError(
-                entry_point.name,
-                "load",
-                exc,
-                hint=f"It comes from the entry point {entry_point.name} = {entry_point.value} in the group "
-                f"{ENTRY_POINT_GROUP!r}: fix or uninstall the package that declares it, or set "
-                "CTXSNAP_DISABLE_ENTRY_POINTS=1 to load no third-party provider.",
-            ) from exc
-        self.register(provider)
+            found = entry_points(group=ENTRY_POINT_GROUP)
+        except Exception as exc:  # unreadable metadata of some installed package: fail captures, not the import
+            self._plugin_failure = functools.partial(_discovery_failure, exc)
+            return
+        for entry_point in found:
+            try:
+                self._plugins.append((entry_point.name, _load_entry_point(entry_point)))
+            except Exception as exc:
+                self._plugins = []
+                self._plugin_failure = functools.partial(_load_failure, entry_point, exc)
+                return
+
+
+def _load_entry_point(entry_point: Any) -> Any:
+    loaded = entry_point.load()
+    # The entry point may name a Provider subclass or a factory (called with no arguments), or an instance.
+    provider = loaded() if isinstance(loaded, type) or not hasattr(loaded, "capture") else loaded
+    _validate(provider)
+    if provider.name != entry_point.name:
+        raise ValueError(
+            f"the entry point is named {entry_point.name!r} but the provider it loads is named "
+            f"{provider.name!r}; the two must be the same"
+        )
+    return provider
+
+
+def _discovery_failure(cause: Exception) -> ProviderError:
+    error = ProviderError(
+        ENTRY_POINT_GROUP,
+        "load",
+        cause,
+        hint="Reading the entry points of the installed packages failed: repair or reinstall the package whose "
+        "metadata is broken, or set CTXSNAP_DISABLE_ENTRY_POINTS=1 to load no third-party provider.",
+    )
+    error.__cause__ = cause
+    return error
+
+
+def _load_failure(entry_point: Any, cause: Exception) -> ProviderError:
+    error = ProviderError(
+        entry_point.name,
+        "load",
+        cause,
+        hint=f"It comes from the entry point {entry_point.name} = {entry_point.value} in the group "
+        f"{ENTRY_POINT_GROUP!r}: fix or uninstall the package that declares it, or set "
+        "CTXSNAP_DISABLE_ENTRY_POINTS=1 to load no third-party provider.",
+    )
+    error.__cause__ = cause
+    return error
 
 
 _registry: Final = _Registry()

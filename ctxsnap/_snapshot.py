@@ -18,14 +18,14 @@ import inspect
 import sys
 from collections.abc import Callable, Iterable
 from contextvars import Context, ContextVar
-from types import FunctionType, TracebackType
+from types import AsyncGeneratorType, CoroutineType, FunctionType, TracebackType
 from typing import Any, Final, NoReturn, ParamSpec, TypeVar
 
 from . import _provider
 from ._contextvars import ContextVarsProvider, rebuild_context, without
 from ._errors import ProviderError, SnapshotClosedError
 
-__all__ = ["Snapshot", "capture", "is_wrapped", "wrap"]
+__all__ = ["Snapshot", "capture", "is_wrapped", "refuse_selection_for_wrapped", "wrap"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -76,8 +76,9 @@ def _plan_for(include: Selection, exclude: Selection) -> _Plan:
     # read leaves a plan that looks stale (and is rebuilt), never a stale plan that looks current.
     version = _REGISTRY.version
     registered = _REGISTRY.providers
+    released = _REGISTRY.released_vars  # owned by an unregistered provider: never carried as the parent's
     if include is None and exclude is None:
-        return _Plan(version, registered)
+        return _Plan(version, registered, released)
 
     include_names, include_vars = _split_selection("include", include)
     exclude_names, exclude_vars = _split_selection("exclude", exclude)
@@ -131,7 +132,7 @@ def _plan_for(include: Selection, exclude: Selection) -> _Plan:
             "so the snapshot would carry nothing; drop the exclude= entries that remove them, or include more"
         )
     selected = kept
-    drop = set(exclude_vars)
+    drop = set(exclude_vars) | released
     for p in registered:
         if p not in selected:
             drop.update(getattr(p, "owned_vars", ()))
@@ -277,11 +278,23 @@ class Snapshot:
     def _run(self, fn: Callable[..., R], args: tuple[Any, ...], kwargs: dict[str, Any]) -> R:
         base = self._base
         context = base.copy() if base is not None else Context()
-        if not self._entries:
-            return context.run(fn, *args, **kwargs)
-        if self._undo:
-            return context.run(self._apply_run_undo, fn, args, kwargs)
-        return context.run(self._apply_run, fn, args, kwargs)
+        try:
+            if not self._entries:
+                result = context.run(fn, *args, **kwargs)
+            elif self._undo:
+                result = context.run(self._apply_run_undo, fn, args, kwargs)
+            else:
+                result = context.run(self._apply_run, fn, args, kwargs)
+        except BaseException as exc:
+            # A traceback keeps every frame it passed through, with its locals: a failed task's Future kept
+            # for later, or an error report that records locals (Sentry's default), would otherwise keep and
+            # show the captured values (g, ContextVars) through this snapshot and the run's context.
+            _forget_captured(exc)
+            del self, base, context
+            raise
+        if type(result) in _ASYNC_RESULTS:
+            _refuse_async_result(fn, result)
+        return result
 
     def _apply_run(self, fn: Callable[..., R], args: tuple[Any, ...], kwargs: dict[str, Any]) -> R:
         for provider, state in self._entries:
@@ -329,17 +342,72 @@ def _undo_all(applied: list[tuple[Any, Any, Any]], exc: BaseException | None) ->
                 if interrupt is None:
                     interrupt = undo_exc
                 continue
-            error = ProviderError(provider.name, "undo", undo_exc)
-            error.__cause__ = undo_exc
             if exc is not None:
                 # The task's own exception wins: it propagates unchanged, and the failed undo is noted on it.
-                exc.add_note(str(error))
+                _note_undo_failure(exc, provider.name, undo_exc)
             elif failure is None:
-                failure = error
-    if interrupt is not None:
-        raise interrupt
-    if failure is not None:
-        raise failure
+                failure = ProviderError(provider.name, "undo", undo_exc)
+                failure.__cause__ = undo_exc
+    try:
+        if interrupt is not None:
+            raise interrupt
+        if failure is not None:
+            raise failure
+    finally:
+        # The raised error's traceback holds this frame: without this, error -> frame -> error is a cycle that
+        # keeps the snapshot's state alive until the cyclic GC runs.
+        failure = interrupt = None
+
+
+def _note_undo_failure(exc: BaseException, provider: str, undo_exc: Exception) -> None:
+    try:
+        exc.add_note(str(ProviderError(provider, "undo", undo_exc)))
+    except Exception:
+        # Some exceptions refuse notes (a frozen dataclass exception, a __notes__ that is not a list). The
+        # task's exception still reaches the caller unchanged and the other undos still run: losing the note
+        # is the lesser harm.
+        pass
+
+
+#: The frames of the run path, whose locals hold captured state (the providers' states, the snapshot).
+_RUN_PATH_CODES: Final = frozenset(
+    {Snapshot._apply_run.__code__, Snapshot._apply_run_undo.__code__, _undo_all.__code__}
+)
+
+
+def _forget_captured(exc: BaseException) -> None:
+    """Clear the locals of the finished run-path frames that ``exc`` (and what it chains) passed through."""
+    seen: set[int] = set()
+    pending: list[BaseException | None] = [exc]
+    while pending:
+        error = pending.pop()
+        if error is None or id(error) in seen:
+            continue
+        seen.add(id(error))
+        pending += (error.__cause__, error.__context__)
+        tb = error.__traceback__
+        while tb is not None:
+            if tb.tb_frame.f_code in _RUN_PATH_CODES:
+                try:
+                    tb.tb_frame.clear()
+                except RuntimeError:
+                    pass  # still executing: an outer run whose undo ran this one; it clears its own frames
+            tb = tb.tb_next
+
+
+#: What a sync function returns when it is really an async one in disguise (a lambda returning a coroutine, a
+#: partial of an async method): its body would run later, in some event loop, outside the snapshot.
+_ASYNC_RESULTS: Final = frozenset({CoroutineType, AsyncGeneratorType})
+
+
+def _refuse_async_result(fn: object, result: Any) -> NoReturn:
+    if type(result) is CoroutineType:
+        result.close()  # never started: closing it runs nothing, and spares a "never awaited" RuntimeWarning
+    kind = "a coroutine" if type(result) is CoroutineType else "an async generator"
+    raise TypeError(
+        f"{_callable_name(fn)}() returned {kind} instead of a result. Its body would run later, outside the "
+        "snapshot: await async code directly; ctxsnap runs sync functions in threads."
+    )
 
 
 def _fill(snapshot: Snapshot, plan: _Plan) -> Snapshot:
@@ -356,13 +424,17 @@ def _fill(snapshot: Snapshot, plan: _Plan) -> Snapshot:
         snapshot._entries = ()
         snapshot._undo = _NO_UNDO
         return snapshot
-    entries = []
+    entries: list[tuple[Any, Any]] = []
     undo = plan.undo
     undoing: list[int] | None = None
     for provider in plan.providers:
         try:
             state = provider.capture()
         except Exception as exc:
+            # The error's traceback keeps this frame and its locals: what was captured must not show up in a
+            # report that records locals (Sentry's default), nor live on with the error.
+            state = base = None
+            _abandon(snapshot, entries)
             raise ProviderError(provider.name, "capture", exc) from exc
         if state is None:
             continue
@@ -375,6 +447,8 @@ def _fill(snapshot: Snapshot, plan: _Plan) -> Snapshot:
             try:
                 needed = check is None or check(state)
             except Exception as exc:  # part of capturing: it names the provider like a failing capture()
+                state = base = None  # as for a failing capture() above
+                _abandon(snapshot, entries)
                 raise ProviderError(provider.name, "capture", exc) from exc
             if needed:
                 if undoing is None:
@@ -386,6 +460,14 @@ def _fill(snapshot: Snapshot, plan: _Plan) -> Snapshot:
 
 
 _NO_UNDO: Final[frozenset[int]] = frozenset()
+
+
+def _abandon(snapshot: Snapshot, entries: list[tuple[Any, Any]]) -> None:
+    """Empty a snapshot whose capture failed, so that it holds nothing and its repr still works."""
+    entries.clear()
+    snapshot._base = None
+    snapshot._entries = ()
+    snapshot._undo = _NO_UNDO
 
 
 def _raise_sealed(method: str) -> NoReturn:
@@ -419,24 +501,37 @@ def check_callable(method: str, fn: object, before: str = "") -> None:
     if (
         inspect.iscoroutinefunction(fn)
         or inspect.isasyncgenfunction(fn)
-        or (not inspect.isroutine(fn) and inspect.iscoroutinefunction(getattr(fn, "__call__", None)))
+        # An instance with an async __call__, but not a class that has one: calling the class only builds an
+        # instance, synchronously, which is what the caller gets back.
+        or (
+            not inspect.isroutine(fn)
+            and not isinstance(fn, type)
+            and inspect.iscoroutinefunction(getattr(fn, "__call__", None))
+        )
     ):
         _raise_async(method, fn)
 
 
 def _raise_async(method: str, fn: object) -> NoReturn:
     raise TypeError(
-        f"{method}() got the async callable {getattr(fn, '__qualname__', type(fn).__qualname__)!r}: calling it "
+        f"{method}() got the async callable {_callable_name(fn)!r}: calling it "
         "only creates a coroutine or async generator, whose body would run later, outside the snapshot. "
         "ctxsnap runs sync functions in threads; await async code directly."
     )
 
 
-def check_executor(method: str, executor: object, example: str, *, none_means: str = "") -> None:
+def _callable_name(fn: object) -> str:
+    return str(getattr(fn, "__qualname__", type(fn).__qualname__))
+
+
+def check_executor(
+    method: str, executor: object, example: str, *, none_means: str = "", carries: bool = False
+) -> None:
     """Refuse what ``method`` cannot hand work to: anything but a thread-side ``concurrent.futures`` executor.
 
     Anything with a callable ``submit`` passes, as ``loop.run_in_executor`` accepts any executor. ``example``
-    is a correct call with ``{}`` where the executor goes; ``none_means`` is set when ``None`` is accepted.
+    is a correct call with ``{}`` where the executor goes; ``none_means`` is set when ``None`` is accepted;
+    ``carries`` is set where ``carrier=`` is the way to use a process pool.
     """
     if isinstance(executor, type):
         # The class has a callable submit too; unchecked, the mistake surfaces at the first submit as an
@@ -451,6 +546,13 @@ def check_executor(method: str, executor: object, example: str, *, none_means: s
     # would import multiprocessing, and while its module is not loaded no process pool can exist.
     process = sys.modules.get("concurrent.futures.process")
     if process is not None and isinstance(executor, process.ProcessPoolExecutor):
+        if carries:
+            raise TypeError(
+                f"{method}() cannot use a ProcessPoolExecutor without a carrier. A snapshot holds live objects "
+                "(request, g, ContextVar values) that cannot be sent to another process: declare what crosses "
+                "with a ctxsnap.Carrier and pass carrier=, or use a thread pool such as "
+                "ctxsnap.ThreadPoolExecutor()"
+            )
         raise TypeError(
             f"{method}() cannot use a ProcessPoolExecutor: a snapshot holds live objects of this process "
             "(request, g, ContextVar values) that cannot be sent to another process; use a thread pool such as "
@@ -503,7 +605,10 @@ def _make_plain_wrapper(base: Context | None, fn: Callable[P, R]) -> Callable[P,
 
     @functools.wraps(fn)
     def ctxsnap_wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        return fresh_context().run(fn, *args, **kwargs)
+        result = fresh_context().run(fn, *args, **kwargs)
+        if type(result) in _ASYNC_RESULTS:
+            _refuse_async_result(fn, result)
+        return result
 
     return ctxsnap_wrapper
 
@@ -576,6 +681,18 @@ def _frozen_selection(argument: str, value: Selection) -> Selection:
 _capture_everything: Final = PlannedCapture(check_now=False)
 
 
-def wrap(fn: Callable[P, R]) -> Callable[P, R]:
-    """``capture().wrap(fn)``: capture now, return ``fn`` bound to that snapshot."""
-    return capture().wrap(fn)
+def wrap(fn: Callable[P, R], *, include: Selection = None, exclude: Selection = None) -> Callable[P, R]:
+    """``capture(include=..., exclude=...).wrap(fn)``: capture now, return ``fn`` bound to that snapshot.
+
+    Also the way to choose what a helper that passes keyword arguments on to ``fn`` carries (asyncio's and
+    Quart's ``to_thread``): hand it ``ctxsnap.wrap(fn, include=...)``, which it runs as it is.
+    """
+    return capture(include=include, exclude=exclude).wrap(fn)
+
+
+def refuse_selection_for_wrapped(method: str) -> NoReturn:
+    """Refuse ``include``/``exclude`` given to ``method`` beside a callable that carries its own snapshot."""
+    raise TypeError(
+        f"{method}() got include=/exclude= for a callable that is already wrapped. It runs in the snapshot it "
+        "was wrapped with: pass the plain function, or select when wrapping, as in ctxsnap.wrap(fn, include=...)."
+    )

@@ -1,7 +1,9 @@
 """The README's main job (``python dev.py demo``): what worker threads see of a request, with and without ctxsnap.
 
 It starts the example apps on real servers on loopback (ephemeral ports), sends real HTTP requests, and prints
-one small table per question. The Flask part runs first, then the Quart part (``examples/quart_demo.py``).
+one small table per question. The Flask part runs first, then the Quart part (``examples/quart_demo.py``), then
+the Celery part (``examples/celery_demo.py``: a task on a real Redis-backed worker when redis-server is
+installed, Celery's in-process memory broker otherwise).
 Every server is shut down before the demo exits. The exit status is 0 when every ctxsnap worker saw its own
 request, 1 otherwise, so the demo doubles as a smoke test.
 
@@ -122,9 +124,17 @@ def quart_demo() -> bool:
     return demo()
 
 
+def celery_demo() -> bool:
+    # Imported here, as the Quart part: the Celery part lives with its example app.
+    from examples.celery_demo import demo
+
+    return demo()
+
+
 def main() -> int:
     ok = flask_demo()
     ok &= quart_demo()
+    ok &= celery_demo()
     return 0 if ok else 1
 
 

@@ -30,6 +30,9 @@ SCENARIOS: dict[str, str] = {
     "e2e-flask": "end_to_end:flask_fanout",
     "e2e-quart": "end_to_end:quart_fanout",
     "hot-path": "hot_path:hot_path",
+    "carrier-codec": "carrier:codec",
+    "carrier-celery": "carrier:celery_round_trip",
+    "carrier-process-pool": "carrier:process_pool",
     "instrument": "instrument:instrument_overhead",
 }
 

@@ -3,8 +3,10 @@
 anyio (and trio underneath it) already runs the function in a copy of the caller's contextvars, but one plain
 copy with no provider step: a Quart or Flask app context travels as the parent's own object, so ``g`` is shared
 and the worker's writes leak back. This helper captures in the calling task and runs the function in a fresh
-copy of the snapshot. ``limiter`` and ``abandon_on_cancel`` mean exactly what they mean to anyio, which
-introduced ``abandon_on_cancel`` in 4.1 (renaming 4.0's ``cancellable``): ctxsnap needs anyio >= 4.1.
+copy of the snapshot. ``limiter``, ``abandon_on_cancel`` and the deprecated ``cancellable`` mean exactly what
+they mean to anyio, which introduced ``abandon_on_cancel`` in 4.1 (renaming 4.0's ``cancellable``, still
+accepted with a DeprecationWarning): ctxsnap needs anyio >= 4.1. Since ``run_sync`` passes no keyword arguments
+to the function, ``include``/``exclude`` sit beside ``limiter``, as in ``ctxsnap.capture``.
 """
 
 from __future__ import annotations
@@ -12,11 +14,21 @@ from __future__ import annotations
 from collections.abc import Callable
 from contextvars import ContextVar
 from typing import Any, Final, TypeVar, TypeVarTuple, Unpack
+from warnings import warn
 
-import anyio
-import anyio.to_thread
+try:
+    import anyio
+    import anyio.to_thread
+except ModuleNotFoundError as exc:
+    if exc.name != "anyio":
+        raise  # anyio is there but broken: its own error says more than ours would
+    raise ModuleNotFoundError(
+        "ctxsnap.adapters.anyio needs anyio, which is not installed. Install it with: "
+        'pip install "ctxsnap[anyio]"',
+        name="anyio",
+    ) from None
 
-from .._snapshot import Snapshot, capture, is_wrapped
+from .._snapshot import Selection, Snapshot, capture, is_wrapped, refuse_selection_for_wrapped
 
 __all__ = ["run_sync"]
 
@@ -48,15 +60,37 @@ def _call_off_loop(func: Callable[..., R], args: tuple[Any, ...]) -> R:
 async def run_sync(
     func: Callable[[Unpack[Ts]], R],
     *args: Unpack[Ts],
-    limiter: anyio.CapacityLimiter | None = None,
     abandon_on_cancel: bool = False,
+    cancellable: bool | None = None,
+    limiter: anyio.CapacityLimiter | None = None,
+    include: Selection = None,
+    exclude: Selection = None,
 ) -> R:
     """Run ``func(*args)`` in a worker thread inside the caller's snapshot; await the result.
 
-    Works under anyio on asyncio and on trio. ``limiter`` caps the number of concurrent worker threads (the
-    default limiter when ``None``). With ``abandon_on_cancel=True`` a cancelled caller returns at once and the
-    thread finishes on its own; either way the worker's own context is left exactly as it was.
+    Works under anyio on asyncio and on trio, and takes every keyword ``anyio.to_thread.run_sync`` takes, with
+    the same meaning.
+
+    :param func: a sync callable
+    :param args: positional arguments for ``func``
+    :param abandon_on_cancel: ``True`` to return at once when the caller is cancelled, leaving the thread to
+        finish on its own; ``False`` to wait for the thread. Either way the worker's own context is left as it was
+    :param cancellable: deprecated alias of ``abandon_on_cancel`` (anyio 4.1); overrides it when both are given
+    :param limiter: caps the number of concurrent worker threads (anyio's default limiter when ``None``)
+    :param include: what the snapshot carries, as for :func:`ctxsnap.capture`
+    :param exclude: what the snapshot leaves out, as for :func:`ctxsnap.capture`
+    :raises RuntimeError: if no asyncio or trio event loop runs in this thread
+    :return: what ``func`` returned
     """
+    if cancellable is not None:
+        # anyio's own shim, word for word, so that code (and anyio's tests) checking for it see the same warning.
+        abandon_on_cancel = cancellable
+        warn(
+            "The `cancellable=` keyword argument to `anyio.to_thread.run_sync` is "
+            "deprecated since AnyIO 4.1.0; use `abandon_on_cancel=` instead",
+            DeprecationWarning,
+            stacklevel=2,
+        )
     try:
         anyio.get_current_task()
     except RuntimeError:
@@ -74,9 +108,11 @@ async def run_sync(
             f"{type(limiter).__name__} {limiter!r}; pass anyio.CapacityLimiter(n) to allow n threads at a time"
         )
     if is_wrapped(func):
+        if include is not None or exclude is not None:
+            refuse_selection_for_wrapped("run_sync")
         # It keeps the snapshot the user chose for it, as ContextExecutor does.
         return await anyio.to_thread.run_sync(func, *args, limiter=limiter, abandon_on_cancel=abandon_on_cancel)
-    handed, handed_args = in_snapshot(capture(), func, args)
+    handed, handed_args = in_snapshot(capture(include=include, exclude=exclude), func, args)
     return await anyio.to_thread.run_sync(
         handed, *handed_args, limiter=limiter, abandon_on_cancel=abandon_on_cancel
     )

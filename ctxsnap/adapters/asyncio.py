@@ -14,7 +14,15 @@ from collections.abc import Callable
 from concurrent.futures import Executor
 from typing import Any, Final, ParamSpec, TypeVar, TypeVarTuple, Unpack
 
-from .._snapshot import capture, check_callable, check_executor, is_wrapped, runner
+from .._snapshot import (
+    Selection,
+    capture,
+    check_callable,
+    check_executor,
+    is_wrapped,
+    refuse_selection_for_wrapped,
+    runner,
+)
 
 __all__ = ["run_in_executor", "to_thread"]
 
@@ -34,7 +42,12 @@ def _running_loop(helper: str) -> asyncio.AbstractEventLoop:
 
 
 async def to_thread(func: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
-    """Run ``func(*args, **kwargs)`` in the loop's default executor, inside the caller's snapshot."""
+    """Run ``func(*args, **kwargs)`` in the loop's default executor, inside the caller's snapshot.
+
+    Every keyword argument is ``func``'s, as with ``asyncio.to_thread``; to choose what the snapshot carries,
+    pass ``ctxsnap.wrap(func, include=..., exclude=...)``, which runs as it is, in the snapshot it was wrapped
+    with.
+    """
     loop = _running_loop("to_thread")
     if is_wrapped(func):
         # It keeps the snapshot the user chose for it, as ContextExecutor does.
@@ -46,12 +59,18 @@ async def to_thread(func: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) 
 
 
 def run_in_executor(
-    executor: Executor | None, func: Callable[[Unpack[Ts]], R], /, *args: Unpack[Ts]
+    executor: Executor | None,
+    func: Callable[[Unpack[Ts]], R],
+    /,
+    *args: Unpack[Ts],
+    include: Selection = None,
+    exclude: Selection = None,
 ) -> asyncio.Future[R]:
     """``loop.run_in_executor(executor, func, *args)`` for the running loop, inside the caller's snapshot.
 
     The capture happens at this call, not when the future is awaited. ``executor=None`` means the loop's
-    default executor.
+    default executor. ``include``/``exclude`` choose what the snapshot carries, as for :func:`ctxsnap.capture`
+    (``loop.run_in_executor`` passes no keyword arguments to ``func``, so they cannot collide with its own).
     """
     loop = _running_loop("run_in_executor")
     if executor is not None:
@@ -61,10 +80,13 @@ def run_in_executor(
             "run_in_executor", executor, "run_in_executor({}, fn)", none_means="the loop's default executor"
         )
     if is_wrapped(func):
+        if include is not None or exclude is not None:
+            refuse_selection_for_wrapped("run_in_executor")
         return loop.run_in_executor(executor, func, *args)
     check_callable("run_in_executor", func, "executor, ")
     # As in to_thread: the worker calls the snapshot's run with the function and its arguments.
-    return loop.run_in_executor(executor, runner(capture()), func, args, _NO_KWARGS)
+    snapshot = capture(include=include, exclude=exclude)
+    return loop.run_in_executor(executor, runner(snapshot), func, args, _NO_KWARGS)
 
 
 #: run_in_executor passes no keyword arguments; the snapshot's run only reads this mapping.

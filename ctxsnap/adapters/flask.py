@@ -8,8 +8,10 @@ workers crashes. This module registers two providers that do it once and right, 
 
 * ``flask.app`` installs, per run, a fork of the parent's app context: same app and URL adapter, a private ``g``
   holding a shallow copy of the parent's attributes (or, by policy, the parent's own ``g``);
-* ``flask.request`` installs the parent's request context object itself, so ``request``, ``session`` and
-  ``url_for`` work, without pushing it: nothing of the request's lifecycle runs in the worker.
+* ``flask.request`` installs a view of the parent's request context (the same request, session and URL
+  adapter), so ``request``, ``session`` and ``url_for`` work, without pushing it: nothing of the request's
+  lifecycle runs in the worker, and the view's ``after_this_request`` list refuses additions, since its
+  callbacks would run on the parent's response.
 
 Both load by themselves the first time a snapshot is captured while Flask is imported; importing this module
 adds the helpers: the :class:`CtxSnap` extension, :func:`capture` with a per-call policy, and a drop-in
@@ -20,27 +22,47 @@ Where Flask keeps its contexts is detected from what ``flask.globals`` holds, ne
 * ContextVars ``_cv_app``/``_cv_request`` (Flask >= 2.2). A release without ``_cv_request`` (the request state
   merged into the app context, pallets/flask#5812) is handled too: the child gets a fork of the merged context
   that is set, never pushed, so popping it can never run the request's teardown;
-* Werkzeug ``LocalStack``s whose storage is a ContextVar (Flask 1.1/2.0 on Werkzeug 2.0). A copied Context
+* Werkzeug ``LocalStack`` stacks whose storage is a ContextVar (Flask 1.1/2.0 on Werkzeug 2.0). A copied Context
   holds the parent's stack *list*, and ``LocalStack.pop`` on a stack of two or more pops that list in place,
   so the child always gets stack lists of its own and never pops one it inherited;
-* ``LocalStack``s keyed by thread id (Werkzeug < 2.0): nothing can carry them to another thread, so a capture
+* ``LocalStack`` stacks keyed by thread id (Werkzeug < 2.0): nothing can carry them to another thread, so a capture
   inside a Flask context is refused with an error that says to upgrade Werkzeug, rather than carrying nothing.
 """
 
 from __future__ import annotations
 
+import functools
+import inspect
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from contextvars import ContextVar
-from typing import Any, Final, Literal, ParamSpec, TypeVar
+from typing import Any, Final, Literal, ParamSpec, TypeVar, overload
 
-import flask
-import flask.globals
+try:
+    import flask
+    import flask.globals
+except ModuleNotFoundError as exc:
+    if exc.name != "flask":
+        raise  # flask is there but broken: its own error says more than ours would
+    raise ModuleNotFoundError(
+        "ctxsnap.adapters.flask needs flask, which is not installed. Install it with: "
+        'pip install "ctxsnap[flask]"',
+        name="flask",
+    ) from None
 
-from .._appcontext import drop_inherited, fork_app_context, g_values
+from .._appcontext import (
+    REFUSED_CALLBACKS,
+    copy_state,
+    fork_app_context,
+    fork_request_context,
+    g_values,
+    inherited_values_kept,
+    strip_state,
+)
 from .._provider import Provider, register_provider
-from .._snapshot import Selection, Snapshot
+from .._snapshot import Selection, Snapshot, check_callable, wrap_checked
 from .._snapshot import capture as _capture
+from ._portable_flask import PortableFlaskG
 from .instrument import CONFIG_INSTRUMENT, instrument_for_app
 
 __all__ = ["CtxSnap", "capture", "copy_current_request_context"]
@@ -211,16 +233,25 @@ def _fork_to_push(app_context: Any, values: dict[str, Any]) -> Any:
 def _pop_child(fork: Any, inherited: dict[str, Any], exc: BaseException | None) -> None:
     """Pop the child's own app context, which runs teardown_appcontext once, for the child.
 
-    What the child inherited unchanged in g is taken out first (see :func:`drop_inherited`).
+    Its handlers read the whole ``g``; what the child inherited unchanged is not handed out by ``g.pop`` (see
+    :func:`ctxsnap._appcontext.inherited_values_kept`): it belongs to the parent, which tears it down itself.
     """
-    drop_inherited(fork, inherited)
-    fork.pop(exc)
+    with inherited_values_kept(fork, inherited):
+        fork.pop(exc)
+
+
+#: ``after_this_request`` appends to this list of the request context; the worker's view refuses it.
+_AFTER_REQUEST: Final = ("_after_request_functions",)
+
+
+def _worker_request_context(request_context: Any) -> Any:
+    return fork_request_context(request_context, _AFTER_REQUEST)
 
 
 # -- the providers ------------------------------------------------------------------------------------------------
 
 
-class _AppProvider(Provider):
+class _AppProvider(PortableFlaskG, Provider):
     name = "flask.app"
 
     def needs_undo(self, state: Any) -> bool:
@@ -261,14 +292,19 @@ class _ContextVarAppProvider(_AppProvider):
 
 
 class _ContextVarRequestProvider(_RequestProvider):
-    """Flask >= 2.2: the request context object is set, not pushed, so popping it never happens here."""
+    """Flask >= 2.2: the request context is set, not pushed, so popping it never happens here.
+
+    The child gets a view of it made at capture: the same request, session and URL adapter, and an
+    ``after_this_request`` list that refuses additions (the parent's response is not the worker's to change).
+    """
 
     def __init__(self, var: ContextVar[Any]) -> None:
         self._var = var
         self.owned_vars = (var,)
 
     def capture(self) -> Any:
-        return self._var.get(None)
+        request_context = self._var.get(None)
+        return None if request_context is None else _worker_request_context(request_context)
 
     def apply(self, state: Any) -> None:
         self._var.set(state)
@@ -278,24 +314,38 @@ class _ContextVarRequestProvider(_RequestProvider):
 # g and, during a request, the request state, with one ContextVar token and a push count. The names below are
 # checked on each context before they are used; a context without them keeps travelling whole, as it is.
 _MERGED_REQUEST_STATE: Final = ("_request", "_session", "_flashes")
-_MERGED_PUSH_STATE: Final[dict[str, Any]] = {"_cv_token": None, "_push_count": 0}
 
 
 def _merged_fork(mode: int, app_context: Any, values: dict[str, Any]) -> Any:
     """A fork of a merged context that holds no request and was never pushed.
 
     The request provider puts the request back when it is selected, so ``exclude=["flask.request"]`` still
-    leaves the request behind on this layout. Push bookkeeping starts afresh: the parent's token must never be
-    reset from the child.
+    leaves the request behind on this layout. Push bookkeeping starts afresh (the parent's token must never be
+    reset from the child), and ``after_this_request`` is refused: its list belongs to the parent's response.
     """
     fork = _fork(mode, app_context, values)
+    strip_state(fork, _MERGED_REQUEST_STATE)
     state = vars(fork)
-    if "_cv_token" in state:
-        state.update(_MERGED_PUSH_STATE)
-    if "_request" in state:
-        for name in _MERGED_REQUEST_STATE:
-            state[name] = None
+    if _AFTER_REQUEST[0] in state:
+        state[_AFTER_REQUEST[0]] = REFUSED_CALLBACKS
     return fork
+
+
+def _teardown_takes_context() -> bool:
+    """Whether ``Flask.do_teardown_appcontext`` takes the context first, as on the merged layout.
+
+    Flask main changed it from ``(exc)`` to ``(ctx, exc=None)``: passing the exception alone would hand it over
+    as the context, and the handlers would see ``None``. Read once, from Flask's own class.
+    """
+    try:
+        parameters = inspect.signature(flask.Flask.do_teardown_appcontext).parameters
+    except (TypeError, ValueError):  # pragma: no cover - a Flask whose method has no readable signature
+        return False
+    names = [p.name for p in parameters.values() if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    return len(names) >= 3 and names[1] != "exc"
+
+
+_TEARDOWN_TAKES_CONTEXT: Final = _teardown_takes_context()
 
 
 class _MergedAppProvider(_ContextVarAppProvider):
@@ -318,10 +368,13 @@ class _MergedAppProvider(_ContextVarAppProvider):
     def undo(self, state: Any, token: Any, exc: BaseException | None) -> None:
         if token is None:
             return
-        drop_inherited(token, state[2])
         app = token.app
         try:
-            app.do_teardown_appcontext(exc)
+            with inherited_values_kept(token, state[2]):
+                if _TEARDOWN_TAKES_CONTEXT:
+                    app.do_teardown_appcontext(token, exc)
+                else:
+                    app.do_teardown_appcontext(exc)
         finally:
             flask.appcontext_popped.send(app)
 
@@ -349,9 +402,7 @@ class _MergedRequestProvider(_RequestProvider):
             # child gets one of its own, with an empty g (the parent's g was excluded with flask.app).
             current = _merged_fork(_COPY, state, _NO_VALUES)
             self._var.set(current)
-        source, target = vars(state), vars(current)
-        for name in _MERGED_REQUEST_STATE:
-            target[name] = source.get(name)
+        copy_state(state, current, _MERGED_REQUEST_STATE)
 
 
 class _LocalStackAppProvider(_AppProvider):
@@ -384,7 +435,7 @@ class _LocalStackRequestProvider(_RequestProvider):
 
     def capture(self) -> Any:
         stack = self._storage.get(_EMPTY_STORAGE).get("stack")
-        return stack[-1] if stack else None
+        return _worker_request_context(stack[-1]) if stack else None
 
     def apply(self, state: Any) -> None:
         self._storage.set({"stack": [state]})
@@ -494,20 +545,46 @@ def capture(
         _override.policy = previous
 
 
-def copy_current_request_context(fn: Callable[P, R]) -> Callable[P, R]:
+@overload
+def copy_current_request_context(fn: Callable[P, Coroutine[Any, Any, R]]) -> Callable[P, R]: ...
+
+
+@overload
+def copy_current_request_context(fn: Callable[P, R]) -> Callable[P, R]: ...
+
+
+def copy_current_request_context(fn: Callable[P, Any]) -> Callable[P, Any]:
     """Drop-in for :func:`flask.copy_current_request_context` without its bugs.
 
-    Like Flask's, it must be called inside a request context and returns ``fn`` bound to that request. Unlike
-    Flask's, the worker gets a copy of ``g`` rather than an empty one (pallets/flask#3306), the wrapper can run
-    in many workers at once (#5252, #5396), and no teardown handler and no ``request.close()`` runs in the
-    worker (#5399). It always copies ``g`` and never runs teardown, whatever the app's config says; use
-    :func:`capture` for the app's policy.
+    Like Flask's, it must be called inside a request context and returns ``fn`` bound to that request, and an
+    ``async def`` function runs through the app's ``ensure_sync`` (Flask >= 2.0, with ``flask[async]``), so the
+    wrapper is a sync callable that runs the coroutine to completion in the worker. Unlike Flask's, the worker
+    gets a copy of ``g`` rather than an empty one (pallets/flask#3306), the wrapper can run in many workers at
+    once (#5252, #5396), and no teardown handler and no ``request.close()`` runs in the worker (#5399). It also
+    carries every ContextVar, as every ctxsnap snapshot does. It always copies ``g`` and never runs teardown,
+    whatever the app's config says; use :func:`capture` for the app's policy.
     """
-    _refuse_per_thread("copy_current_request_context() cannot carry the request to another thread")
+    name = "copy_current_request_context"
+    _refuse_per_thread(f"{name}() cannot carry the request to another thread")
     if not flask.has_request_context():
         raise RuntimeError(
-            "copy_current_request_context() can only be used while a request context is active, for example "
-            "inside a view function; to carry only the app context (CLI commands, app.app_context()) or no "
-            "Flask context at all, use ctxsnap.wrap(fn)"
+            f"{name}() can only be used while a request context is active, for example inside a view "
+            "function; to carry only the app context (CLI commands, app.app_context()) or no Flask context at "
+            "all, use ctxsnap.wrap(fn)"
         )
-    return capture(g="copy", teardown=False).wrap(fn)
+    target: Callable[..., Any] = fn
+    if inspect.iscoroutinefunction(fn):
+        # Flask's own decorator calls app.ensure_sync(f) in the worker. It is called here, once: a missing
+        # asgiref then fails in the view, with Flask's own message, not in a worker nobody watches.
+        ensure_sync = getattr(flask.current_app, "ensure_sync", None)
+        if ensure_sync is None:
+            raise TypeError(
+                f"{name}() got an async function, which this Flask cannot run. Flask 2.0 and later run it "
+                "through app.ensure_sync (pip install 'flask[async]'); on Flask 1.1 pass a sync function"
+            )
+        target = ensure_sync(fn)
+    else:
+        check_callable(name, fn)
+    wrapper = wrap_checked(capture(g="copy", teardown=False), target)
+    # The wrapper carries fn's name and docstring, not those of ensure_sync's adapter around it.
+    return wrapper if target is fn else functools.update_wrapper(wrapper, fn)

@@ -83,9 +83,15 @@ def test_the_limiter_is_the_one_that_caps_the_threads(backend: str) -> None:
     run(main, backend)
 
 
-def _cancel_while_running(backend: str, abandon: bool, marked: dict[int, str]) -> dict[str, Any]:
-    """Cancel a caller while its thread runs; report what the caller, the worker thread and the loop saw."""
+def _cancel_while_running(
+    backend: str, abandon: bool, marked: dict[int, str], options: dict[str, bool] | None = None
+) -> dict[str, Any]:
+    """Cancel a caller while its thread runs; report what the caller, the worker thread and the loop saw.
+
+    ``options`` are the keywords given to ``run_sync`` (``abandon_on_cancel=abandon`` unless set).
+    """
     report: dict[str, Any] = {"loop_errors": []}
+    keywords = {"abandon_on_cancel": abandon} if options is None else options
 
     async def main() -> None:
         if backend == "asyncio":
@@ -116,7 +122,7 @@ def _cancel_while_running(backend: str, abandon: bool, marked: dict[int, str]) -
                         release.set()
 
                 group.start_soon(cancel_once_running)
-                report["result"] = await run_sync(child, limiter=limiter, abandon_on_cancel=abandon)
+                report["result"] = await run_sync(child, limiter=limiter, **keywords)
                 await anyio.sleep(0)
                 report["past_the_next_checkpoint"] = True
         report["cancelled"] = scope.cancelled_caught
@@ -171,6 +177,48 @@ def test_abandon_on_cancel_returns_at_once_and_the_thread_still_leaves_nothing_b
     # The thread's exception is dropped: no "exception was never retrieved" report, no task left pending.
     assert report.get("tasks_left", set()) == set()
     assert report["loop_errors"] == [], "the loop reported a stray error"
+
+
+def _deprecation_warnings(call: Callable[[], Awaitable[Any]]) -> list[tuple[str, str]]:
+    """The DeprecationWarnings ``await call()`` gives on asyncio, with the file each one points at."""
+    import warnings
+
+    async def main() -> None:
+        await call()
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        run(main, "asyncio")
+    return [(str(w.message), w.filename) for w in caught if issubclass(w.category, DeprecationWarning)]
+
+
+def test_cancellable_gives_anyios_own_deprecation_warning_pointing_at_the_caller() -> None:
+    # anyio 4.1 renamed cancellable= to abandon_on_cancel= and still accepts the old name, with a warning that
+    # anyio's own tests check; code moving from anyio's run_sync to ctxsnap's must see no difference.
+    ours = _deprecation_warnings(lambda: run_sync(len, "abc", cancellable=False))
+    anyios = _deprecation_warnings(lambda: anyio.to_thread.run_sync(len, "abc", cancellable=False))
+    assert len(anyios) == 1 and "abandon_on_cancel=" in anyios[0][0]
+    assert ours == anyios
+    assert ours[0][1] == __file__
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_cancellable_true_means_abandon_on_cancel(backend: str, thread_mark: dict[int, str]) -> None:
+    with pytest.warns(DeprecationWarning, match="use `abandon_on_cancel=` instead"):
+        report = _cancel_while_running(backend, abandon=True, marked=thread_mark, options={"cancellable": True})
+    assert "result" not in report and report["cancelled"]
+    assert not report["finished_when_caller_returned"]
+    assert report["next_call_saw"] == "caller"
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_cancellable_overrides_abandon_on_cancel_as_in_anyio(backend: str, thread_mark: dict[int, str]) -> None:
+    with pytest.warns(DeprecationWarning):
+        report = _cancel_while_running(
+            backend, abandon=False, marked=thread_mark, options={"cancellable": False, "abandon_on_cancel": True}
+        )
+    assert report["result"] == "result nobody will read"  # the caller waited for its thread
+    assert report["finished_when_caller_returned"]
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

@@ -29,6 +29,8 @@ wrapped("x", volume=3)  # type: ignore[call-arg]
 module_wrapped: Callable[[str], str] = ctxsnap.wrap(greet)
 assert_type(ctxsnap.wrap(greet)("x"), str)
 ctxsnap.wrap(greet)(b"x")  # type: ignore[arg-type]
+assert_type(ctxsnap.wrap(greet, exclude=["flask"])("x", loud=True), str)
+ctxsnap.wrap(greet, include=["contextvars"])(3)  # type: ignore[arg-type]
 
 assert_type(snap.run(greet, "x"), str)
 assert_type(snap.run(greet, "x", 3, loud=False), str)
@@ -43,7 +45,7 @@ with concurrent.futures.ThreadPoolExecutor() as pool:
     assert_type(executor.submit(greet, "x", loud=True), concurrent.futures.Future[str])
     executor.submit(greet, 3)  # type: ignore[arg-type]
 
-with ctxsnap.ThreadPoolExecutor(2) as drop_in:
+with ctxsnap.ThreadPoolExecutor(2, thread_name_prefix="typed", exclude=["flask"]) as drop_in:
     assert_type(drop_in.submit(greet, "x"), concurrent.futures.Future[str])
     drop_in.submit(greet, "x", times="2")  # type: ignore[arg-type]
 

@@ -7,6 +7,7 @@ discovery goes through ``importlib.metadata`` exactly as it does for an installe
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -176,3 +177,66 @@ def test_the_diagnostic_lists_a_plugin_and_reports_a_broken_one(tmp_path: Path) 
     assert "loading providers failed: ProviderError: context provider 'test.ep.broken' failed during load" in (
         result.stdout
     )
+
+
+# What the first capture reads from disk: an audit hook records every file opened, directory listed and module
+# imported while it runs. anyio's blocking-call detector failed two of anyio's own tests when the first capture,
+# on the event loop, scanned every installed distribution's metadata for entry points (issue 11).
+FIRST_CAPTURE = '''
+import importlib.metadata, json, sys
+import ctxsnap
+from ctxsnap_test_plugin import span
+
+recording = []
+def hook(event, args):
+    if recording and event in ("open", "os.listdir", "os.scandir", "import"):
+        recording[0].append([event, str(args[0])])
+sys.addaudithook(hook)
+
+def record(fn):
+    events = []
+    recording.append(events)
+    try:
+        result = fn()
+    finally:
+        recording.clear()
+    return result, events
+
+span.set("parent span")
+snapshot, during_capture = record(ctxsnap.capture)
+_, during_discovery = record(lambda: list(importlib.metadata.entry_points(group="ctxsnap.providers")))
+print(json.dumps({
+    "during_capture": during_capture,
+    "providers": list(snapshot.providers),
+    "discovery_reads_files": bool(during_discovery),
+}))
+'''
+
+
+def test_the_first_capture_reads_no_file_the_plugins_were_loaded_at_import(tmp_path: Path) -> None:
+    write_distribution(tmp_path, {"test.ep.span": "ctxsnap_test_plugin:SpanProvider"})
+    result = run_python(tmp_path, FIRST_CAPTURE)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["discovery_reads_files"]  # the hook does see what an entry-point scan reads
+    assert report["during_capture"] == []
+    assert report["providers"] == ["contextvars", "test.ep.span"]  # and the plug-in is there all the same
+
+
+def test_a_broken_plugin_does_not_break_import_ctxsnap_and_its_failure_reads_no_file(tmp_path: Path) -> None:
+    write_distribution(tmp_path, {"test.ep.broken": "ctxsnap_test_plugin:SpanProvider"},
+                       module="raise ImportError('the plugin needs a library that is missing')\n")
+    code = '''
+    import sys
+    import ctxsnap
+    events = []
+    watched = ("open", "os.listdir", "import")
+    sys.addaudithook(lambda event, args: events.append(event) if event in watched else None)
+    try:
+        ctxsnap.capture()
+    except ctxsnap.ProviderError as exc:
+        print(exc.phase, events)
+    '''
+    result = run_python(tmp_path, code)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "load []"

@@ -418,3 +418,60 @@ print(len(imports), sorted(set(seen)))
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "1 [('contextvars', 'flask.app')]"
+
+
+# -- owned variables outlive their provider (issue 11, defect 8) ----------------------------------------------------
+
+owned_var: contextvars.ContextVar[list[str]] = contextvars.ContextVar("core_registry_owned")
+
+
+class PrivateCopy(ctxsnap.Provider):
+    """Installs a private copy of ``owned_var`` in the child, like Flask's app provider does with ``g``."""
+
+    name = "core.private"
+    owned_vars = (owned_var,)
+
+    def capture(self) -> list[str] | None:
+        return owned_var.get(None)
+
+    def apply(self, state: list[str]) -> None:
+        owned_var.set(list(state))
+
+
+class Bare(ctxsnap.Provider):
+    name = "core.private"
+
+    def capture(self) -> None:
+        return None
+
+    def apply(self, state: Any) -> None:
+        return None
+
+
+def _child_gets_the_parents_object() -> bool:
+    parents = ["parent"]
+    owned_var.set(parents)
+    return ctxsnap.capture().run(lambda: owned_var.get(None) is parents)
+
+
+def _what_the_child_sees() -> list[str] | None:
+    owned_var.set(["parent"])
+    return ctxsnap.capture().run(owned_var.get, None)
+
+
+@pytest.mark.parametrize("how", ["unregister", "replace"])
+def test_an_unregistered_or_replaced_provider_never_lets_its_variable_travel_as_the_parents(
+    registered: Register, how: str
+) -> None:
+    registered(PrivateCopy())
+    assert contextvars.copy_context().run(_child_gets_the_parents_object) is False
+    if how == "unregister":
+        ctxsnap.unregister_provider("core.private")
+    else:
+        registered(Bare(), replace=True)
+    # Left out, as if excluded: the child sees no value rather than the parent's own object.
+    assert contextvars.copy_context().run(_child_gets_the_parents_object) is False
+    assert contextvars.copy_context().run(_what_the_child_sees) is None
+    # Registered again, the variable travels again, as the provider's private copy.
+    registered(PrivateCopy(), replace=True)
+    assert contextvars.copy_context().run(_what_the_child_sees) == ["parent"]

@@ -37,3 +37,20 @@ def test_quart_demo_reports_success_so_the_demo_exit_status_covers_it(capsys: py
     assert quart_demo.demo() is True
     output = capsys.readouterr().out
     assert "FAILED" not in output and "LEAKED into the request's g" in output
+
+
+@pytest.mark.celery
+def test_celery_demo_carries_the_declared_values_and_says_which_broker(capsys: pytest.CaptureFixture[str]) -> None:
+    import shutil
+
+    from examples import celery_demo
+
+    assert celery_demo.demo() is True
+    output = capsys.readouterr().out
+    if shutil.which("redis-server"):
+        assert "broker: redis-server started on redis://127.0.0.1:" in output
+        assert "worker log:" in output and "user_id=user-42" in output
+    else:
+        assert "broker: Celery's in-process memory broker (redis-server is not installed" in output
+    assert "Authorization=None (not declared)" in output
+    assert "FAILED" not in output

@@ -127,6 +127,10 @@ def _in_loop(coroutine_function: Callable[..., Any], *args: Any) -> object:
     return asyncio.run(coroutine_function(*args))
 
 
+async def _run_in_executor_selecting_for_a_wrapped_callable() -> object:
+    return await ctxsnap_asyncio.run_in_executor(None, ctxsnap.wrap(_fn), include=[some_var])
+
+
 def _run_in_executor(executor: Any, fn: object) -> object:
     async def main() -> object:
         return await ctxsnap_asyncio.run_in_executor(executor, fn)  # type: ignore[arg-type]
@@ -274,6 +278,12 @@ CORE_CASES = [
     Case("thread-pool-max-workers", 'ctxsnap.ThreadPoolExecutor(max_workers="x")',
          lambda: ctxsnap.ThreadPoolExecutor(max_workers="x"),  # type: ignore[arg-type]
          TypeError, "takes the number of worker threads or None", "pass an int"),
+    Case("thread-pool-unknown-provider", 'ctxsnap.ThreadPoolExecutor(4, exclude=["flsk"])',
+         lambda: ctxsnap.ThreadPoolExecutor(4, exclude=["flsk"]),
+         ValueError, "unknown provider 'flsk'", "registered providers are"),
+    Case("run-returns-coroutine", "snap.run(lambda: async_fn())",
+         lambda: ctxsnap.capture().run(lambda: _async_fn()),
+         TypeError, "returned a coroutine instead of a result", "await async code directly"),
     Case("asyncio-to-thread-no-loop", "ctxsnap.adapters.asyncio.to_thread(fn) driven without a loop",
          lambda: _outside_loop(ctxsnap_asyncio.to_thread, _fn),
          RuntimeError, "needs a running event loop", "await it inside 'async def'"),
@@ -303,6 +313,11 @@ CORE_CASES = [
          "await ctxsnap.adapters.asyncio.run_in_executor(ProcessPoolExecutor(), fn)",
          lambda: _run_in_process_pool(_fn),
          TypeError, "run_in_executor() cannot use a ProcessPoolExecutor", "use a thread pool"),
+    Case("asyncio-run-in-executor-selection-for-wrapped",
+         "await ctxsnap.adapters.asyncio.run_in_executor(None, ctxsnap.wrap(fn), include=[var])",
+         lambda: _in_loop(_run_in_executor_selecting_for_a_wrapped_callable),
+         TypeError, "got include=/exclude= for a callable that is already wrapped",
+         "select when wrapping, as in ctxsnap.wrap(fn, include=...)"),
 ]
 
 
@@ -386,6 +401,9 @@ ANYIO_CASES = [
          TypeError, "got the async", "await async code directly"),
     Case("anyio-run-sync-limiter", "await run_sync(fn, limiter=3)", lambda: _anyio_run(_fn, limiter=3),
          TypeError, "limiter", "anyio.CapacityLimiter"),
+    Case("anyio-run-sync-selection-for-wrapped", "await run_sync(ctxsnap.wrap(fn), exclude=[var])",
+         lambda: _anyio_run(ctxsnap.wrap(_fn), exclude=[some_var]),
+         TypeError, "run_sync() got include=/exclude= for a callable", "pass the plain function"),
 ]
 
 

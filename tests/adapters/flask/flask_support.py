@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextvars
+import importlib.metadata
 import threading
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,6 +15,13 @@ import flask.globals
 TIMEOUT = 60.0
 
 request_id: contextvars.ContextVar[str] = contextvars.ContextVar("test_flask_request_id")
+
+#: The installed Flask's release, as the tests' oracle for layout-dependent outcomes; the adapter itself never
+#: reads it (it detects features).
+FLASK_VERSION = tuple(int(part) for part in importlib.metadata.version("flask").split(".")[:2])
+#: Flask 3.2 (main today) merges the request context into the app context (pallets/flask#5812): there a request
+#: cannot be active without an app context, and one context object is pushed per request.
+MERGED_LAYOUT = FLASK_VERSION >= (3, 2)
 
 
 @dataclass

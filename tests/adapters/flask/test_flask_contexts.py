@@ -12,7 +12,7 @@ from typing import Any
 
 import flask
 import pytest
-from flask_support import TIMEOUT, flask_context_seen, request_id
+from flask_support import MERGED_LAYOUT, TIMEOUT, flask_context_seen, request_id
 
 import ctxsnap
 from ctxsnap.adapters import flask as ctxsnap_flask
@@ -137,7 +137,12 @@ def _selection_probe() -> dict[str, Any]:
         ({}, {"app": True, "request": True, "g": "ann", "path": "/p", "var": "req-2"}),
         ({"exclude": "flask"}, {"app": False, "request": False, "g": None, "path": None, "var": "req-2"}),
         ({"exclude": ["flask.request"]}, {"app": True, "request": False, "g": "ann", "path": None, "var": "req-2"}),
-        ({"exclude": ["flask.app"]}, {"app": False, "request": True, "g": None, "path": "/p", "var": "req-2"}),
+        # Where the request lives in the app context (Flask 3.2), a request brings an app context of its own, with
+        # an empty g: the parent's g stays behind with flask.app.
+        (
+            {"exclude": ["flask.app"]},
+            {"app": MERGED_LAYOUT, "request": True, "g": None, "path": "/p", "var": "req-2"},
+        ),
         ({"include": ["flask"]}, {"app": True, "request": True, "g": "ann", "path": "/p", "var": None}),
         ({"include": "flask.app"}, {"app": True, "request": False, "g": "ann", "path": None, "var": None}),
         ({"include": [request_id]}, {"app": False, "request": False, "g": None, "path": None, "var": "req-2"}),
@@ -166,3 +171,65 @@ def test_snapshot_names_the_flask_providers_that_captured(app: flask.Flask) -> N
             snapshot = ctxsnap.capture()
             assert snapshot.providers == ("contextvars", "flask.app", "flask.request")
             assert "s3cr3t" not in repr(snapshot)
+
+
+# -- a built-in provider unregistered or replaced (issue 11, defect 8) ---------------------------------------------
+# Without the app provider the app context's variable used to travel through the plain ContextVar copy: the
+# worker held the request's own app context, and its g writes landed in the request's g.
+
+
+def _write_g_in_the_worker() -> Any:
+    if not flask.has_app_context():
+        return None
+    flask.g.user = "worker"
+    return flask.g._get_current_object()
+
+
+def _parent_g_after_a_worker_write(pool: ThreadPoolExecutor, app: flask.Flask) -> tuple[Any, Any, str]:
+    with app.test_request_context("/p"):
+        flask.g.user = "ann"
+        workers_g = pool.submit(ctxsnap.wrap(_write_g_in_the_worker)).result(TIMEOUT)
+        return workers_g, flask.g._get_current_object(), flask.g.user
+
+
+def _register_again(registered: tuple[ctxsnap.Provider, ...]) -> None:
+    """Put the registry back as it was, order included (the order is the order of capture and apply)."""
+    for provider in ctxsnap.providers():
+        if provider.name != "contextvars":
+            ctxsnap.unregister_provider(provider.name)
+    for provider in registered:
+        if provider.name != "contextvars":
+            ctxsnap.register_provider(provider)
+    assert ctxsnap.providers() == registered
+
+
+class _NothingCaptured(ctxsnap.Provider):
+    """A replacement that declares no owned_vars and carries nothing."""
+
+    name = "flask.app"
+
+    def capture(self) -> None:
+        return None
+
+    def apply(self, state: Any) -> None:
+        return None
+
+
+@pytest.mark.parametrize("how", ["unregister", "replace"])
+def test_without_the_app_provider_the_worker_never_shares_the_requests_g(
+    app: flask.Flask, pool: ThreadPoolExecutor, how: str
+) -> None:
+    registered = ctxsnap.providers()
+    try:
+        if how == "replace":
+            ctxsnap.register_provider(_NothingCaptured(), replace=True)
+        else:
+            ctxsnap.unregister_provider("flask.app")
+        workers_g, parents_g, user = _parent_g_after_a_worker_write(pool, app)
+    finally:
+        _register_again(registered)
+    assert workers_g is not parents_g
+    assert user == "ann"
+    # Registered again, the provider carries a private copy of g as before.
+    workers_g, parents_g, user = _parent_g_after_a_worker_write(pool, app)
+    assert workers_g is not None and workers_g is not parents_g and user == "ann"

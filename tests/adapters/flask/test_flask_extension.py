@@ -170,3 +170,57 @@ def test_the_drop_in_works_as_a_decorator_in_a_view(app: flask.Flask) -> None:
             return executor.submit(notify).result(TIMEOUT)
 
     assert app.test_client().get("/send").get_data(as_text=True) == "ann@/send"
+
+
+# -- the drop-in and async functions (issue 11, defect 6) --------------------------------------------------------
+# Flask's own decorator runs the function through app.ensure_sync, so an `async def` works there (Flask >= 2.0
+# with its "async" extra, asgiref); the drop-in must accept what Flask's accepts.
+
+HAS_ENSURE_SYNC = hasattr(flask.Flask, "ensure_sync")
+
+
+def test_the_drop_in_runs_an_async_function_through_ensure_sync_like_flasks(
+    app: flask.Flask, pool: ThreadPoolExecutor
+) -> None:
+    async def notify(user_id: int) -> str:
+        """Docstring kept."""
+        flask.g.written = True
+        return f"{user_id}:{flask.g.user}@{flask.request.path}"
+
+    with app.test_request_context("/send"):
+        flask.g.user = "ann"
+        if not HAS_ENSURE_SYNC:
+            # Flask 1.1 cannot run async functions at all: refused in the view, naming the decorator.
+            with pytest.raises(TypeError, match=r"^copy_current_request_context\(\) got an async function"):
+                ctxsnap_flask.copy_current_request_context(notify)
+            return
+        decorated = ctxsnap_flask.copy_current_request_context(notify)
+        assert decorated.__name__ == "notify" and decorated.__doc__ == "Docstring kept."
+        # A sync callable that runs the coroutine to completion in the worker, in the request's snapshot.
+        assert pool.submit(decorated, 7).result(TIMEOUT) == "7:ann@/send"
+        assert pool.submit(decorated, 8).result(TIMEOUT) == "8:ann@/send"
+        assert "written" not in flask.g
+
+
+@pytest.mark.parametrize(
+    ("argument", "message"),
+    [
+        (42, r"^copy_current_request_context\(\) expects a callable, got int"),
+        ("job", r"^copy_current_request_context\(\) expects a callable, got str"),
+    ],
+)
+def test_the_drop_in_names_itself_when_refusing_what_it_cannot_run(
+    app: flask.Flask, argument: Any, message: str
+) -> None:
+    with app.test_request_context("/"):
+        with pytest.raises(TypeError, match=message):
+            ctxsnap_flask.copy_current_request_context(argument)
+
+
+def test_the_drop_in_names_itself_when_refusing_an_async_generator(app: flask.Flask) -> None:
+    async def stream() -> Any:
+        yield 1
+
+    with app.test_request_context("/"):
+        with pytest.raises(TypeError, match=r"^copy_current_request_context\(\) got the async callable"):
+            ctxsnap_flask.copy_current_request_context(stream)

@@ -157,6 +157,89 @@ def test_teardown_mode_tears_down_what_the_worker_opened_not_what_it_inherited(
     assert closed == ["worker", "request"]
 
 
+def test_teardown_mode_handlers_read_what_the_worker_inherited_in_g(
+    app: flask.Flask, pool: ThreadPoolExecutor
+) -> None:
+    # Issue 11, defect 7: a teardown_appcontext handler that logs g.request_id ran after the inherited values
+    # were taken out of g, failed with AttributeError, and the successful task's result was lost.
+    logged: list[tuple[str, str]] = []
+
+    @app.teardown_appcontext
+    def log_request_end(exc: BaseException | None) -> None:
+        logged.append((flask.g.request_id, flask.g.get("user", "?")))
+
+    with app.test_request_context("/"):
+        flask.g.request_id = "req-9"
+        flask.g.user = "ann"
+        snapshot = ctxsnap_flask.capture(teardown=True)
+        assert pool.submit(snapshot.wrap(lambda: "done")).result(TIMEOUT) == "done"
+        assert logged == [("req-9", "ann")]
+        assert flask.g.request_id == "req-9"
+
+
+def test_teardown_mode_pop_of_an_inherited_value_leaves_the_parents_object_alone(
+    app: flask.Flask, pool: ThreadPoolExecutor
+) -> None:
+    # g.pop without a default, on a value the worker inherited unchanged: as if it were absent (KeyError), and
+    # the parent's g keeps it. What the worker replaced is its own and pops as usual.
+    popped: list[Any] = []
+
+    @app.teardown_appcontext
+    def take(exc: BaseException | None) -> None:
+        for name in ("inherited", "replaced"):
+            try:
+                popped.append(flask.g.pop(name))
+            except KeyError:
+                popped.append(KeyError)
+
+    def replace() -> None:
+        flask.g.replaced = "child's"
+
+    with app.test_request_context("/"):
+        flask.g.inherited = "parent's"
+        flask.g.replaced = "parent's"
+        pool.submit(ctxsnap_flask.capture(teardown=True).wrap(replace)).result(TIMEOUT)
+        assert popped == [KeyError, "child's"]
+        assert (flask.g.inherited, flask.g.replaced) == ("parent's", "parent's")
+
+
+def test_after_this_request_in_a_worker_is_refused_and_the_response_is_untouched(
+    app: flask.Flask, pool: ThreadPoolExecutor
+) -> None:
+    # Issue 11, defect 9: the worker's callback landed on the parent's response (or was silently lost if the
+    # response was already sent). It is refused in the worker, with a message that says what to do instead.
+    errors: list[BaseException] = []
+
+    def add_header(response: Any) -> Any:
+        response.headers["X-From-Worker"] = "yes"
+        return response
+
+    def task() -> None:
+        try:
+            flask.after_this_request(add_header)
+        except RuntimeError as exc:
+            errors.append(exc)
+
+    @app.route("/report")
+    def report() -> str:
+        pool.submit(ctxsnap.wrap(task)).result(TIMEOUT)
+        pool.submit(ctxsnap_flask.copy_current_request_context(task)).result(TIMEOUT)
+
+        @flask.after_this_request
+        def own(response: Any) -> Any:  # the view's own callback still works
+            response.headers["X-From-View"] = "yes"
+            return response
+
+        return "ok"
+
+    response = app.test_client().get("/report")
+    assert response.headers.get("X-From-View") == "yes"
+    assert "X-From-Worker" not in response.headers
+    assert len(errors) == 2
+    assert str(errors[0]).startswith("after_this_request() cannot be used in a ctxsnap worker.")
+    assert "register the callback in the view" in str(errors[0])
+
+
 def test_teardown_mode_hands_the_tasks_exception_to_teardown(
     app: flask.Flask, pool: ThreadPoolExecutor
 ) -> None:

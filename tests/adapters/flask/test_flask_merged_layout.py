@@ -197,3 +197,92 @@ def test_app_context_only_and_no_context_at_all() -> None:
     assert report["app_only"] == {"app": True, "request": False, "user": "cli"}
     assert report["none"] == {"app": False, "request": False, "user": None}
     assert report["worker_after"] == {"app": False, "request": False}
+
+
+def test_teardown_mode_hands_the_exception_and_the_inherited_g_to_teardown_appcontext() -> None:
+    # Flask main's do_teardown_appcontext(ctx, exc=None) takes the context first: called the old way, with the
+    # exception alone, it took the exception for the context and every handler saw None.
+    report = _run(
+        """
+        seen = []
+
+        @app.teardown_appcontext
+        def record_exc(exc):
+            seen.append([type(exc).__name__ if exc else None, flask.g.request_id])
+
+        def fail():
+            raise LookupError("task failed")
+
+        with app.test_request_context("/teardown"):
+            flask.g.request_id = "req-3"
+            snap = ctxsnap_flask.capture(teardown=True)
+            try:
+                pool.submit(snap.wrap(fail)).result()
+            except LookupError as exc:
+                report["raised"] = str(exc)
+            report["result"] = pool.submit(snap.wrap(lambda: "done")).result()
+            report["seen"] = list(seen)
+        """
+    )
+    assert report["raised"] == "task failed"
+    assert report["result"] == "done"
+    assert report["seen"] == [["LookupError", "req-3"], [None, "req-3"]]
+
+
+def test_after_this_request_in_the_worker_is_refused_and_the_parents_list_stays_empty() -> None:
+    report = _run(
+        """
+        def task():
+            try:
+                flask.after_this_request(lambda response: response)
+            except RuntimeError as exc:
+                return str(exc)
+            return "accepted"
+
+        with app.test_request_context("/after"):
+            report["worker"] = pool.submit(ctxsnap.wrap(task)).result()
+            report["parent_callbacks"] = len(flask.globals.app_ctx._after_request_functions)
+        """
+    )
+    assert report["worker"].startswith("after_this_request() cannot be used in a ctxsnap worker.")
+    assert report["parent_callbacks"] == 0
+
+
+def test_the_drop_in_runs_an_async_function_through_ensure_sync() -> None:
+    report = _run(
+        """
+        async def notify(n):
+            return [n, flask.g.user, flask.request.path]
+
+        with app.test_request_context("/notify"):
+            flask.g.user = "ann"
+            report["worker"] = pool.submit(ctxsnap_flask.copy_current_request_context(notify), 5).result()
+        """
+    )
+    assert report["worker"] == [5, "ann", "/notify"]
+
+
+def test_without_the_app_provider_the_worker_never_shares_the_requests_g() -> None:
+    report = _run(
+        """
+        def task():
+            if flask.has_app_context():
+                flask.g.user = "worker"
+            return {**seen(), "shared": flask.has_app_context() and flask.g._get_current_object() is parent_g}
+
+        ctxsnap.unregister_provider("flask.app")
+        with app.app_context():
+            flask.g.user = "cli"
+            parent_g = flask.g._get_current_object()
+            report["app_only"] = pool.submit(ctxsnap.wrap(task)).result()
+            report["parent_g"] = flask.g.user
+        with app.test_request_context("/unregistered"):
+            flask.g.user = "ann"
+            parent_g = flask.g._get_current_object()
+            report["request"] = pool.submit(ctxsnap.wrap(task)).result()
+        """
+    )
+    # Like exclude=["flask.app"]: no app context for an app-only parent, and a request gets one of its own.
+    assert report["app_only"] == {"app": False, "request": False, "shared": False}
+    assert report["parent_g"] == "cli"
+    assert report["request"] == {"app": True, "request": True, "shared": False}

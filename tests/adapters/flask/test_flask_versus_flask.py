@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import flask
-from flask_support import TIMEOUT, Lifecycle
+from flask_support import MERGED_LAYOUT, TIMEOUT, Lifecycle
 
 from ctxsnap.adapters import flask as ctxsnap_flask
 
@@ -114,6 +114,11 @@ def test_flasks_decorator_fails_when_one_wrapper_runs_in_two_workers_at_once(app
         with ThreadPoolExecutor(max_workers=2) as our_pool:
             ours = _run_overlapping(ctxsnap_flask.copy_current_request_context, our_pool)
 
-    pattern = re.compile("Popped wrong app context|created in a different Context")
-    assert flasks[0] is not None and pattern.search(str(flasks[0])), flasks
+    if MERGED_LAYOUT:
+        # Flask 3.2 pushes one context object with a push count: the first pop resets the shared token, so the
+        # second worker's pop finds "no active context".
+        assert flasks[0] is None and "Cannot pop this context" in str(flasks[1]), flasks
+    else:
+        pattern = re.compile("Popped wrong app context|created in a different Context")
+        assert flasks[0] is not None and pattern.search(str(flasks[0])), flasks
     assert ours == [None, None]

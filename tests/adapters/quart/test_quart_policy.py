@@ -216,7 +216,10 @@ def _teardown_app(app: Any, lifecycle: Lifecycle) -> None:
         lifecycle.record("sync teardown_appcontext", exc)
 
     def on_signal(name: str) -> Any:
-        def receiver(sender: Any, **kwargs: Any) -> None:
+        # Async receivers: Quart 0.23.1 sends its context signals with send_async(_async_wrapper=...), which
+        # blinker does not know and hands to the receivers, so a sync receiver fails in Quart's own push
+        # ("Cannot send to a non-coroutine function"). Every Quart runs async receivers on its loop.
+        async def receiver(sender: Any, **kwargs: Any) -> None:
             assert sender is app
             lifecycle.record(name, kwargs.get("exc"))
 
@@ -327,6 +330,31 @@ def test_teardown_in_the_child_leaves_the_parents_objects_in_g_alone(app: Any, l
     run(main())
     assert childs_connections[0].closed
     assert parents_connection.closed  # by the parent's own teardown, at the end of the request
+
+
+def test_teardown_functions_in_the_child_read_what_it_inherited_in_g(app: Any) -> None:
+    # Issue 11, defect 7: a teardown_appcontext function that logs g.request_id ran after the inherited values
+    # were taken out of g, and the successful task's result was lost as a ProviderError.
+    import quart
+
+    from ctxsnap.adapters.quart import CtxSnap
+
+    app.config["CTXSNAP_TEARDOWN"] = True
+    CtxSnap(app)
+    logged: list[str] = []
+
+    @app.teardown_appcontext
+    def log_request_end(exc: BaseException | None) -> None:
+        logged.append(quart.g.request_id)
+
+    async def main() -> Any:
+        async with app.test_request_context("/items/1"):
+            quart.g.request_id = "req-4"
+            snapshot = ctxsnap.capture()
+            result, thread = _in_thread(lambda: snapshot.run(lambda: "done"))
+            return result, list(logged)
+
+    assert run(main()) == ("done", ["req-4"])
 
 
 def test_the_default_runs_no_app_context_teardown_and_no_signal_in_the_child(

@@ -219,3 +219,137 @@ def test_the_adapter_refuses_a_quart_whose_contexts_are_not_contextvars(monkeypa
     monkeypatch.setattr(quart.globals, "_cv_app", object())
     with pytest.raises(ImportError, match=r"quart\.globals\._cv_app to be a ContextVar.*Quart 0\.19"):
         adapter._context_var("_cv_app")
+
+
+def test_the_adapter_detects_where_this_quart_keeps_its_contexts() -> None:
+    # The oracle is the installed release, which the adapter itself never reads: Quart 0.23 merged the request
+    # and websocket contexts into the app context (one ContextVar, _cv_app).
+    import importlib.metadata
+
+    from ctxsnap.adapters import quart as adapter
+
+    release = tuple(int(part) for part in importlib.metadata.version("quart").split(".")[:2])
+    assert adapter.LAYOUT == ("contextvars-merged" if release >= (0, 23) else "contextvars")
+
+
+# -- after_this_request / after_this_websocket in a worker (issue 11, defect 9) -------------------------------------
+
+
+def test_after_this_request_in_a_worker_is_refused_and_the_response_is_untouched(app: Any) -> None:
+    import quart
+
+    errors: list[str] = []
+
+    def add_header(response: Any) -> Any:
+        response.headers["X-From-Worker"] = "yes"
+        return response
+
+    def task() -> None:
+        try:
+            quart.after_this_request(add_header)
+        except RuntimeError as exc:
+            errors.append(str(exc))
+
+    @app.route("/report")
+    async def report() -> str:
+        from ctxsnap.adapters.quart import to_thread
+
+        await to_thread(task)
+        _in_thread(ctxsnap.capture(), task)
+        return "ok"
+
+    async def main() -> Any:
+        response = await app.test_client().get("/report")
+        return response.headers
+
+    headers = run(main())
+    assert "X-From-Worker" not in headers
+    assert len(errors) == 2
+    assert errors[0].startswith("after_this_request() cannot be used in a ctxsnap worker.")
+
+
+def test_after_this_websocket_in_a_worker_is_refused(app: Any) -> None:
+    import quart
+    from quart.ctx import after_this_websocket
+
+    errors: list[str] = []
+
+    def task() -> None:
+        try:
+            after_this_websocket(lambda response: response)
+        except RuntimeError as exc:
+            errors.append(str(exc))
+
+    @app.websocket("/ws")
+    async def socket() -> None:
+        await quart.websocket.accept()
+        _in_thread(ctxsnap.capture(), task)
+        await quart.websocket.send("done")
+
+    async def main() -> None:
+        async with app.test_client().websocket("/ws") as client:
+            assert await client.receive() == "done"
+
+    run(main())
+    assert len(errors) == 1 and "cannot be used in a ctxsnap worker" in errors[0]
+
+
+# -- quart.app unregistered or replaced (issue 11, defect 8) -------------------------------------------------------
+
+
+class _NothingCaptured(ctxsnap.Provider):
+    """A replacement for quart.app that declares no owned_vars and carries nothing."""
+
+    name = "quart.app"
+
+    def capture(self) -> None:
+        return None
+
+    def apply(self, state: Any) -> None:
+        return None
+
+
+def _register_again(registered: tuple[ctxsnap.Provider, ...]) -> None:
+    """Put the registry back as it was, order included (the order is the order of capture and apply)."""
+    for provider in ctxsnap.providers():
+        if provider.name != "contextvars":
+            ctxsnap.unregister_provider(provider.name)
+    for provider in registered:
+        if provider.name != "contextvars":
+            ctxsnap.register_provider(provider)
+    assert ctxsnap.providers() == registered
+
+
+@pytest.mark.parametrize("how", ["unregister", "replace"])
+def test_without_the_app_provider_the_worker_never_shares_the_parents_g(app: Any, how: str) -> None:
+    import quart
+
+    def child() -> Any:
+        if not quart.has_app_context():
+            return None
+        quart.g.user = "worker"
+        return quart.g._get_current_object()
+
+    async def main() -> list[tuple[Any, Any, str]]:
+        results = []
+        async with app.app_context():
+            quart.g.user = "cli"
+            results.append((_in_thread(ctxsnap.capture(), child), quart.g._get_current_object(), quart.g.user))
+        async with app.test_request_context("/items/1"):
+            quart.g.user = "alice"
+            results.append((_in_thread(ctxsnap.capture(), child), quart.g._get_current_object(), quart.g.user))
+        return results
+
+    ctxsnap.providers()  # the Quart providers are loaded before the registry is changed
+    registered = ctxsnap.providers()
+    try:
+        if how == "replace":
+            ctxsnap.register_provider(_NothingCaptured(), replace=True)
+        else:
+            ctxsnap.unregister_provider("quart.app")
+        results = run(main())
+    finally:
+        _register_again(registered)
+    for (workers_g, parents_g, _), parents_user in zip(results, ["cli", "alice"]):
+        assert workers_g is not parents_g
+        assert _ == parents_user

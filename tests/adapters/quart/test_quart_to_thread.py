@@ -162,3 +162,20 @@ def test_a_caller_cancelled_before_the_worker_started_never_runs_the_function(ap
     finally:
         pool.shutdown(wait=True)
     assert ran == []
+
+
+def test_the_selection_comes_with_the_callable_and_every_keyword_reaches_the_function(app: Any) -> None:
+    # to_thread passes every keyword on, as asyncio.to_thread does, so a keyword named include= is the function's;
+    # what the snapshot carries is chosen where the callable is wrapped (docs/async.md, "Choosing what travels").
+    from ctxsnap.adapters.quart import to_thread
+
+    def child(*, include: str) -> tuple[bool, bool, str]:
+        import quart
+
+        return quart.has_app_context(), quart.has_request_context(), include
+
+    async def main() -> tuple[bool, bool, str]:
+        async with app.test_request_context("/items/3"):
+            return await to_thread(ctxsnap.wrap(child, exclude=["quart.request"]), include="the function's")
+
+    assert run(main()) == (True, False, "the function's")

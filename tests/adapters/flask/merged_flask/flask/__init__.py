@@ -1,14 +1,42 @@
-"""A stand-in for Flask with merged app and request contexts: see ../README.md. Test support only."""
+"""A stand-in for Flask main, whose app context holds the request: see ../README.md. Test support only.
+
+``Flask.do_teardown_request(ctx, exc=None)`` and ``Flask.do_teardown_appcontext(ctx, exc=None)`` have Flask
+main's signatures (pallets/flask 2ac8988, 3.2.0.dev): the context comes first. ``ensure_sync`` runs an
+``async def`` function to completion, as Flask's does through asgiref.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import functools
+import inspect
 from typing import Any, Callable
 
-from .ctx import AppContext, _AppCtxGlobals
+from .ctx import (
+    AppContext,
+    _AppCtxGlobals,
+    after_this_request,
+    copy_current_request_context,
+    has_app_context,
+    has_request_context,
+)
 from .globals import _cv_app, current_app, g, request, session
 
-__all__ = ["AppContext", "Flask", "current_app", "g", "has_app_context", "has_request_context", "request",
-           "session", "appcontext_pushed", "appcontext_popped"]
+__all__ = [
+    "AppContext",
+    "Flask",
+    "after_this_request",
+    "appcontext_popped",
+    "appcontext_pushed",
+    "appcontext_tearing_down",
+    "copy_current_request_context",
+    "current_app",
+    "g",
+    "has_app_context",
+    "has_request_context",
+    "request",
+    "session",
+]
 
 
 class _Signal:
@@ -19,13 +47,14 @@ class _Signal:
         self.receivers.append(receiver)
         return receiver
 
-    def send(self, sender: Any, **kwargs: Any) -> None:
+    def send(self, sender: Any, _async_wrapper: Any = None, **kwargs: Any) -> None:
         for receiver in self.receivers:
             receiver(sender, **kwargs)
 
 
 appcontext_pushed = _Signal()
 appcontext_popped = _Signal()
+appcontext_tearing_down = _Signal()
 
 
 class Request:
@@ -58,25 +87,22 @@ class Flask:
         self.teardown_appcontext_funcs.append(f)
         return f
 
-    def do_teardown_request(self, exc: BaseException | None) -> None:
-        for f in reversed(self.teardown_request_funcs):
-            f(exc)
+    def ensure_sync(self, func: Callable[..., Any]) -> Callable[..., Any]:
+        if inspect.iscoroutinefunction(func):
+            return functools.wraps(func)(lambda *args, **kwargs: asyncio.run(func(*args, **kwargs)))
+        return func
 
-    def do_teardown_appcontext(self, exc: BaseException | None) -> None:
+    def do_teardown_request(self, ctx: AppContext, exc: BaseException | None = None) -> None:
+        for f in reversed(self.teardown_request_funcs):
+            self.ensure_sync(f)(exc)
+
+    def do_teardown_appcontext(self, ctx: AppContext, exc: BaseException | None = None) -> None:
         for f in reversed(self.teardown_appcontext_funcs):
-            f(exc)
+            self.ensure_sync(f)(exc)
+        appcontext_tearing_down.send(self, _async_wrapper=self.ensure_sync, exc=exc)
 
     def app_context(self) -> AppContext:
         return AppContext(self)
 
     def test_request_context(self, path: str = "/", headers: dict[str, str] | None = None) -> AppContext:
-        return AppContext(self, request=Request(path, headers or {}), session={})
-
-
-def has_request_context() -> bool:
-    ctx = _cv_app.get(None)
-    return ctx is not None and ctx.has_request
-
-
-def has_app_context() -> bool:
-    return _cv_app.get(None) is not None
+        return AppContext(self, request=Request(path, headers or {}))

@@ -1,0 +1,209 @@
+"""The carrier across process boundaries: export + restore cost, and Celery and process-pool round trips.
+
+Three scenarios, each comparing side by side in one run:
+
+* ``carrier-codec``: ``carrier.export()`` and ``carrier.run(payload, task)`` for a carrier of 5 values, against
+  ``copy_context().run(task)`` (what a thread hop pays) and a hand-written ``json.dumps``/``loads`` of the same
+  values (the floor of any JSON transport);
+* ``carrier-celery``: ``task.delay().get()`` through a real Redis and a real ``celery worker`` (threads pool, one
+  thread), a carrying task against a plain one with the same body (target: at most 1.05x);
+* ``carrier-process-pool``: ``submit(task).result()`` through a one-process pool, ``ctxsnap.ProcessPoolExecutor``
+  against the standard one (target: at most 1.2x).
+
+The Celery scenario starts ``redis-server`` itself on a free loopback port (persistence off) unless
+``CTXSNAP_REDIS_URL`` names one, and stops it by its pid afterwards.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextvars
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import ctxsnap
+
+from .._harness import Alternative, Settings, compare, sync_batch
+from .._report import find, target, timing_table
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _in_values(fn: Callable[[], Any]) -> Any:
+    from .. import _celery_app
+
+    def body() -> Any:
+        _celery_app.set_values()
+        return fn()
+
+    return contextvars.Context().run(body)
+
+
+def codec(settings: Settings) -> dict[str, Any]:
+    return _in_values(lambda: _codec(settings))
+
+
+def _codec(settings: Settings) -> dict[str, Any]:
+    from .. import _celery_app as bench
+
+    carrier = bench.carrier
+    payload = carrier.export()
+    variables = bench.VARIABLES
+    copy_context = contextvars.copy_context
+
+    def task() -> Any:
+        return variables[0].get()
+
+    def by_hand() -> Any:
+        text = json.dumps({var.name: var.get() for var in variables})
+        return json.loads(text)
+
+    alternatives = [
+        Alternative("copy_context().run(task)", sync_batch(lambda: copy_context().run(task)),
+                    note="a thread hop's cost; nothing leaves the process"),
+        Alternative("json.dumps + json.loads by hand", sync_batch(by_hand), note="5 values, no checks"),
+        Alternative("carrier.export()", sync_batch(carrier.export), note="checks every value, 5 values"),
+        Alternative("carrier.run(payload, task)", sync_batch(lambda: carrier.run(payload, task)),
+                    note="decode, set 5 ContextVars in a context copy, run"),
+        Alternative("export + run", sync_batch(lambda: carrier.run(carrier.export(), task))),
+    ]
+    rows = compare(alternatives, reference="copy_context().run(task)", settings=settings)
+    return {
+        "title": "Carrier export and restore, 5 values",
+        "notes": [f"Payload: {len(payload)} bytes."],
+        "tables": [timing_table("per call", rows, "copy_context().run(task)")],
+        "targets": [],
+        "plots": [],
+    }
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@contextmanager
+def _redis() -> Iterator[str]:
+    url = os.environ.get("CTXSNAP_REDIS_URL")
+    if url:
+        yield url
+        return
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise RuntimeError("the Celery benchmark needs redis-server (apt-get install -y redis-server)")
+    workdir = Path(tempfile.mkdtemp(prefix="ctxsnap-bench-redis-"))
+    port = _free_port()
+    subprocess.run(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--daemonize",
+         "yes", "--pidfile", str(workdir / "redis.pid"), "--dir", str(workdir)],
+        check=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), 1).close()
+                break
+            except OSError:
+                time.sleep(0.05)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        pidfile = workdir / "redis.pid"
+        if pidfile.exists():
+            os.kill(int(pidfile.read_text()), signal.SIGTERM)
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def celery_round_trip(settings: Settings) -> dict[str, Any]:
+    with _redis() as url:
+        os.environ["CTXSNAP_BENCH_REDIS_URL"] = url
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "benchmarks._celery_app", "worker", "--pool", "threads",
+             "--concurrency", "1", "--without-heartbeat", "--without-gossip", "--without-mingle",
+             "--loglevel", "ERROR"],
+            cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        try:
+            return _in_values(lambda: _celery(settings))
+        finally:
+            worker.send_signal(signal.SIGTERM)
+            try:
+                worker.wait(30)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+
+
+def _celery(settings: Settings) -> dict[str, Any]:
+    from .. import _celery_app as bench
+
+    expected = bench.VALUES[0]
+    assert bench.carried.delay().get(timeout=120) == expected, "the carrying task did not see its value"
+    assert bench.plain.delay().get(timeout=60) is None
+    alternatives = [
+        Alternative("plain task .delay().get()", sync_batch(lambda: bench.plain.delay().get(timeout=60)),
+                    note="celery.Task base, nothing carried"),
+        Alternative("carrying task .delay().get()", sync_batch(lambda: bench.carried.delay().get(timeout=60)),
+                    note="install(celery_app, carrier), 5 values; the worker saw them"),
+    ]
+    rows = compare(alternatives, reference="plain task .delay().get()", settings=settings)
+    return {
+        "title": "Celery round trip over Redis, threads pool, with and without a carrier",
+        "notes": ["A real redis-server and a real `celery worker --pool threads --concurrency 1` process."],
+        "tables": [timing_table("delay() + get(), per task", rows, "plain task .delay().get()")],
+        "targets": [
+            target("Celery round trip with a carrier ≤ 1.05× without", 1.05,
+                   find(rows, "carrying task .delay().get()").ratio,
+                   why_missed="export in the caller and decode + restore in the worker on top of the broker hop"),
+        ],
+        "plots": [],
+    }
+
+
+def process_pool(settings: Settings) -> dict[str, Any]:
+    return _in_values(lambda: _process_pool(settings))
+
+
+def _process_pool(settings: Settings) -> dict[str, Any]:
+    import multiprocessing
+
+    from .. import _celery_app as bench
+
+    fork = multiprocessing.get_context("fork")
+    plain = concurrent.futures.ProcessPoolExecutor(1, mp_context=fork)
+    carried = ctxsnap.ProcessPoolExecutor(1, carrier=bench.carrier, mp_context=fork)
+    try:
+        assert carried.submit(bench.read_first).result() == bench.VALUES[0]
+        alternatives = [
+            Alternative("concurrent.futures.ProcessPoolExecutor", sync_batch(
+                lambda: plain.submit(bench.read_first).result()), note="nothing carried"),
+            Alternative("ctxsnap.ProcessPoolExecutor(carrier=...)", sync_batch(
+                lambda: carried.submit(bench.read_first).result()), note="5 values, empty context in the child"),
+        ]
+        rows = compare(alternatives, reference="concurrent.futures.ProcessPoolExecutor", settings=settings)
+    finally:
+        plain.shutdown()
+        carried.shutdown()
+    return {
+        "title": "Process pool round trip, one worker process (fork), with and without a carrier",
+        "notes": [],
+        "tables": [timing_table("submit + result, per task", rows, "concurrent.futures.ProcessPoolExecutor")],
+        "targets": [
+            target("process pool round trip with a carrier ≤ 1.2× without", 1.2,
+                   find(rows, "ctxsnap.ProcessPoolExecutor(carrier=...)").ratio,
+                   why_missed="export in the parent, decode and restore in the child"),
+        ],
+        "plots": [],
+    }
