@@ -102,14 +102,14 @@ CELLS += [
     Cell(
         "py3.13-flask-3.1-quart-0.23",
         ["flask==3.1.3", "quart==0.23.1", *ASGI, *TEST_TOOLS],
-        markers="not interop and not typing and not stress",
+        markers="not interop and not typing and not stress and not celery",
         paths=[*NEW_PYTHON_PATHS, "tests/examples/test_quart_app.py"],
         python="3.13",
     ),
     Cell(
         "py3.12-flask-3.1-quart-0.22",
         ["flask==3.1.3", "quart==0.22.0", *ASGI, *TEST_TOOLS],
-        markers="not interop and not typing and not stress",
+        markers="not interop and not typing and not stress and not celery",
         paths=NEW_PYTHON_PATHS,
         python="3.12",
     ),
