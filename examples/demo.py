@@ -23,7 +23,7 @@ if str(ROOT) not in sys.path:
     # Running as "python examples/demo.py" puts examples/ on the path, not the repository root.
     sys.path.insert(0, str(ROOT))
 
-from examples import flask_app  # noqa: E402
+from examples import flask_app, flask_handoffs  # noqa: E402
 from examples._report import MODES, client, print_counts, print_counts_header, show, tally, verdict  # noqa: E402
 
 CLIENTS, REQUESTS_EACH, FANOUT = 8, 5, 4
@@ -81,7 +81,7 @@ def show_upload(urls: dict[bool, str]) -> bool:
     digest = hashlib.sha256(payload).hexdigest()
     print(f"3. POST /upload ({UPLOAD_SIZE // 1024} KiB file): a pool task reads the upload, then the view reads it "
           "again")
-    print("   (Flask's own copy_current_request_context closes it when the worker ends: pallets/flask#5399)\n")
+    print("   (Flask's own copy_current_request_context closes it when the worker ends: section 4 shows it)\n")
     ok = True
     for label, propagate in MODES:
         with client(urls[propagate]) as http:
@@ -102,6 +102,56 @@ def show_upload(urls: dict[bool, str]) -> bool:
     return ok
 
 
+#: The hand-offs whose failures the demo must see happen, by scenario: the known failures of what apps run
+#: today (docs/flask.md). A scenario missing here is not a claim either way; the demo still prints its row.
+EXPECTED_FAILURES = {
+    "g-read": {"flask", "none"},
+    "g-write": {"copy_context"},
+    "teardown": {"flask", "closure"},
+    "upload": {"flask", "closure", "none"},
+    "two-workers": {"flask", "closure", "copy_context", "none"},
+}
+CELL, QUESTION = 17, 32
+
+
+def show_handoffs(url: str) -> bool:
+    """Section 4: the same five scenarios through each hand-off apps use today, and through ctxsnap."""
+    print("4. What apps run today: each scenario hands one callable to a plain threading.Thread through Flask's")
+    print("   copy_current_request_context, the hand-written closure (docs/flask.md), copy_context().run,")
+    print("   nothing at all, and ctxsnap's drop-in copy_current_request_context. `!!` marks a failure seen.\n")
+    handoffs = flask_handoffs.HANDOFFS
+    print(f"   {'':<{QUESTION}}" + "".join(f"{title:<{CELL}}" for _, title, _ in handoffs).rstrip())
+    payload = uuid.uuid4().bytes * 64
+    ok = True
+    details: dict[str, list[str]] = {}  # what went wrong -> the hand-offs it went wrong for
+    with client(url) as http:
+        for scenario, question in flask_handoffs.SCENARIOS:
+            cells = []
+            for via, title, _ in handoffs:
+                request_id = f"{scenario}-{via}"
+                path = f"/handoff/{scenario}?via={via}"
+                headers = {"X-Request-Id": request_id}
+                if scenario == "upload":
+                    response = http.post(path, headers=headers, files={"file": ("data.bin", payload)})
+                else:
+                    response = http.get(path, headers=headers)
+                cell = response.json()
+                cells.append(cell["text"])
+                expected_bad = via in EXPECTED_FAILURES[scenario]
+                if via == "ctxsnap":
+                    ok &= cell["state"] == "good"
+                elif expected_bad:
+                    ok &= cell["state"] == "bad"
+                if cell["state"] == "bad" and cell["detail"] and via != "none":
+                    details.setdefault(cell["detail"], []).append(title)
+            print(f"   {question:<{QUESTION}}" + "".join(f"{text:<{CELL}}" for text in cells).rstrip())
+    print("\n   What the !! cells were (\"nothing\" fails everywhere: the worker has no context at all):")
+    for detail, titles in details.items():
+        print(f"   {' and '.join(titles)}: {detail}")
+    print()
+    return ok
+
+
 def flask_demo() -> bool:
     apps = {propagate: flask_app.create_app(propagate=propagate) for _, propagate in MODES}
     print(f"=== Flask {version('flask')}: werkzeug's threaded WSGI server on 127.0.0.1, real HTTP requests ===\n")
@@ -110,6 +160,8 @@ def flask_demo() -> bool:
         ok = show_index(urls)
         ok &= show_fanout(urls)
         ok &= show_upload(urls)
+    with flask_app.serve(flask_handoffs.create_app()) as handoffs_url:
+        ok &= show_handoffs(handoffs_url)
     if ok:
         print("Flask: with ctxsnap every worker saw its own request; without it, workers saw nothing.\n")
     else:
