@@ -242,7 +242,7 @@ def _two_workers(wrap: Callable[[Callable[..., Any]], Callable[..., Any]]) -> fl
     threads[1].join(WORKER_TIMEOUT)
     errors = [o["error"] for o in outcomes if "error" in o]
     if errors:
-        return _cell("bad", "!! " + errors[0].split(":")[0], "a worker raised " + errors[0])
+        return _cell("bad", "!! crashed", "a worker raised " + errors[0])
     if any(o.get("value") != g.request_id for o in outcomes):
         return _cell("bad", "!! no context", "the workers ran but could not see the request")
     return _cell("good", "yes")
