@@ -92,7 +92,7 @@ def _record_teardown(kind: str) -> None:
 
 
 def _run(func: Callable[[], Any], name: str) -> dict[str, Any]:
-    """Run ``func`` in a new thread called ``name``; return what it returned or the error it raised."""
+    """Run ``func`` in a new thread called ``name``: what it returned or raised, and the teardowns it ran."""
     outcome: dict[str, Any] = {}
 
     def target() -> None:
@@ -101,10 +101,18 @@ def _run(func: Callable[[], Any], name: str) -> dict[str, Any]:
         except Exception as exc:  # the demo shows the error a user would find in the worker's log
             outcome["error"] = _error_text(exc)
 
-    thread = threading.Thread(target=target, name=name)
+    thread = threading.Thread(target=target, name=name, daemon=True)
     thread.start()
     thread.join(WORKER_TIMEOUT)
+    if thread.is_alive():
+        outcome["error"] = f"TimeoutError: the worker did not finish in {WORKER_TIMEOUT:.0f} s"
+    outcome["teardowns"] = _teardowns_in(name)
     return outcome
+
+
+def _teardowns_in(name: str) -> list[str]:
+    with _teardowns_lock:
+        return _teardowns.pop(name, [])
 
 
 def _error_text(exc: BaseException) -> str:
@@ -173,10 +181,7 @@ def _g_write(wrap: Callable[[Callable[..., Any]], Callable[..., Any]]) -> flask.
 
 
 def _teardown(wrap: Callable[[Callable[..., Any]], Callable[..., Any]]) -> flask.Response:
-    name = f"handoff-{uuid.uuid4().hex}"
-    _run(wrap(lambda: None), name)
-    with _teardowns_lock:
-        ran = _teardowns.pop(name, [])
+    ran = _run(wrap(lambda: None), f"handoff-{uuid.uuid4().hex}")["teardowns"]
     if not ran:
         return _cell("good", "yes")
     return _cell("bad", "!! ran twice", " and ".join(ran) + " ran in the worker, and again at the request's end")
@@ -196,7 +201,8 @@ def _upload(wrap: Callable[[Callable[..., Any]], Callable[..., Any]]) -> flask.R
         upload.seek(0)
         again = upload.read()
     except ValueError as exc:  # what the view gets once a worker closed its file
-        return _cell("bad", "!! closed", f"the view's upload.read() raised {_error_text(exc)} (pallets/flask#5399)")
+        detail = f"the view's upload.read() raised {_error_text(exc)} (pallets/flask#5399)"
+        return _cell("bad", "!! closed", detail)
     if "error" in outcome:
         return _no_context(outcome)
     if outcome["value"] != len(expected) or again != expected:
@@ -230,7 +236,7 @@ def _two_workers(wrap: Callable[[Callable[..., Any]], Callable[..., Any]]) -> fl
             # Worker 2 may fail before it reaches work() (Context.run: "already entered"); the view goes on.
             second_ready.set()
 
-    threads = [threading.Thread(target=target, args=(i,), name=name) for i, name in enumerate(names)]
+    threads = [threading.Thread(target=target, args=(i,), name=name, daemon=True) for i, name in enumerate(names)]
     threads[0].start()
     first_inside.wait(WORKER_TIMEOUT)
     threads[1].start()
@@ -240,6 +246,10 @@ def _two_workers(wrap: Callable[[Callable[..., Any]], Callable[..., Any]]) -> fl
     threads[0].join(WORKER_TIMEOUT)
     release_second.set()
     threads[1].join(WORKER_TIMEOUT)
+    for name in names:
+        _teardowns_in(name)
+    if any(thread.is_alive() for thread in threads):
+        return _cell("bad", "!! hung", f"a worker did not finish in {WORKER_TIMEOUT:.0f} s")
     errors = [o["error"] for o in outcomes if "error" in o]
     if errors:
         return _cell("bad", "!! crashed", "a worker raised " + errors[0])

@@ -67,6 +67,7 @@ def test_handoff_section_shows_each_failure_of_todays_handoffs_and_ctxsnap_doing
     # No propagation: the worker sees nothing of the request.
     assert table["g-read"]["none"] == table["upload"]["none"] == "!! no context"
     assert "FAILED" not in output
+    assert not flask_handoffs._teardowns  # every worker's teardown record was read back, none piles up
 
 
 def test_handoff_section_fails_when_ctxsnap_shows_a_failure(
@@ -88,7 +89,8 @@ def test_handoff_section_fails_when_a_documented_failure_does_not_show(
     with flask_app.serve(flask_handoffs.create_app()) as url:
         assert demo.show_handoffs(url) is False
     output = capsys.readouterr().out
-    assert "FAILED: Flask decorator, view can read upload after: did not fail as docs/flask.md says it does" in output
+    expected = "FAILED: Flask decorator, view can read upload after: did not fail as docs/flask.md says it does"
+    assert expected in output
 
 
 def test_worker_verdicts_tell_missing_from_wrong() -> None:
