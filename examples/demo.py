@@ -144,7 +144,7 @@ def show_handoffs(url: str) -> bool:
                 if cell["state"] == "bad" and cell["detail"] and via != "none":
                     details.setdefault(cell["detail"], []).append(title)
             print(f"   {question:<{QUESTION}}" + "".join(f"{text:<{CELL}}" for text in cells).rstrip())
-    print("\n   What the !! cells were (\"nothing\" fails everywhere: the worker has no context at all):")
+    print('\n   What the !! cells were ("nothing" fails everywhere: the worker has no context at all):')
     for detail, titles in details.items():
         print(f"   {' and '.join(titles)}: {detail}")
     for problem in problems:
