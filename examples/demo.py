@@ -1,11 +1,13 @@
 """The README's main job (``python dev.py demo``): what worker threads see of a request, with and without ctxsnap.
 
 It starts the example apps on real servers on loopback (ephemeral ports), sends real HTTP requests, and prints
-one small table per question. The Flask part runs first, then the Quart part (``examples/quart_demo.py``), then
+one small table per question. The Flask part runs first (its section 4 runs the same scenarios through what apps
+use today, ``examples/flask_handoffs.py``), then the Quart part (``examples/quart_demo.py``), then
 the Celery part (``examples/celery_demo.py``: a task on a real Redis-backed worker when redis-server is
 installed, Celery's in-process memory broker otherwise).
 Every server is shut down before the demo exits. The exit status is 0 when every ctxsnap worker saw its own
-request, 1 otherwise, so the demo doubles as a smoke test.
+request and each of today's hand-offs failed where docs/flask.md says it does, 1 otherwise, so the demo doubles
+as a smoke test.
 
 Run it directly with a Python that has ctxsnap, Flask and httpx installed: ``python examples/demo.py``.
 """
