@@ -16,6 +16,7 @@ from . import _provider
 from ._provider import Provider, providers, register_provider, unregister_provider
 from ._snapshot import Snapshot, capture, wrap
 from .adapters.futures import ContextExecutor, ProcessPoolExecutor, ThreadPoolExecutor
+from .adapters.instrument import detached, instrument, instrumentation, instrumented, uninstrument
 from .adapters.threading import Thread
 
 __all__ = [
@@ -32,8 +33,13 @@ __all__ = [
     "ThreadPoolExecutor",
     "UnportableValueError",
     "capture",
+    "detached",
+    "instrument",
+    "instrumentation",
+    "instrumented",
     "providers",
     "register_provider",
+    "uninstrument",
     "unregister_provider",
     "wrap",
 ]

@@ -63,6 +63,7 @@ from .._provider import Provider, register_provider
 from .._snapshot import Selection, Snapshot, check_callable, is_wrapped, runner
 from .._snapshot import capture as _core_capture
 from ._portable_quart import PortableQuartG
+from .instrument import CONFIG_INSTRUMENT, instrument_for_app
 
 __all__ = ["CtxSnap", "capture", "to_thread"]
 
@@ -190,6 +191,8 @@ class CtxSnap:
         app.config.setdefault(CONFIG_TEARDOWN, False)
         # A bad setting fails at start-up, not in the first request that hands off work.
         _mode_from(app.config[CONFIG_G], app.config[CONFIG_TEARDOWN], f"app.config of {app.name!r}")
+        # CTXSNAP_INSTRUMENT = True: process-wide instrumentation (docs/instrument.md); read once, at start-up.
+        instrument_for_app(app.config.get(CONFIG_INSTRUMENT, False), f"app.config[{CONFIG_INSTRUMENT!r}]")
         app.extensions[EXTENSION_KEY] = self
 
     def __repr__(self) -> str:
