@@ -3,10 +3,10 @@
 A :class:`~ctxsnap.Snapshot` holds live objects (a ``contextvars.Context``, ``g``, the request) that cannot be
 pickled or sent through a broker. What crosses a process boundary is therefore a *declared* subset: the
 ContextVars and ``g`` attributes an application lists. This module holds the carrier object, what it declares,
-how it exports on the parent side and runs on the worker side; the value rules live in :mod:`ctxsnap._codec`,
-the wire format and its signature in :mod:`ctxsnap._payload`, the declaration checks in
-:mod:`ctxsnap._declaration`, finding a carrier by name in :mod:`ctxsnap._carrier_registry`, and the picklable
-call a process pool ships in :mod:`ctxsnap._carried_call`.
+how it exports on the parent side and runs on the worker side; the value rules live in ``ctxsnap._codec``,
+the wire format and its signature in ``ctxsnap._payload``, the declaration checks in
+``ctxsnap._declaration``, finding a carrier by name in ``ctxsnap._carrier_registry``, and the picklable
+call a process pool ships in ``ctxsnap._carried_call``.
 
 This module knows no framework: ``g`` is exported and restored by the providers that declare it (see the
 optional ``portable``/``export``/``restore`` hooks of :class:`ctxsnap.Provider`).
