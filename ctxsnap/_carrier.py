@@ -138,7 +138,8 @@ class Carrier:
         the largest value when the payload would exceed ``max_bytes``.
         """
         data: dict[str, dict[str, Any]] = {}
-        for section, values in ((VARS_SECTION, self._current_vars()), (G_SECTION, self._current_g())):
+        for section, current in ((VARS_SECTION, self._current_vars), (G_SECTION, self._current_g)):
+            values = current()  # g is read only once every ContextVar is encoded, as it always was
             if values:
                 data[section] = {name: self._encode(section, name, value) for name, value in values.items()}
         text = seal(self.name, data, self._key)

@@ -112,11 +112,14 @@ REFUSALS: list[tuple[str, Callable[[], Any], type[Exception], str]] = [
      r"two ContextVars named 'request_id'\. Give each a name"),
     ("g names", lambda: make(g=["not an identifier"]), TypeError, r"takes attribute names.*Pass identifiers"),
     ("g of objects", lambda: make(g=[object()]), TypeError, r"takes attribute names, got object\."),
-    ("allow_sensitive entries", lambda: make(allow_sensitive=[1]), TypeError, r"takes names or ContextVars, got int"),
+    ("allow_sensitive entries", lambda: make(allow_sensitive=[1]), TypeError,
+     r"takes names or ContextVars, got int\. List what you mean to carry"),
     ("credential", lambda: make(contextvars.ContextVar("password")), ctxsnap.UnportableValueError,
      r"'password' looks like a credential\. If it is not one, pass allow_sensitive=\['password'\]"),
-    ("max_bytes", lambda: make(max_bytes=0), TypeError, r"max_bytes=\.\.\.\) takes a positive int.*max_bytes=8192"),
-    ("max_depth", lambda: make(max_depth=True), TypeError, r"max_depth=\.\.\.\) takes a positive int.*max_depth=16"),
+    ("max_bytes", lambda: make(max_bytes=0), TypeError,
+     r"max_bytes=\.\.\.\) takes a positive int\. Pass one such as max_bytes=8192"),
+    ("max_depth", lambda: make(max_depth=True), TypeError,
+     r"max_depth=\.\.\.\) takes a positive int\. Pass one such as max_depth=16"),
     ("secret_key", lambda: make(secret_key=b""), TypeError, r"secret_key=\.\.\.\) takes a non-empty str or bytes"),
     ("codec shape", lambda: make(REQUEST_ID, codecs={REQUEST_ID: str}), TypeError,
      r"codec for 'request_id' must be a pair \(encode, decode\)\. Pass two functions"),
@@ -142,7 +145,8 @@ REFUSALS: list[tuple[str, Callable[[], Any], type[Exception], str]] = [
      r"Could not encode the ContextVar 'when': its codec raised ZeroDivisionError\. Fix the codec's encode"),
     ("an encode returning a set", an_encode_returning_a_set, ctxsnap.UnportableValueError,
      r"a builtins\.set is not portable\. Make its codec's encode return"),
-    ("wrap", lambda: make().wrap(42), TypeError, r"Carrier\.wrap\(\) takes a callable, got int\. Pass the function"),  # type: ignore[arg-type]
+    ("wrap", lambda: make().wrap(42), TypeError,  # type: ignore[arg-type]
+     r"Carrier\.wrap\(\) takes a callable, got int\. Pass the function"),
     # worker
     ("not a str", lambda: make().decode(42), ctxsnap.PayloadError,  # type: ignore[arg-type]
      r"takes a payload str, got int\. Pass the str that Carrier\.export\(\) returned"),
