@@ -10,8 +10,10 @@ event-loop worker threads with one semantics for sync and async code.
 
 from __future__ import annotations
 
-from ._carrier import Carrier, PayloadError, UnportableValueError
+from ._carrier import Carrier
+from ._codec import UnportableValueError
 from ._errors import ProviderError, SnapshotClosedError, SnapshotError
+from ._payload import PayloadError
 from . import _provider
 from ._provider import Provider, providers, register_provider, unregister_provider
 from ._snapshot import Snapshot, capture, wrap

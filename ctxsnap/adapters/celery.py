@@ -135,8 +135,8 @@ def install(celery_app: Any, carrier: Carrier, *, flask_app: Any = None) -> None
         )
     if celery_app.finalized:
         raise RuntimeError(
-            f"install() came after the Celery app {celery_app.main!r} created its tasks, which keep their old "
-            "base. Call install() right after creating the Celery app, before defining tasks."
+            f"install() came after the Celery app {celery_app.main!r} created its tasks. "
+            "Call install() right after creating the Celery app, before defining tasks: tasks keep their base."
         )
     celery_app.Task = type(
         base.__name__, (Task, base), {"carrier": carrier, "flask_app": flask_app, "__module__": base.__module__}

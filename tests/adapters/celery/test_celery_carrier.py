@@ -177,16 +177,24 @@ def test_install_is_checked(celery_app: Any) -> None:
 
     from ctxsnap.adapters.celery import install
 
-    with pytest.raises(ValueError, match="already installed"):
-        install(celery_app.app, support.CARRIER)
-    with pytest.raises(TypeError, match="takes a ctxsnap.Carrier"):
-        install(celery.Celery("x"), "carrier")  # type: ignore[arg-type]
-    with pytest.raises(TypeError, match="takes a celery.Celery app"):
-        install(object(), support.CARRIER)
     late = celery.Celery("late")
     late.finalize()
-    with pytest.raises(RuntimeError, match="before defining tasks"):
-        install(late, support.CARRIER)
+    refusals: list[tuple[type[Exception], str, Any]] = [
+        (ValueError, r"already installed on the Celery app .*\. Call install\(\) once",
+         lambda: install(celery_app.app, support.CARRIER)),
+        (TypeError, r"takes a ctxsnap\.Carrier, got str\. Declare what crosses",
+         lambda: install(celery.Celery("x"), "carrier")),  # type: ignore[arg-type]
+        (TypeError, r"takes a celery\.Celery app, got object\. Pass the app itself",
+         lambda: install(object(), support.CARRIER)),
+        (RuntimeError, r"after the Celery app 'late' created its tasks\. .*before defining tasks",
+         lambda: install(late, support.CARRIER)),
+    ]
+    for error, key_words, call in refusals:
+        with pytest.raises(error, match=key_words) as caught:
+            call()
+        # The house style: what is wrong in under 12 words, then the way out.
+        problem, _, way_out = str(caught.value).partition(". ")
+        assert len(problem.split()) < 12 and way_out, caught.value
 
 
 def test_flask_app_overrides_the_carriers_app(celery_worker: Any, celery_app: Any) -> None:
