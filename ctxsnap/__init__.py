@@ -12,11 +12,23 @@ from __future__ import annotations
 
 from ._carrier import Carrier, PayloadError, UnportableValueError
 from ._errors import ProviderError, SnapshotClosedError, SnapshotError
+from typing import TYPE_CHECKING
+
 from . import _provider
-from ._provider import Provider, providers, register_provider, unregister_provider
+from ._provider import Provider, register_provider, unregister_provider
 from ._snapshot import Snapshot, capture, wrap
 from .adapters.futures import ContextExecutor, ProcessPoolExecutor, ThreadPoolExecutor
 from .adapters.threading import Thread
+
+# ``ctxsnap.providers`` is both the public function that lists the active providers and the package of the
+# built-in providers (``ctxsnap.providers.flask``): the package module is callable and does what the function
+# does (see ctxsnap/providers/__init__.py). It is imported here so that the name is that one object from the
+# start, rather than the function until some submodule import replaces it. Type checkers see the function: they
+# cannot call a module.
+if TYPE_CHECKING:
+    from ._provider import providers
+else:
+    from . import providers
 
 __all__ = [
     "Carrier",
