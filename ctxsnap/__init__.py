@@ -10,10 +10,10 @@ event-loop worker threads with one semantics for sync and async code.
 
 from __future__ import annotations
 
+import typing as _typing
+
 from ._carrier import Carrier, PayloadError, UnportableValueError
 from ._errors import ProviderError, SnapshotClosedError, SnapshotError
-from typing import TYPE_CHECKING
-
 from . import _provider
 from ._provider import Provider, register_provider, unregister_provider
 from ._snapshot import Snapshot, capture, wrap
@@ -25,7 +25,7 @@ from .adapters.threading import Thread
 # does (see ctxsnap/providers/__init__.py). It is imported here so that the name is that one object from the
 # start, rather than the function until some submodule import replaces it. Type checkers see the function: they
 # cannot call a module.
-if TYPE_CHECKING:
+if _typing.TYPE_CHECKING:
     from ._provider import providers
 else:
     from . import providers

@@ -256,8 +256,8 @@ class _Registry:
                 with self._lock:
                     if (framework, module) in self._pending_frameworks:
                         self._pending_frameworks.remove((framework, module))
-        # Recorded only once everything loaded: when a provider module fails to load, the next capture must try again
-        # (and fail again) rather than go ahead without its context.
+        # Recorded only once everything loaded: when a provider module fails to load, the next capture must try
+        # again (and fail again) rather than go ahead without its context.
         self.modules_seen = seen
         self.settled = not self._pending_frameworks and not self._plugins
 

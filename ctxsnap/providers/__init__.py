@@ -1,13 +1,13 @@
-"""Providers: one module per kind of context a snapshot carries, and, called, the list of the active ones.
+"""The active providers, in the order they capture and apply; also the package of the built-in providers.
 
+Called, ``ctxsnap.providers()`` returns the registered providers (the built-in ones of a framework in use are
+loaded first). As a package it holds one module per kind of context a snapshot carries:
 ``ctxsnap.providers.flask`` (Flask's app context with a private ``g``, and the request context) and
-``ctxsnap.providers.quart`` (Quart's app, request and websocket contexts) load by themselves the first time a
-snapshot is captured while their framework is imported; they share one ``g``/teardown policy
+``ctxsnap.providers.quart`` (Quart's app, request and websocket contexts), which load by themselves the first
+time a snapshot is captured while their framework is imported. They share one ``g``/teardown policy
 (``_policy``) and one way to fork an app context (``_appcontext``). The places where work runs are the
-adapters' business (:mod:`ctxsnap.adapters`). Third-party providers register through the
-``ctxsnap.providers`` entry-point group or :func:`ctxsnap.register_provider`.
-
-``ctxsnap.providers()`` returns the active providers, in the order they capture and apply.
+adapters' business (``ctxsnap.adapters``). Third-party providers register through the ``ctxsnap.providers``
+entry-point group or :func:`ctxsnap.register_provider`.
 """
 
 from __future__ import annotations

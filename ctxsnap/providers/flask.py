@@ -17,7 +17,7 @@ Both load by themselves the first time a snapshot is captured while Flask is imp
 module then, by name, from a table in ``ctxsnap._provider``). The helpers users import, the ``CtxSnap``
 extension, ``capture()`` with a per-call policy and a drop-in ``copy_current_request_context``, are the Flask
 adapter's: :mod:`ctxsnap.adapters.flask`. The ``g``/teardown policy itself is shared with Quart
-(:mod:`ctxsnap.providers._policy`).
+(``ctxsnap/providers/_policy.py``).
 
 Where Flask keeps its contexts is detected from what ``flask.globals`` holds, never from version numbers:
 
@@ -61,7 +61,7 @@ from ._appcontext import (
 from ._policy import COPY, NO_VALUES, SHARE, TEARDOWN, Policy
 from ._portable_flask import PortableFlaskG
 
-__all__ = ["APP_PROVIDER", "LAYOUT", "POLICY", "REQUEST_PROVIDER", "refuse_per_thread"]
+__all__ = ["APP_PROVIDER", "LAYOUT", "POLICY", "REQUEST_PROVIDER"]
 
 #: The g/teardown policy of captures in a Flask app; ``ctxsnap.adapters.flask`` sets its per-call override.
 POLICY: Final = Policy("ctxsnap.adapters.flask")
@@ -98,8 +98,11 @@ _REQUEST_STACK: Any = None if _CV_APP is not None else _GLOBALS.get("_request_ct
 _APP_STORAGE: ContextVar[Any] | None = _stack_storage(_APP_STACK)
 _REQUEST_STORAGE: ContextVar[Any] | None = _stack_storage(_REQUEST_STACK)
 
+#: Where this Flask keeps its contexts: ``"contextvars"``, ``"contextvars-merged"``, ``"localstack"`` or
+#: ``"per-thread"`` (captures inside a Flask context are refused there).
+LAYOUT: str
 if _CV_APP is not None:
-    LAYOUT: str = "contextvars" if _CV_REQUEST is not None else "contextvars-merged"
+    LAYOUT = "contextvars" if _CV_REQUEST is not None else "contextvars-merged"
 elif _APP_STORAGE is not None and _REQUEST_STORAGE is not None:
     LAYOUT = "localstack"
 elif _APP_STACK is not None and _REQUEST_STACK is not None:
@@ -378,6 +381,7 @@ def _make_providers() -> tuple[Provider, Provider]:
     return _PerThreadProvider("flask.app", _APP_STACK), _PerThreadProvider("flask.request", _REQUEST_STACK)
 
 
+#: The ``flask.app`` and ``flask.request`` providers of this Flask's layout, registered at import.
 APP_PROVIDER, REQUEST_PROVIDER = _make_providers()
 for _provider in (APP_PROVIDER, REQUEST_PROVIDER):
     try:

@@ -25,7 +25,7 @@ lives); ``teardown_request``/``teardown_websocket`` never run in the child.
 This module is imported by the core as soon as ``quart`` is in ``sys.modules`` (by name, from a table in
 ``ctxsnap._provider``), and registers its providers at import. The helpers users import (``to_thread``, the
 ``CtxSnap`` extension, ``capture()`` with a per-call policy) are the Quart adapter's:
-:mod:`ctxsnap.adapters.quart`; the ``g``/teardown policy is shared with Flask (:mod:`ctxsnap.providers._policy`).
+:mod:`ctxsnap.adapters.quart`; the ``g``/teardown policy is shared with Flask (``ctxsnap/providers/_policy.py``).
 It imports only the core and Quart (Quart >= 0.19 brings Flask with it; the Flask providers read
 Flask's own ContextVars, which a Quart app never sets, so the two never see each other's contexts).
 """
@@ -86,6 +86,7 @@ _cv_app: Final = _context_var("_cv_app")
 # Looked up in the module's namespace, not through getattr: only a real ContextVar counts.
 _cv_request: ContextVar[Any] | None = vars(quart.globals).get("_cv_request")
 _cv_websocket: ContextVar[Any] | None = vars(quart.globals).get("_cv_websocket")
+#: Where this Quart keeps its contexts: ``"contextvars"`` (0.19 to 0.22) or ``"contextvars-merged"`` (0.23).
 LAYOUT: str
 if isinstance(_cv_request, ContextVar) and isinstance(_cv_websocket, ContextVar):
     LAYOUT = "contextvars"
@@ -97,6 +98,7 @@ else:  # pragma: no cover - a Quart neither layout describes
         f"_cv_request={type(_cv_request).__name__} and _cv_websocket={type(_cv_websocket).__name__}. Please "
         "report it with the output of 'python -m ctxsnap'."
     )
+#: Whether the app context holds the request and websocket state (the merged layout).
 MERGED: Final = LAYOUT == "contextvars-merged"
 
 #: The merged layout's request and websocket state, by the app context's attribute names.
