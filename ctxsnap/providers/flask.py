@@ -148,7 +148,7 @@ def _pop_child(fork: Any, inherited: dict[str, Any], exc: BaseException | None) 
     """Pop the child's own app context, which runs teardown_appcontext once, for the child.
 
     Its handlers read the whole ``g``; what the child inherited unchanged is not handed out by ``g.pop`` (see
-    :func:`ctxsnap._appcontext.inherited_values_kept`): it belongs to the parent, which tears it down itself.
+    ``ctxsnap.providers._appcontext.inherited_values_kept``): it belongs to the parent, which tears it down itself.
     """
     with inherited_values_kept(fork, inherited):
         fork.pop(exc)

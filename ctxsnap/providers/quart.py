@@ -159,7 +159,7 @@ class AppContextProvider(PortableQuartG, Provider):
         app = token.app
         try:
             # Handlers read the whole g; g.pop does not hand out what the child inherited unchanged (the
-            # parent tears that down itself; see ctxsnap._appcontext.inherited_values_kept).
+            # parent tears that down itself; see ctxsnap.providers._appcontext.inherited_values_kept).
             with inherited_values_kept(token, state[2]):
                 # Quart runs teardown_appcontext functions in registration order (Flask runs them reversed).
                 for function in app.teardown_appcontext_funcs:
