@@ -34,7 +34,9 @@ VENVS = ROOT / ".venvs"
 # asgiref is Flask's "async" extra: copy_current_request_context runs an async function through app.ensure_sync.
 TEST_TOOLS = ["pytest>=8,<10", "hypothesis>=6.100", "anyio>=4.4,<5", "trio>=0.25", "httpx>=0.27", "asgiref>=3.2"]
 ASGI = ["hypercorn>=0.16", "wsproto>=1.2"]
-INTEROP = ["flask-sqlalchemy>=3.1", "opentelemetry-sdk>=1.25", "structlog>=24.1"]
+INTEROP = ["flask-sqlalchemy>=3.1", "opentelemetry-sdk>=1.25", "structlog>=24.1",
+           # ctxsnap.instrument() beside the two thread patches the field uses (docs/instrument.md)
+           "opentelemetry-instrumentation-threading==0.66b1", "sentry-sdk==2.75.0"]
 TYPING = ["mypy>=1.10"]
 #: The docs site's pinned tools, read from pyproject's ``docs`` extra so the pins live in one place.
 DOCS = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]["docs"]
@@ -42,7 +44,9 @@ DOCS = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional
 #: pins as the ``celery`` extra in pyproject.toml.
 CELERY = ["celery==5.7.0", "kombu==5.7.0", "redis==8.1.0"]
 #: The tracing integrations the Celery adapter must coexist with (tests/adapters/celery/test_celery_tracing.py).
-CELERY_INTEROP = ["opentelemetry-instrumentation-celery==0.66b2", "sentry-sdk==2.75.0"]
+#: 0.66b1, not 0.66b2: every OpenTelemetry instrumentation pins opentelemetry-instrumentation exactly, and the
+#: threading one (INTEROP) has no 0.66b2.
+CELERY_INTEROP = ["opentelemetry-instrumentation-celery==0.66b1", "sentry-sdk==2.75.0"]
 LEGACY_ONLY = "not quart and not interop and not typing and not stress and not celery"
 #: Where the JUnit report shows a Quart test: it has no markers, so by module, or by conformance entry id.
 QUART_MODULES = ("tests.adapters.quart.", "tests.examples.test_quart_app")
@@ -56,6 +60,9 @@ class Cell:
     paths: list[str] = field(default_factory=lambda: ["tests"])
     #: The Python the cell runs on, as "3.13"; None is the interpreter running dev.py.
     python: str | None = None
+    #: A script run in the cell's interpreter instead of plain pytest; it gets ``--junitxml=`` and any extra
+    #: arguments, and reports in the same JUnit form (the upstream suites need their own pytest configuration).
+    script: tuple[str, ...] = ()
 
 
 # The version matrix from the design brief. Flask 1.1.1 runs with its real legacy pin set; Werkzeug below 2.0
@@ -98,18 +105,39 @@ CELLS += [
     Cell(
         "py3.13-flask-3.1-quart-0.23",
         ["flask==3.1.3", "quart==0.23.1", *ASGI, *TEST_TOOLS],
-        markers="not interop and not typing and not stress",
+        markers="not interop and not typing and not stress and not celery",
         paths=[*NEW_PYTHON_PATHS, "tests/examples/test_quart_app.py"],
         python="3.13",
     ),
     Cell(
         "py3.12-flask-3.1-quart-0.22",
         ["flask==3.1.3", "quart==0.22.0", *ASGI, *TEST_TOOLS],
-        markers="not interop and not typing and not stress",
+        markers="not interop and not typing and not stress and not celery",
         paths=NEW_PYTHON_PATHS,
         python="3.12",
     ),
 ]
+# anyio's to_thread/from_thread tests and Flask's test_reqctx/test_appctx, taken at run time from the sdists of
+# exactly these versions, run with ctxsnap substituted (tests/upstream/run.py; docs/async.md, "Upstream test
+# suites"). Each brings its project's own test dependencies, and the build backend that lets ``pip download`` read
+# the sdist's metadata without building an isolated environment first. Two cells, because the two suites need
+# different pytests: anyio's configuration is pytest 9's [tool.pytest] table, and Flask 3.1.3's conftest uses
+# _pytest.monkeypatch.notset, which pytest 9 removed. Werkzeug is the release Flask 3.1.3's tests were written
+# against: from 3.1.7 a non-printable Host gets 404 where test_bad_environ_raises_bad_request expects 400 (it
+# fails that way without ctxsnap too).
+UPSTREAM_ANYIO = [
+    "anyio==4.16.0", "pytest>=9,<10", "trio>=0.32", "sniffio>=1.3", "blockbuster>=1.5.29", "pytest-mock>=3.14",
+    "pytest-timeout>=2.4", "trustme>=1.0", "truststore>=0.9.1", "uvloop>=0.22.1", "psutil>=5.9",
+    "hypothesis>=6.100", "setuptools>=77", "setuptools-scm>=8",
+]
+UPSTREAM_FLASK = [
+    "flask==3.1.3", "werkzeug==3.1.6", "pytest>=8,<9", "asgiref>=3.8", "greenlet>=3.0", "python-dotenv>=1.0",
+    "flit_core>=3.11,<4",
+]
+CELLS.extend([
+    Cell("upstream-anyio", UPSTREAM_ANYIO, script=("tests/upstream/run.py", "--suite", "anyio")),
+    Cell("upstream-flask", UPSTREAM_FLASK, script=("tests/upstream/run.py", "--suite", "flask")),
+])
 MAIN = CELLS[0]
 BENCH = Cell(
     "bench",
@@ -289,6 +317,8 @@ def run_cell(cell: Cell, extra: list[str], check_quart: bool = False) -> Outcome
     report = Path(tempfile.mkstemp(prefix=f"ctxsnap-{cell.name}-", suffix=".xml")[1])
     command = [str(python), "-m", "pytest", "-p", "no:cacheprovider", "-m", cell.markers,
                f"--junitxml={report}", *cell.paths, *extra]
+    if cell.script:
+        command = [str(python), *cell.script, f"--junitxml={report}", *extra]
     last = _last_time(cell, "tests")
     # Only a full run of the cell is an estimate for the next one; -k or a path narrows it.
     estimate = "" if extra else f" (~{_duration(last)} last time)" if last else " (first timed run)"

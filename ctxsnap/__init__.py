@@ -18,6 +18,7 @@ from . import _provider
 from ._provider import Provider, register_provider, unregister_provider
 from ._snapshot import Snapshot, capture, wrap
 from .adapters.futures import ContextExecutor, ProcessPoolExecutor, ThreadPoolExecutor
+from .adapters.instrument import detached, instrument, instrumentation, instrumented, uninstrument
 from .adapters.threading import Thread
 
 # ``ctxsnap.providers`` is both the public function that lists the active providers and the package of the
@@ -44,8 +45,13 @@ __all__ = [
     "ThreadPoolExecutor",
     "UnportableValueError",
     "capture",
+    "detached",
+    "instrument",
+    "instrumentation",
+    "instrumented",
     "providers",
     "register_provider",
+    "uninstrument",
     "unregister_provider",
     "wrap",
 ]

@@ -41,6 +41,11 @@ def report() -> str:
                 importlib.import_module(name)
             except Exception as exc:  # a broken install is exactly what this report is for
                 lines.append(f"  import {name} failed: {type(exc).__name__}: {exc}")
+    # Before the providers: their line (with any broken plug-in) stays the last one of the report.
+    try:
+        lines.extend(_instrumentation())
+    except Exception as exc:
+        lines.append(f"instrumentation state unavailable: {type(exc).__name__}: {exc}")
     if os.environ.get("CTXSNAP_DISABLE_ENTRY_POINTS"):
         lines.append("third-party providers: not loaded (CTXSNAP_DISABLE_ENTRY_POINTS is set)")
     try:
@@ -51,6 +56,20 @@ def report() -> str:
     except Exception as exc:
         lines.append(f"loading providers failed: {type(exc).__name__}: {exc}")
     return "\n".join(lines)
+
+
+def _instrumentation() -> list[str]:
+    # In this process instrumentation is on only if something imported here turned it on; the lines say how an
+    # application turns it on, which is what a user reading this report usually needs.
+    from ctxsnap.adapters.instrument import instrumentation
+
+    patched = instrumentation()
+    state = ["instrumentation: on for " + ", ".join(patched)] if patched else ["instrumentation: off"]
+    return [
+        *state,
+        "  turn it on with ctxsnap.instrument() (or app.config['CTXSNAP_INSTRUMENT'] = True with the Flask or "
+        "Quart extension); ctxsnap.instrumentation() lists what is patched; see docs/instrument.md",
+    ]
 
 
 if __name__ == "__main__":

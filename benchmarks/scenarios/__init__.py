@@ -33,6 +33,7 @@ SCENARIOS: dict[str, str] = {
     "carrier-codec": "carrier:codec",
     "carrier-celery": "carrier:celery_round_trip",
     "carrier-process-pool": "carrier:process_pool",
+    "instrument": "instrument:instrument_overhead",
 }
 
 

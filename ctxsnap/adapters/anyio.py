@@ -28,7 +28,7 @@ except ModuleNotFoundError as exc:
         name="anyio",
     ) from None
 
-from .._snapshot import Selection, capture, is_wrapped, refuse_selection_for_wrapped
+from .._snapshot import Selection, Snapshot, capture, is_wrapped, refuse_selection_for_wrapped
 
 __all__ = ["run_sync"]
 
@@ -112,12 +112,20 @@ async def run_sync(
             refuse_selection_for_wrapped("run_sync")
         # It keeps the snapshot the user chose for it, as ContextExecutor does.
         return await anyio.to_thread.run_sync(func, *args, limiter=limiter, abandon_on_cancel=abandon_on_cancel)
-    snapshot = capture(include=include, exclude=exclude)
+    handed, handed_args = in_snapshot(capture(include=include, exclude=exclude), func, args)
+    return await anyio.to_thread.run_sync(
+        handed, *handed_args, limiter=limiter, abandon_on_cancel=abandon_on_cancel
+    )
+
+
+def in_snapshot(
+    snapshot: Snapshot, func: Callable[..., R], args: tuple[Any, ...]
+) -> tuple[Callable[..., R], tuple[Any, ...]]:
+    """What to hand ``anyio.to_thread.run_sync`` so that ``func(*args)`` runs inside ``snapshot``.
+
+    Shared by :func:`run_sync` and ``ctxsnap.instrument()``, so that both follow one semantics.
+    """
     if _ASYNC_LIBRARY is not None and _ASYNC_LIBRARY.get(None) is not None:
         snapshot.wrap(func)  # the same argument checks, with the same messages, as the common path
-        return await anyio.to_thread.run_sync(
-            snapshot.run, _call_off_loop, func, args, limiter=limiter, abandon_on_cancel=abandon_on_cancel
-        )
-    return await anyio.to_thread.run_sync(
-        snapshot.wrap(func), *args, limiter=limiter, abandon_on_cancel=abandon_on_cancel
-    )
+        return snapshot.run, (_call_off_loop, func, args)
+    return snapshot.wrap(func), args

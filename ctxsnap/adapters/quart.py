@@ -32,6 +32,7 @@ from .._snapshot import Selection, Snapshot, check_callable, is_wrapped, runner
 from .._snapshot import capture as _core_capture
 from ..providers._policy import CONFIG_G, CONFIG_TEARDOWN, EXTENSION_KEY, GPolicy
 from ..providers.quart import POLICY
+from .instrument import CONFIG_INSTRUMENT, instrument_for_app
 
 __all__ = ["CtxSnap", "capture", "to_thread"]
 
@@ -71,6 +72,8 @@ class CtxSnap:
         app.config.setdefault(CONFIG_G, "copy")
         app.config.setdefault(CONFIG_TEARDOWN, False)
         POLICY.config_mode(app)  # a bad setting fails at start-up, not in the first request that hands off work
+        # CTXSNAP_INSTRUMENT = True: process-wide instrumentation (docs/instrument.md); read once, at start-up.
+        instrument_for_app(app.config.get(CONFIG_INSTRUMENT, False), f"app.config[{CONFIG_INSTRUMENT!r}]")
         app.extensions[EXTENSION_KEY] = self
 
     def __repr__(self) -> str:

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from types import MethodType
+from typing import Any, Final
 
-from .._snapshot import PlannedCapture, Selection, check_callable
+from .._snapshot import PlannedCapture, Selection, Snapshot, check_callable
 
 __all__ = ["Thread"]
 
@@ -47,23 +48,53 @@ class Thread(threading.Thread):
     def start(self) -> None:
         if self.ident is not None:
             super().start()  # raises "threads can only be started once" before anything is captured or replaced
-        snapshot = self._ctxsnap_capture()
-        run = self.run
+        start_in_snapshot(self, self._ctxsnap_capture(), super().start)
 
-        def run_in_snapshot() -> None:
-            try:
-                snapshot.run(run)
-            finally:
-                # Drop the snapshot with the run: a finished Thread object kept around must not keep the
-                # request (and everything it references) alive.
-                del self.run
 
-        self.run = run_in_snapshot  # type: ignore[method-assign]
-        try:
-            super().start()
-        except BaseException:
-            del self.run
-            raise
+def start_in_snapshot(
+    thread: threading.Thread, snapshot: Snapshot, start: Callable[[], None]
+) -> None:
+    """Start ``thread`` by calling ``start()`` so that its ``run()`` executes inside ``snapshot``.
+
+    Shared by :class:`Thread` and ``ctxsnap.instrument()``. The replacement ``run`` is a bound method of the
+    thread, not a closure: Sentry's ThreadingIntegration rewraps ``run`` as ``run.__func__`` and calls it with the
+    thread as its only argument, which a closure taking no argument fails on.
+    """
+    previous = thread.__dict__.get("run", _NO_INSTANCE_RUN)
+    thread.__dict__[_PENDING] = (snapshot, thread.run, previous)
+    thread.run = MethodType(_run_in_snapshot, thread)  # type: ignore[method-assign]
+    try:
+        start()
+    except BaseException:
+        _forget(thread, previous)
+        raise
+
+
+def _run_in_snapshot(thread: threading.Thread) -> None:
+    snapshot, run, previous = thread.__dict__[_PENDING]
+    try:
+        snapshot.run(run)
+    finally:
+        # Drop the snapshot with the run: a finished Thread object kept around must not keep the request (and
+        # everything it references) alive.
+        _forget(thread, previous)
+
+
+def _forget(thread: threading.Thread, previous: object) -> None:
+    thread.__dict__.pop(_PENDING, None)
+    if previous is _NO_INSTANCE_RUN:
+        thread.__dict__.pop("run", None)
+    else:
+        thread.__dict__["run"] = previous
+
+
+def is_starting_in_snapshot(thread: threading.Thread) -> bool:
+    """Whether ``start_in_snapshot`` is already handling this thread (an outer ctxsnap start captured)."""
+    return _PENDING in thread.__dict__
+
+
+_PENDING: Final = "_ctxsnap_pending_run"
+_NO_INSTANCE_RUN: Final = object()
 
 
 def _check_arguments(args: Iterable[Any], kwargs: Mapping[str, Any] | None) -> None:

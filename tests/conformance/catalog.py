@@ -54,6 +54,22 @@ ENTRIES: tuple[Entry, ...] = (
     Entry("asyncio.to_thread@quart", "`ctxsnap.adapters.asyncio.to_thread`", "quart"),
     Entry("asyncio.run_in_executor@quart", "`ctxsnap.adapters.asyncio.run_in_executor`", "quart"),
     Entry("anyio.run_sync-asyncio@quart", "`ctxsnap.adapters.anyio.run_sync` (asyncio)", "quart"),
+    # The standard hand-offs while ctxsnap.instrument() is on: unmodified code, the same table.
+    Entry("instrumented.thread@flask", "`threading.Thread` (instrumented)", "flask"),
+    Entry("instrumented.submit@flask", "`ThreadPoolExecutor.submit` (instrumented)", "flask"),
+    Entry("instrumented.map@flask", "`ThreadPoolExecutor.map` (instrumented)", "flask"),
+    Entry("instrumented.asyncio.to_thread@flask", "`asyncio.to_thread` (instrumented)", "flask"),
+    Entry("instrumented.run_in_executor@flask", "`loop.run_in_executor(pool)` (instrumented)", "flask"),
+    Entry("instrumented.run_in_executor-default@flask", "`loop.run_in_executor(None)` (instrumented)", "flask"),
+    Entry("instrumented.anyio.run_sync-asyncio@flask", "`anyio.to_thread.run_sync` (asyncio, instrumented)", "flask"),
+    Entry("instrumented.anyio.run_sync-trio@flask", "`anyio.to_thread.run_sync` (trio, instrumented)", "flask"),
+    Entry("instrumented.thread@quart", "`threading.Thread` (instrumented)", "quart"),
+    Entry("instrumented.submit@quart", "`ThreadPoolExecutor.submit` (instrumented)", "quart"),
+    Entry("instrumented.map@quart", "`ThreadPoolExecutor.map` (instrumented)", "quart"),
+    Entry("instrumented.asyncio.to_thread@quart", "`asyncio.to_thread` (instrumented)", "quart"),
+    Entry("instrumented.run_in_executor@quart", "`loop.run_in_executor(pool)` (instrumented)", "quart"),
+    Entry("instrumented.run_in_executor-default@quart", "`loop.run_in_executor(None)` (instrumented)", "quart"),
+    Entry("instrumented.anyio.run_sync-asyncio@quart", "`anyio.to_thread.run_sync` (asyncio, instrumented)", "quart"),
 )
 ENTRY_IDS: tuple[str, ...] = tuple(entry.id for entry in ENTRIES)
 

@@ -505,6 +505,139 @@ class AnyioRunner(Runner):
         return anyio.to_thread.run_sync(fn, limiter=self.limiter)
 
 
+# -- the standard hand-offs while ctxsnap.instrument() is on ------------------------------------------------------
+
+class Instrumented(Runner):
+    """``ctxsnap.instrument()`` for the play; every probe runs inside ``ctxsnap.detached()``, that is plain."""
+
+    def open(self, workers: int) -> None:
+        super().open(workers)
+        ctxsnap.instrument()
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            ctxsnap.uninstrument()
+
+
+class InstrumentedThreadRunner(Instrumented, ThreadRunner):
+    """``threading.Thread(target=fn).start()``."""
+
+    def start(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> Any:
+        box = _Box(fn)
+        thread = threading.Thread(target=box, args=args, daemon=True)
+        self._boxes[thread] = box
+        thread.start()
+        return ThreadHandle(thread, box)
+
+
+class InstrumentedSubmitRunner(Instrumented, PoolRunner):
+    """``concurrent.futures.ThreadPoolExecutor(...).submit(fn)``."""
+
+    def start(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> Any:
+        return FutureHandle(self.pool.submit(fn, *args))
+
+    def probe(self, fn: Callable[[], Any]) -> Any:
+        with ctxsnap.detached():
+            return FutureHandle(self.pool.submit(fn))
+
+
+def _call(fn: Callable[[], Any]) -> Any:
+    return fn()
+
+
+class InstrumentedMapRunner(InstrumentedSubmitRunner):
+    """``concurrent.futures.ThreadPoolExecutor(...).map(fn, ...)``; many runs of one capture in ``start_many``."""
+
+    def start(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> Any:
+        # map() calls fn(*items) for each tuple of items; a call without arguments maps _call over [fn].
+        results = self.pool.map(fn, *([arg] for arg in args), timeout=TIMEOUT) if args else self.pool.map(
+            _call, [fn], timeout=TIMEOUT
+        )
+        return ManyHandle(lambda: list(results)[0], (results,))
+
+    def start_many(self, fn: Callable[[int], Any], count: int) -> Any:
+        results = self.pool.map(fn, range(count), timeout=TIMEOUT)
+        return ManyHandle(lambda: list(results), (results,))
+
+
+async def _plain_default_executor(fn: Callable[[], Any]) -> Any:
+    with ctxsnap.detached():
+        return await asyncio.get_running_loop().run_in_executor(None, fn)
+
+
+class InstrumentedToThreadRunner(Instrumented, AsyncioToThreadRunner):
+    """``await asyncio.to_thread(fn)``."""
+
+    def call(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> Awaitable[Any]:
+        return asyncio.to_thread(fn, *args)
+
+    def call_probe(self, fn: Callable[[], Any]) -> Awaitable[Any]:
+        return _plain_default_executor(fn)
+
+
+class InstrumentedDefaultExecutorRunner(InstrumentedToThreadRunner):
+    """``await loop.run_in_executor(None, fn)``: the loop's default executor."""
+
+    def call(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> Awaitable[Any]:
+        return asyncio.get_running_loop().run_in_executor(None, fn, *args)
+
+
+class InstrumentedRunInExecutorRunner(Instrumented, AsyncioRunInExecutorRunner):
+    """``await loop.run_in_executor(pool, fn)``."""
+
+    def call(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> Awaitable[Any]:
+        return asyncio.get_running_loop().run_in_executor(self.pool, fn, *args)
+
+    async def call_probe(self, fn: Callable[[], Any]) -> Any:
+        with ctxsnap.detached():
+            return await asyncio.get_running_loop().run_in_executor(self.pool, fn)
+
+
+class InstrumentedAnyioRunner(Instrumented, AnyioRunner):
+    """``await anyio.to_thread.run_sync(fn, limiter=...)`` on asyncio or trio."""
+
+    def call(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> Awaitable[Any]:
+        import anyio.to_thread
+
+        return anyio.to_thread.run_sync(fn, *args, limiter=self.limiter)
+
+    async def call_probe(self, fn: Callable[[], Any]) -> Any:
+        import anyio.to_thread
+
+        with ctxsnap.detached():
+            return await anyio.to_thread.run_sync(fn, limiter=self.limiter)
+
+
+class FromACoroutine(Runner):
+    """A sync hand-off made from a coroutine, as a Quart view calls ``pool.submit`` or ``Thread.start``.
+
+    The start happens in the coroutine (the capture with it); the wait for the result goes to the loop's default
+    executor, plainly, so that the loop keeps running meanwhile.
+    """
+
+    kind = "asyncio"
+
+    def __init__(self, entry: Entry, sync: Runner) -> None:
+        super().__init__(entry)
+        self.sync = sync
+        self.has_worker = sync.has_worker
+
+    def open(self, workers: int) -> None:
+        super().open(workers)
+        self.sync.open(workers)
+
+    def close(self) -> None:
+        self.sync.close()
+
+    def call(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> Awaitable[Any]:
+        return _plain_default_executor(self.sync.start(fn, args).result)
+
+    def call_probe(self, fn: Callable[[], Any]) -> Awaitable[Any]:
+        return _plain_default_executor(self.sync.probe(fn).result)
+
+
 def _runner_classes() -> dict[str, Callable[[Entry], Runner]]:
     return {
         "snapshot.run@flask": SnapshotRunRunner,
@@ -520,6 +653,21 @@ def _runner_classes() -> dict[str, Callable[[Entry], Runner]]:
         "asyncio.to_thread@quart": AsyncioToThreadRunner,
         "asyncio.run_in_executor@quart": AsyncioRunInExecutorRunner,
         "anyio.run_sync-asyncio@quart": lambda entry: AnyioRunner(entry, "asyncio"),
+        "instrumented.thread@flask": InstrumentedThreadRunner,
+        "instrumented.submit@flask": InstrumentedSubmitRunner,
+        "instrumented.map@flask": InstrumentedMapRunner,
+        "instrumented.asyncio.to_thread@flask": InstrumentedToThreadRunner,
+        "instrumented.run_in_executor@flask": InstrumentedRunInExecutorRunner,
+        "instrumented.run_in_executor-default@flask": InstrumentedDefaultExecutorRunner,
+        "instrumented.anyio.run_sync-asyncio@flask": lambda entry: InstrumentedAnyioRunner(entry, "asyncio"),
+        "instrumented.anyio.run_sync-trio@flask": lambda entry: InstrumentedAnyioRunner(entry, "trio"),
+        "instrumented.thread@quart": lambda entry: FromACoroutine(entry, InstrumentedThreadRunner(entry)),
+        "instrumented.submit@quart": lambda entry: FromACoroutine(entry, InstrumentedSubmitRunner(entry)),
+        "instrumented.map@quart": lambda entry: FromACoroutine(entry, InstrumentedMapRunner(entry)),
+        "instrumented.asyncio.to_thread@quart": InstrumentedToThreadRunner,
+        "instrumented.run_in_executor@quart": InstrumentedRunInExecutorRunner,
+        "instrumented.run_in_executor-default@quart": InstrumentedDefaultExecutorRunner,
+        "instrumented.anyio.run_sync-asyncio@quart": lambda entry: InstrumentedAnyioRunner(entry, "asyncio"),
     }
 
 
