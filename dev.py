@@ -89,7 +89,8 @@ CELLS = [
         "flask-1.1-werkzeug-1.0",
         ["flask==1.1.1", "werkzeug==1.0.1", "jinja2==3.0.3", "itsdangerous==2.0.1", "markupsafe==2.0.1",
          *TEST_TOOLS],
-        paths=["tests/adapters/flask/test_legacy_werkzeug.py"],
+        # test_deprecations: the old import paths and ctxsnap.providers() on the per-thread layout too.
+        paths=["tests/adapters/flask/test_legacy_werkzeug.py", "tests/test_deprecations.py"],
     ),
 ]
 # The newer Pythons. Quart 0.23 needs Python >= 3.13 and has the merged context layout (request and websocket
@@ -97,7 +98,9 @@ CELLS = [
 # there, plus the Flask adapter's tests on 3.13. The 3.12 cell runs the Flask and Quart adapters' own tests
 # and the conformance suite; the examples, interop, reliability and benchmark-harness tests are not
 # interpreter-sensitive and already run in the main cell, so the new cells leave them out to keep CI short.
-NEW_PYTHON_PATHS = ["tests/adapters", "tests/conformance", "tests/core", "tests/test_packaging.py"]
+NEW_PYTHON_PATHS = [
+    "tests/adapters", "tests/conformance", "tests/core", "tests/test_packaging.py", "tests/test_deprecations.py"
+]
 CELLS += [
     Cell(
         "py3.13-flask-3.1-quart-0.23",

@@ -10,16 +10,28 @@ event-loop worker threads with one semantics for sync and async code.
 
 from __future__ import annotations
 
+import typing as _typing
+
 from ._carrier import Carrier
 from ._codec import UnportableValueError
+from . import _provider
 from ._errors import ProviderError, SnapshotClosedError, SnapshotError
 from ._payload import PayloadError
-from . import _provider
-from ._provider import Provider, providers, register_provider, unregister_provider
+from ._provider import Provider, register_provider, unregister_provider
 from ._snapshot import Snapshot, capture, wrap
 from .adapters.futures import ContextExecutor, ProcessPoolExecutor, ThreadPoolExecutor
 from .adapters.instrument import detached, instrument, instrumentation, instrumented, uninstrument
 from .adapters.threading import Thread
+
+# ``ctxsnap.providers`` is both the public function that lists the active providers and the package of the
+# built-in providers (``ctxsnap.providers.flask``): the package module is callable and does what the function
+# does (see ctxsnap/providers/__init__.py). It is imported here so that the name is that one object from the
+# start, rather than the function until some submodule import replaces it. Type checkers see the function: they
+# cannot call a module.
+if _typing.TYPE_CHECKING:
+    from ._provider import providers
+else:
+    from . import providers
 
 __all__ = [
     "Carrier",

@@ -8,8 +8,9 @@ The registry is a copy-on-write tuple behind a lock: registering is rare, readin
 readers take the current tuple without locking. Providers arrive three ways:
 
 * built in: the contextvars provider, registered when ctxsnap is imported;
-* the framework adapters (Flask, Quart), loaded the first time a capture happens while their framework is in
-  ``sys.modules``, so an app that never imports ``ctxsnap.adapters.flask`` still gets Flask semantics;
+* the framework providers (``ctxsnap.providers.flask``, ``ctxsnap.providers.quart``), loaded the first time a
+  capture happens while their framework is in ``sys.modules``, so an app that never imports
+  ``ctxsnap.adapters.flask`` still gets Flask semantics;
 * third-party packages, through the ``ctxsnap.providers`` entry-point group, imported at ``import ctxsnap``
   and registered at the first capture (a capture, perhaps on an event loop, never reads package metadata).
 """
@@ -43,11 +44,13 @@ __all__ = [
 
 ENTRY_POINT_GROUP: Final = "ctxsnap.providers"
 
-#: Framework adapters whose providers load themselves as soon as their framework is in use. The core names the
-#: modules but never imports a framework: the adapter is imported only once the framework already is.
-_FRAMEWORK_ADAPTERS: Final = (("flask", "ctxsnap.adapters.flask"), ("quart", "ctxsnap.adapters.quart"))
+#: Built-in providers that load themselves as soon as their framework is in use: a table of module names, so the
+#: core names the modules but never imports a framework (each module is imported only once its framework
+#: already is). Not the ``ctxsnap.providers`` entry-point group that third-party providers use: entry points are
+#: loaded at ``import ctxsnap``, which would import Flask and Quart into every process that has them installed.
+_FRAMEWORK_PROVIDERS: Final = (("flask", "ctxsnap.providers.flask"), ("quart", "ctxsnap.providers.quart"))
 
-#: The names those adapters register (the shared API contract). ``include``/``exclude`` accept them even while
+#: The names those modules register (the shared API contract). ``include``/``exclude`` accept them even while
 #: the framework is not in use, so ``exclude=["quart"]`` works in a Flask-only app, while a misspelt
 #: ``"flask.requets"`` is still refused instead of silently selecting nothing.
 _FRAMEWORK_PROVIDER_NAMES: Final = ("flask.app", "flask.request", "quart.app", "quart.request", "quart.websocket")
@@ -159,7 +162,7 @@ class _Registry:
         self.providers: tuple[Any, ...] = ()
         #: Bumped on every change so that cached capture plans know when they are stale.
         self.version = 0
-        self._pending_frameworks = list(_FRAMEWORK_ADAPTERS)
+        self._pending_frameworks = list(_FRAMEWORK_PROVIDERS)
         #: Third-party providers imported by ``discover_plugins`` (at ``import ctxsnap``), each with its entry
         #: point's name, registered at the first capture: a provider registered by hand before then wins.
         self._plugins: list[tuple[str, Any]] = []
@@ -169,7 +172,7 @@ class _Registry:
         #: ``len(sys.modules)`` when the pending frameworks were last looked for. Capture is a hot path: while
         #: no module was imported since, no framework can have appeared, and one ``len`` call says so.
         self.modules_seen = -1
-        #: True once every framework adapter and the entry points are loaded: nothing is left to look for.
+        #: True once every framework provider module and the entry points are loaded: nothing is left to look for.
         self.settled = False
         #: The owned variables of providers that were unregistered or replaced and that no registered provider
         #: owns now: every capture leaves them out, as it leaves out those of an excluded provider.
@@ -229,14 +232,14 @@ class _Registry:
         self.released_vars = frozenset(self._ever_owned - owned)
 
     def load_pending(self) -> None:
-        """Register the plug-ins discovered at import and load framework adapters that became relevant.
+        """Register the plug-ins discovered at import and load framework providers that became relevant.
 
         This runs on the capturing thread, possibly on an event loop, so it reads no file: package metadata was
         read, and plug-ins imported, by :meth:`discover_plugins` at ``import ctxsnap``. The one import left is
-        that of a framework adapter, a module of ctxsnap itself, once, when its framework was imported after
-        ctxsnap. Imports happen outside the lock: an adapter registers its providers while it is being
-        imported, and holding our lock across an import could deadlock against a thread importing that adapter
-        directly.
+        that of a framework's provider module, a module of ctxsnap itself, once, when its framework was imported
+        after ctxsnap. Imports happen outside the lock: a provider module registers its providers while it is
+        being imported, and holding our lock across an import could deadlock against a thread importing that
+        module directly.
         """
         if self._plugin_failure is not None:
             raise self._plugin_failure()
@@ -253,8 +256,8 @@ class _Registry:
                 with self._lock:
                     if (framework, module) in self._pending_frameworks:
                         self._pending_frameworks.remove((framework, module))
-        # Recorded only once everything loaded: when an adapter fails to load, the next capture must try again
-        # (and fail again) rather than go ahead without its context.
+        # Recorded only once everything loaded: when a provider module fails to load, the next capture must try
+        # again (and fail again) rather than go ahead without its context.
         self.modules_seen = seen
         self.settled = not self._pending_frameworks and not self._plugins
 
@@ -363,7 +366,7 @@ def has_own_undo(provider: Any) -> bool:
 
 
 def known_name(name: str) -> bool:
-    """Whether ``name`` selects something: a registered provider, a prefix of one, or a framework adapter.
+    """Whether ``name`` selects something: a registered provider, a prefix of one, or a framework provider.
 
     Framework names are always known, so ``exclude=["quart"]`` works in a Flask-only app.
     """

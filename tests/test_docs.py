@@ -22,6 +22,8 @@ API_MODULES = [
     "ctxsnap",
     "ctxsnap.adapters.flask",
     "ctxsnap.adapters.quart",
+    "ctxsnap.providers.flask",
+    "ctxsnap.providers.quart",
     "ctxsnap.adapters.asyncio",
     "ctxsnap.adapters.anyio",
 ]

@@ -91,7 +91,7 @@ def hot_path(settings: Settings) -> dict[str, Any]:
 def _hot_path(settings: Settings, pinning: str) -> dict[str, Any]:
     import flask.globals
 
-    from ctxsnap._appcontext import fork_app_context, g_values
+    from ctxsnap.providers._appcontext import fork_app_context, g_values
 
     task = _flask_task()
     copy_context = contextvars.copy_context

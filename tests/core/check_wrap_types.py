@@ -11,6 +11,8 @@ from collections.abc import Callable
 from typing import assert_type
 
 import ctxsnap
+import ctxsnap.providers.flask as flask_providers
+import ctxsnap.providers.quart as quart_providers
 
 
 def greet(name: str, times: int = 1, *, loud: bool = False) -> str:
@@ -50,3 +52,9 @@ with ctxsnap.ThreadPoolExecutor(2, thread_name_prefix="typed", exclude=["flask"]
     drop_in.submit(greet, "x", times="2")  # type: ignore[arg-type]
 
 ctxsnap.Thread(target=greet, args=("x",)).start()
+
+# ctxsnap.providers is the function for type checkers, and the package of the built-in providers at run time
+# (a callable module, ctxsnap/providers/__init__.py): importing its submodules must not hide the function.
+assert_type(ctxsnap.providers(), tuple[ctxsnap.Provider, ...])
+assert_type(flask_providers.LAYOUT, str)
+assert_type(quart_providers.MERGED, bool)

@@ -254,7 +254,7 @@ def test_a_framework_imported_later_is_selectable_from_then_on_even_before_its_a
         except ValueError:
             print("refused before the import")
         import flask
-        print("ctxsnap.adapters.flask" in sys.modules)
+        print("ctxsnap.providers.flask" in sys.modules)
         app = flask.Flask("fresh")
         with app.app_context():
             print(ctxsnap.capture(include=["flask"]).providers)

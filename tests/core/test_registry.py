@@ -386,7 +386,7 @@ imports = []
 
 class SlowAdapter(importlib.abc.Loader, importlib.abc.MetaPathFinder):
     def find_spec(self, name, path=None, target=None):
-        if name == "ctxsnap.adapters.flask":
+        if name == "ctxsnap.providers.flask":
             return importlib.util.spec_from_loader(name, self)
     def create_module(self, spec):
         return None

@@ -24,7 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 {imports}
 
 app = flask.Flask("lazy")
-loaded_before = "ctxsnap.adapters.flask" in sys.modules
+loaded_before = "ctxsnap.providers.flask" in sys.modules
 
 def task():
     flask.g.user = "worker"
@@ -35,7 +35,8 @@ with app.test_request_context("/lazy"), ThreadPoolExecutor(max_workers=1) as poo
     seen = pool.submit(ctxsnap.wrap(task)).result({timeout})
     print(json.dumps({{
         "loaded_before": loaded_before,
-        "loaded_after": "ctxsnap.adapters.flask" in sys.modules,
+        "loaded_after": "ctxsnap.providers.flask" in sys.modules,
+        "adapter_loaded": "ctxsnap.adapters.flask" in sys.modules,
         "providers": [p.name for p in ctxsnap.providers()],
         "seen": seen,
         "parent_g": flask.g.user,
@@ -54,6 +55,7 @@ def test_a_fresh_interpreter_that_never_imports_the_adapter_gets_a_private_g(imp
     report = json.loads(result.stdout)
     assert report["loaded_before"] is False
     assert report["loaded_after"] is True
+    assert report["adapter_loaded"] is False  # the providers come without the adapter's helpers
     assert report["providers"][:3] == ["contextvars", "flask.app", "flask.request"]
     assert report["seen"] == ["worker", "/lazy"]
     assert report["parent_g"] == "ann"
@@ -93,5 +95,5 @@ def test_a_provider_the_app_registered_first_under_the_same_name_is_kept() -> No
     assert result.returncode == 0, result.stderr
 
     report = json.loads(result.stdout)
-    assert report["providers"][1:3] == [["flask.app", "__main__"], ["flask.request", "ctxsnap.adapters.flask"]]
+    assert report["providers"][1:3] == [["flask.app", "__main__"], ["flask.request", "ctxsnap.providers.flask"]]
     assert report["captured"] == ["contextvars", "flask.app", "flask.request"]

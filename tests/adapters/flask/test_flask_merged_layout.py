@@ -30,6 +30,7 @@ from concurrent.futures import ThreadPoolExecutor
 import flask
 import ctxsnap
 from ctxsnap.adapters import flask as ctxsnap_flask
+from ctxsnap.providers import flask as flask_providers
 
 assert flask.__file__.startswith({stand_in!r}), flask.__file__
 app = flask.Flask("merged")
@@ -47,7 +48,7 @@ def seen():
     return {{"app": flask.has_app_context(), "request": flask.has_request_context()}}
 
 pool = ThreadPoolExecutor(max_workers=4)
-report = {{"layout": ctxsnap_flask.LAYOUT, "main": threading.get_ident()}}
+report = {{"layout": flask_providers.LAYOUT, "main": threading.get_ident()}}
 """
 
 

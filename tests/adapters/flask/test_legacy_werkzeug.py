@@ -17,6 +17,7 @@ from flask_support import FLASK_VERSION, TIMEOUT, flask_context_seen, request_id
 
 import ctxsnap
 from ctxsnap.adapters import flask as ctxsnap_flask
+from ctxsnap.providers import flask as flask_providers
 
 PER_THREAD = int(importlib.metadata.version("werkzeug").split(".")[0]) < 2
 UPGRADE = r"Upgrade Werkzeug to >= 2\.0"
@@ -32,7 +33,7 @@ def test_the_adapter_detects_how_this_werkzeug_keeps_contexts() -> None:
         expected = "contextvars"
     else:  # Flask main (3.2.0.dev): the request context merged into the app context, pallets/flask#5812
         expected = "contextvars-merged"
-    assert ctxsnap_flask.LAYOUT == expected
+    assert flask_providers.LAYOUT == expected
     cell = os.environ.get("CTXSNAP_CELL")
     if cell is not None:  # under dev.py: the legacy cell really runs the legacy Werkzeug
         assert PER_THREAD is cell.endswith("werkzeug-1.0")

@@ -67,7 +67,7 @@ async def main():
             report["app_parent_g"] = quart.g.job
         # The snapshot taken before Quart was imported still runs, with what it carried.
         report["early_seen"] = pool.submit(early.wrap(VAR.get)).result({timeout})
-    report["adapter_loaded"] = "ctxsnap.adapters.quart" in sys.modules
+    report["providers_loaded"] = "ctxsnap.providers.quart" in sys.modules
 
 
 asyncio.run(main())
@@ -88,7 +88,7 @@ def test_quart_imported_after_a_capture_still_gets_the_quart_providers() -> None
     report = json.loads(result.stdout)
     assert report["quart_imported_at_first_capture"] is False, "the test is void: Quart was imported first"
     assert report["early_providers"] == ["contextvars"]
-    assert report["adapter_loaded"] is True
+    assert report["providers_loaded"] is True
     assert report["request_providers"] == ["contextvars", "quart.app", "quart.request"]
     assert report["request_seen"] == ["worker", "/lazy", "lazy"]
     assert report["request_parent_g"] == "ann", "the worker wrote into the request's own g"

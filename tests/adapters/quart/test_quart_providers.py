@@ -214,11 +214,11 @@ def test_a_sync_view_which_quart_runs_in_its_executor_can_capture_and_hand_off_a
 def test_the_adapter_refuses_a_quart_whose_contexts_are_not_contextvars(monkeypatch: pytest.MonkeyPatch) -> None:
     import quart.globals
 
-    from ctxsnap.adapters import quart as adapter
+    from ctxsnap.providers import quart as provider
 
     monkeypatch.setattr(quart.globals, "_cv_app", object())
     with pytest.raises(ImportError, match=r"quart\.globals\._cv_app to be a ContextVar.*Quart 0\.19"):
-        adapter._context_var("_cv_app")
+        provider._context_var("_cv_app")
 
 
 def test_the_adapter_detects_where_this_quart_keeps_its_contexts() -> None:
@@ -226,10 +226,10 @@ def test_the_adapter_detects_where_this_quart_keeps_its_contexts() -> None:
     # and websocket contexts into the app context (one ContextVar, _cv_app).
     import importlib.metadata
 
-    from ctxsnap.adapters import quart as adapter
+    from ctxsnap.providers import quart as provider
 
     release = tuple(int(part) for part in importlib.metadata.version("quart").split(".")[:2])
-    assert adapter.LAYOUT == ("contextvars-merged" if release >= (0, 23) else "contextvars")
+    assert provider.LAYOUT == ("contextvars-merged" if release >= (0, 23) else "contextvars")
 
 
 # -- after_this_request / after_this_websocket in a worker (issue 11, defect 9) -------------------------------------

@@ -2,7 +2,7 @@
 
 Celery and process-pool workers are synchronous, and Quart pushes app contexts with ``await``. The worker
 therefore sets a fresh app context of its app in ``quart.globals._cv_app`` (looked up and checked, as the Quart
-adapter does) inside the task's own context copy, which is discarded afterwards: ``current_app`` and ``g``
+provider does) inside the task's own context copy, which is discarded afterwards: ``current_app`` and ``g``
 work in the task, and nothing of the app's async lifecycle (signals, teardown_appcontext) runs.
 """
 

@@ -1,7 +1,7 @@
 """Flask's ``g`` as a carrier section: the part of the ``flask.app`` provider that crosses processes.
 
-It is a module of its own, not part of the provider module, so that the providers can move (to a providers
-package) without it; note that a package named ``ctxsnap.providers`` would shadow ``ctxsnap.providers()``.
+It is a module of its own, beside the provider module, because it serves a different reader: the carrier
+(``ctxsnap._carrier``) in the parent and in a worker process, where no provider state exists.
 
 A worker in another process has no request and no parent app context to fork, so the carried ``g`` attributes
 are restored in a plain app context of the worker's own app, pushed for the task and popped after it (so
