@@ -23,29 +23,44 @@ def _version(distribution: str) -> str | None:
 
 
 def report() -> str:
+    """The whole report, one fact a line; a failing section says so on its own line and the rest still prints."""
     lines = [
         f"ctxsnap {_version('ctxsnap') or '(not installed; running from source)'}",
         f"python {platform.python_version()} ({platform.python_implementation()}, {sys.platform})",
+        _thread_inheritance(),
     ]
-    inherit = getattr(sys.flags, "thread_inherit_context", None)
-    if inherit is None:
-        lines.append("sys.flags.thread_inherit_context: absent (threads start with an empty context)")
-    else:
-        state = "on: new threads start in a copy of the caller's context" if inherit else "off"
-        lines.append(f"sys.flags.thread_inherit_context: {state}")
     for name in _FRAMEWORKS:
-        version = _version(name)
-        lines.append(f"{name}: {version or 'not installed'}")
-        if version is not None and name in ("flask", "quart"):
-            try:
-                importlib.import_module(name)
-            except Exception as exc:  # a broken install is exactly what this report is for
-                lines.append(f"  import {name} failed: {type(exc).__name__}: {exc}")
+        lines.extend(_framework(name))
     # Before the providers: their line (with any broken plug-in) stays the last one of the report.
     try:
         lines.extend(_instrumentation())
     except Exception as exc:
         lines.append(f"instrumentation state unavailable: {type(exc).__name__}: {exc}")
+    lines.extend(_providers())
+    return "\n".join(lines)
+
+
+def _thread_inheritance() -> str:
+    inherit = getattr(sys.flags, "thread_inherit_context", None)
+    if inherit is None:
+        return "sys.flags.thread_inherit_context: absent (threads start with an empty context)"
+    state = "on: new threads start in a copy of the caller's context" if inherit else "off"
+    return f"sys.flags.thread_inherit_context: {state}"
+
+
+def _framework(name: str) -> list[str]:
+    version = _version(name)
+    lines = [f"{name}: {version or 'not installed'}"]
+    if version is not None and name in ("flask", "quart"):
+        try:
+            importlib.import_module(name)
+        except Exception as exc:  # a broken install is exactly what this report is for
+            lines.append(f"  import {name} failed: {type(exc).__name__}: {exc}")
+    return lines
+
+
+def _providers() -> list[str]:
+    lines = []
     if os.environ.get("CTXSNAP_DISABLE_ENTRY_POINTS"):
         lines.append("third-party providers: not loaded (CTXSNAP_DISABLE_ENTRY_POINTS is set)")
     try:
@@ -55,7 +70,7 @@ def report() -> str:
         lines.append(f"active providers: {names}")
     except Exception as exc:
         lines.append(f"loading providers failed: {type(exc).__name__}: {exc}")
-    return "\n".join(lines)
+    return lines
 
 
 def _instrumentation() -> list[str]:

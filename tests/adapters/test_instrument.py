@@ -229,8 +229,16 @@ def test_include_and_exclude_apply_to_every_capture(app: flask.Flask) -> None:
 @pytest.mark.parametrize(
     ("arguments", "error", "message"),
     [
-        ({"threads": "yes"}, TypeError, r"instrument\(threads=...\) takes True or False"),
-        ({"threads": False, "executors": False, "asyncio": False, "anyio": False}, ValueError, "no hand-off"),
+        (
+            {"threads": "yes"},
+            TypeError,
+            r"instrument\(threads=...\) takes True or False, not str 'yes'\. Pass threads=False",
+        ),
+        (
+            {"threads": False, "executors": False, "asyncio": False, "anyio": False},
+            ValueError,
+            r"patch no hand-off\. Leave one switched on",
+        ),
         ({"include": ["no-such-provider"]}, ValueError, "unknown provider"),
         ({"exclude": 42}, TypeError, "exclude="),
     ],
@@ -443,7 +451,8 @@ def test_a_wrapper_under_another_tools_is_not_wrapped_again_and_is_taken_out_onc
 
 def test_the_flask_config_key_instruments_and_rejects_a_non_bool(app: flask.Flask) -> None:
     app.config["CTXSNAP_INSTRUMENT"] = "yes"
-    with pytest.raises(TypeError, match=r"app.config\['CTXSNAP_INSTRUMENT'\] must be True or False"):
+    message = r"app.config\['CTXSNAP_INSTRUMENT'\] must be True or False, not str 'yes'\. Set it to True"
+    with pytest.raises(TypeError, match=message):
         ctxsnap_flask.CtxSnap(app)
     assert ctxsnap.instrumentation() == ()
     app.config["CTXSNAP_INSTRUMENT"] = True

@@ -15,6 +15,7 @@ import concurrent.futures
 import json
 import sys
 import threading
+from pathlib import Path
 from typing import Any
 
 import flask
@@ -108,7 +109,7 @@ def chain(attribute: Any) -> list[str]:
     for _ in range(20):
         if isinstance(attribute, wrapt.BaseObjectProxy):
             names.append("otel")  # checked first: a wrapt proxy forwards every other attribute to what it wraps
-        elif attribute.__code__.co_filename.endswith("instrument.py"):
+        elif Path(attribute.__code__.co_filename).parent.name == "instrument":  # ctxsnap/adapters/instrument/
             names.append("ctxsnap")
         elif getattr(attribute, "__code__", None) is not None and "sentry" in attribute.__code__.co_name:
             names.append("sentry")

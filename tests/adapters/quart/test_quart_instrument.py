@@ -137,7 +137,7 @@ def test_the_quart_config_key_instruments(app: Any) -> None:
     from ctxsnap.adapters import quart as ctxsnap_quart
 
     app.config["CTXSNAP_INSTRUMENT"] = 1
-    with pytest.raises(TypeError, match="must be True or False"):
+    with pytest.raises(TypeError, match=r"must be True or False, not int 1\. Set it to True"):
         ctxsnap_quart.CtxSnap(app)
     app.config["CTXSNAP_INSTRUMENT"] = True
     ctxsnap_quart.CtxSnap(app)
