@@ -26,9 +26,9 @@ import trio
 
 import ctxsnap
 from ctxsnap.adapters import flask as ctxsnap_flask
+from tests.support import TIMEOUT
 
 REQUEST_ID: contextvars.ContextVar[str] = contextvars.ContextVar("instrument_request_id", default="unset")
-TIMEOUT = 30.0
 
 #: Every attribute instrument() may replace, with the object it holds before any test runs.
 ORIGINALS: dict[tuple[Any, str], Any] = {

@@ -7,10 +7,11 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import flask
-from flask_support import TIMEOUT, current_app_context
+from flask_support import current_app_context
 
 import ctxsnap
 from ctxsnap.adapters import flask as ctxsnap_flask
+from tests.support import TIMEOUT
 
 
 def _read_then_write_g() -> dict[str, Any]:
