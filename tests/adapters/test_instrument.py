@@ -261,7 +261,7 @@ def test_input_the_standard_library_accepts_passes_through(app: flask.Flask) -> 
             # The standard library runs it and returns the coroutine object; ctxsnap would refuse it.
             coroutine = pool.submit(coroutine_function).result(TIMEOUT)
             result = asyncio.run(coroutine)
-            not_callable = pool.submit(42)  # type: ignore[arg-type]
+            not_callable: Any = pool.submit(42)  # type: ignore[arg-type]
             with pytest.raises(TypeError, match="not callable"):
                 not_callable.result(TIMEOUT)
         return result
