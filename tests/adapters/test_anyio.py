@@ -20,9 +20,9 @@ import sniffio
 
 import ctxsnap
 from ctxsnap.adapters.anyio import run_sync
+from tests.support import TIMEOUT
 
 T = TypeVar("T")
-TIMEOUT = 30.0
 BACKENDS = ["asyncio", "trio"]
 
 REQUEST_ID: contextvars.ContextVar[str] = contextvars.ContextVar("anyio_request_id")

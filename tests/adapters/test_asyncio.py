@@ -17,9 +17,9 @@ import pytest
 
 import ctxsnap
 from ctxsnap.adapters.asyncio import run_in_executor, to_thread
+from tests.support import TIMEOUT
 
 T = TypeVar("T")
-TIMEOUT = 30.0
 
 REQUEST_ID: contextvars.ContextVar[str] = contextvars.ContextVar("asyncio_request_id")
 LEFT_BEHIND: contextvars.ContextVar[str] = contextvars.ContextVar("asyncio_left_behind")

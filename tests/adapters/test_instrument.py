@@ -26,9 +26,9 @@ import trio
 
 import ctxsnap
 from ctxsnap.adapters import flask as ctxsnap_flask
+from tests.support import TIMEOUT
 
 REQUEST_ID: contextvars.ContextVar[str] = contextvars.ContextVar("instrument_request_id", default="unset")
-TIMEOUT = 30.0
 
 #: Every attribute instrument() may replace, with the object it holds before any test runs.
 ORIGINALS: dict[tuple[Any, str], Any] = {
@@ -269,7 +269,7 @@ def test_input_the_standard_library_accepts_passes_through(app: flask.Flask) -> 
             # The standard library runs it and returns the coroutine object; ctxsnap would refuse it.
             coroutine = pool.submit(coroutine_function).result(TIMEOUT)
             result = asyncio.run(coroutine)
-            not_callable = pool.submit(42)  # type: ignore[arg-type]
+            not_callable: Any = pool.submit(42)  # type: ignore[arg-type]
             with pytest.raises(TypeError, match="not callable"):
                 not_callable.result(TIMEOUT)
         return result

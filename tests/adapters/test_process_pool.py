@@ -19,9 +19,9 @@ import pytest
 
 import ctxsnap
 from tests.adapters import carrier_support as support
+from tests.support import PROCESS_TIMEOUT as TIMEOUT
 
 METHODS = ["fork", "forkserver", "spawn"]
-TIMEOUT = 120
 
 
 def in_request(fn: Any, request_id: str = "req-1", **values: Any) -> Any:

@@ -20,8 +20,8 @@ import pytest
 import ctxsnap
 from ctxsnap.adapters import asyncio as ctxsnap_asyncio
 from ctxsnap.adapters.anyio import run_sync
+from tests.support import TIMEOUT
 
-TIMEOUT = 30.0
 KEPT: contextvars.ContextVar[str] = contextvars.ContextVar("selection_kept")
 SECRET: contextvars.ContextVar[str] = contextvars.ContextVar("selection_secret")
 

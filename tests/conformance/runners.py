@@ -35,11 +35,10 @@ import flask
 import ctxsnap
 from ctxsnap.adapters import anyio as ctxsnap_anyio
 from ctxsnap.adapters import asyncio as ctxsnap_asyncio
+from tests.support import TIMEOUT, Lifecycle
 
 from .catalog import ENTRIES, Entry
 
-#: Generous: the machine is small and shared, and a hang must fail the test rather than the whole run.
-TIMEOUT = 30.0
 UPLOAD = b"the parent's uploaded file"
 
 
@@ -120,22 +119,6 @@ class Framework:
     has_websocket_context: Callable[[], bool] = lambda: False
     #: Whether the parent's request holds an uploaded file the scenario can check is still open afterwards.
     uploads: bool = False
-
-
-class Lifecycle:
-    """Which lifecycle callbacks ran, and in which thread."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.events: list[tuple[str, int]] = []
-
-    def record(self, event: str) -> None:
-        with self._lock:
-            self.events.append((event, threading.get_ident()))
-
-    def threads(self, event: str) -> list[int]:
-        with self._lock:
-            return [thread for name, thread in self.events if name == event]
 
 
 def _flask_app(lifecycle: Lifecycle, policy: dict[str, Any] | None) -> flask.Flask:

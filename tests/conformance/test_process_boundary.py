@@ -28,8 +28,8 @@ import pytest
 
 import ctxsnap
 from tests.adapters import carrier_support as support
+from tests.support import PROCESS_TIMEOUT as TIMEOUT
 
-TIMEOUT = 120
 NOTHING = {key: None for key in support.EXPECTED_KEYS} | {"app_context": False, "request_context": False}
 
 

@@ -18,12 +18,12 @@ from typing import Any
 import pytest
 
 import ctxsnap
+from tests.support import TIMEOUT
 
 from .catalog import ENTRIES, property_of
 from .runners import RUNNERS, UPLOAD, Parent, Runner, play, registered
 
 REQUEST_ID: ContextVar[str] = ContextVar("conformance_request_id")
-TIMEOUT = 30.0
 
 Play = Generator[Any, Any, None]
 
@@ -344,7 +344,7 @@ def _nothing_of_the_lifecycle_in_the_child(entry: str, where: str) -> None:
         assert p.lifecycle.events == []
 
     parent = play(entry, scenario, where=where)
-    events = parent.lifecycle.events
+    events = parent.lifecycle.steps()
     assert sorted(name for name, _ in events) == PARENT_TEARDOWN[where], events  # the parent's own, once each
     assert not {thread for _, thread in events} & set(children), "a teardown handler ran in a child thread"
     if quart_request:

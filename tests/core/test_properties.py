@@ -21,7 +21,9 @@ from hypothesis.stateful import Bundle, RuleBasedStateMachine, invariant, rule
 
 import ctxsnap
 
-VARIABLES = [contextvars.ContextVar(f"core_property_{name}") for name in ("a", "b", "c")]
+VARIABLES: list[contextvars.ContextVar[Any]] = [
+    contextvars.ContextVar(f"core_property_{name}") for name in ("a", "b", "c")
+]
 ACTORS = 3
 
 values = st.sampled_from(["x", "y", "z", "w"])

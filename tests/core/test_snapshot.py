@@ -356,7 +356,9 @@ def test_repr_names_providers_and_variables_but_never_values() -> None:
 
 
 def test_repr_stays_short_with_many_variables() -> None:
-    many = [contextvars.ContextVar(f"core_snapshot_many_{i:03}") for i in range(60)]
+    many: list[contextvars.ContextVar[Any]] = [
+        contextvars.ContextVar(f"core_snapshot_many_{i:03}") for i in range(60)
+    ]
 
     def capture_with_many() -> ctxsnap.Snapshot:
         for i, var in enumerate(many):

@@ -19,9 +19,7 @@ import httpx
 import pytest
 
 from examples import flask_app
-
-#: Generous: the machine is small and shared; a slow answer is fine, a hung test is not.
-TIMEOUT = 60.0
+from tests.support import TIMEOUT
 
 
 def _client(base_url: str) -> httpx.Client:

@@ -23,10 +23,10 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
+from tests.support import TIMEOUT
+
 pytestmark = pytest.mark.quart
 
-#: Generous: the machine is small and shared; a slow answer is fine, a hung test is not.
-TIMEOUT = 60.0
 
 
 @pytest.fixture(scope="module")

@@ -21,8 +21,7 @@ from typing import Any
 import flask
 
 import ctxsnap
-
-TIMEOUT = 30.0
+from tests.support import TIMEOUT
 
 
 class Tool:

@@ -28,10 +28,10 @@ import pytest
 import ctxsnap
 from ctxsnap.adapters import flask as ctxsnap_flask
 from examples import flask_app
+from tests.support import TIMEOUT
 
 pytestmark = pytest.mark.interop
 
-TIMEOUT = 60.0
 REQUESTS = 4
 TASKS_PER_REQUEST = 3
 

@@ -21,10 +21,10 @@ import pytest
 
 import ctxsnap
 from examples import flask_app
+from tests.support import TIMEOUT
 
 pytestmark = pytest.mark.interop
 
-TIMEOUT = 60.0
 REQUESTS = 6
 
 

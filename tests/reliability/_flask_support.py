@@ -7,28 +7,12 @@ tests need to see more (which teardown ran, in which thread, how often), so they
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
 import flask
 
 from ctxsnap.adapters import flask as ctxsnap_flask
-
-
-class Lifecycle:
-    """Thread-safe record of the teardown handlers that ran: (handler, thread id, exception type or None)."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.events: list[tuple[str, int, type[BaseException] | None]] = []
-
-    def record(self, handler: str, exc: BaseException | None) -> None:
-        with self._lock:
-            self.events.append((handler, threading.get_ident(), type(exc) if exc is not None else None))
-
-    def in_thread(self, ident: int) -> list[tuple[str, type[BaseException] | None]]:
-        with self._lock:
-            return [(handler, exc) for handler, thread, exc in self.events if thread == ident]
+from tests.support import Lifecycle
 
 
 def make_app(*, teardown: bool = False, extension: bool = True) -> tuple[flask.Flask, Lifecycle]:

@@ -15,8 +15,7 @@ from typing import Any
 import quart
 
 from ctxsnap.adapters import quart as ctxsnap_quart
-
-from ._flask_support import Lifecycle
+from tests.support import Lifecycle
 
 
 def make_quart_app(*, teardown: bool = False) -> tuple[quart.Quart, Lifecycle]:

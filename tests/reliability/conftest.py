@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextvars
+import inspect
 from collections.abc import Iterator
 
 import pytest
@@ -17,7 +18,10 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool:
     The tests set ContextVars freely to play "the parent request"; without this, a value set by one test would
     still be there when the next one starts, and a test about leaks could pass or fail because of its neighbour.
     """
-    arguments = {name: pyfuncitem.funcargs[name] for name in pyfuncitem._fixtureinfo.argnames}
+    # The test's own parameters, read from its public signature (pytest's private _fixtureinfo is not an API);
+    # funcargs also holds autouse fixtures the test does not take.
+    parameters = inspect.signature(pyfuncitem.obj).parameters
+    arguments = {name: value for name, value in pyfuncitem.funcargs.items() if name in parameters}
     contextvars.copy_context().run(pyfuncitem.obj, **arguments)
     return True
 

@@ -88,7 +88,7 @@ class _UndoNotCallable(_NoApply):
 
 class _OwnedVarsList(_UndoNotCallable):
     name = "test.bad-input.owned"
-    undo = None
+    undo = None  # type: ignore[assignment]  # a provider whose undo is not callable, on purpose
     owned_vars = [some_var]
 
 
@@ -167,13 +167,13 @@ class _NamedContextvars(_ProviderClass):
 
 
 CORE_CASES = [
-    Case("wrap-non-callable", "ctxsnap.wrap(42)", lambda: ctxsnap.wrap(42),
+    Case("wrap-non-callable", "ctxsnap.wrap(42)", lambda: ctxsnap.wrap(42),  # type: ignore[arg-type]
          TypeError, "expects a callable, got int", "pass the function itself"),
-    Case("wrap-called-result", "ctxsnap.wrap(fn())", lambda: ctxsnap.wrap(_fn()),
+    Case("wrap-called-result", "ctxsnap.wrap(fn())", lambda: ctxsnap.wrap(_fn()),  # type: ignore[arg-type, func-returns-value]
          TypeError, "expects a callable, got NoneType", "not wrap(fn())"),
     Case("wrap-async-function", "ctxsnap.wrap(async_fn)", lambda: ctxsnap.wrap(_async_fn),
          TypeError, "got the async", "await async code directly"),
-    Case("run-non-callable", 'snap.run("fn")', lambda: ctxsnap.capture().run("fn"),
+    Case("run-non-callable", 'snap.run("fn")', lambda: ctxsnap.capture().run("fn"),  # type: ignore[arg-type]
          TypeError, "run() expects a callable, got str", "pass the function itself"),
     Case("sealed-wrap", "snap.wrap(fn) after the with block", lambda: _sealed_snapshot().wrap(_fn),
          ctxsnap.SnapshotClosedError, "after the snapshot was sealed", "take a new snapshot"),
@@ -186,12 +186,12 @@ CORE_CASES = [
     Case("exclude-unknown-name", 'capture(exclude=["contextvar"])',
          lambda: ctxsnap.capture(exclude=["contextvar"]),
          ValueError, "unknown provider 'contextvar'", "registered providers are"),
-    Case("include-bytes", 'capture(include=b"flask")', lambda: ctxsnap.capture(include=b"flask"),
+    Case("include-bytes", 'capture(include=b"flask")', lambda: ctxsnap.capture(include=b"flask"),  # type: ignore[arg-type]
          TypeError, "provider names as str, got bytes", "decode it first"),
-    Case("include-not-iterable", "capture(include=42)", lambda: ctxsnap.capture(include=42),
+    Case("include-not-iterable", "capture(include=42)", lambda: ctxsnap.capture(include=42),  # type: ignore[arg-type]
          TypeError, "got int", "provider names and/or ContextVar objects"),
     Case("exclude-bad-entry", 'capture(exclude=["contextvars", 3.5])',
-         lambda: ctxsnap.capture(exclude=["contextvars", 3.5]),
+         lambda: ctxsnap.capture(exclude=["contextvars", 3.5]),  # type: ignore[list-item]
          TypeError, "got 3.5 of type float", "provider names (str) or ContextVar objects"),
     Case("include-var-without-contextvars", 'capture(include=[var], exclude=["contextvars"])',
          lambda: ctxsnap.capture(include=[some_var], exclude=["contextvars"]),
@@ -211,24 +211,24 @@ CORE_CASES = [
     Case("include-framework-not-imported", 'capture(include=["quart"]) before Quart is imported',
          lambda: _in_a_fresh_interpreter("import ctxsnap; ctxsnap.capture(include=['quart'])"),
          ValueError, "but quart is not imported in this process", "import quart before capturing"),
-    Case("register-class", "register_provider(MyProvider)", lambda: ctxsnap.register_provider(_ProviderClass),
+    Case("register-class", "register_provider(MyProvider)", lambda: ctxsnap.register_provider(_ProviderClass),  # type: ignore[arg-type]
          TypeError, "got the class _ProviderClass", "register_provider(_ProviderClass())"),
-    Case("register-no-name", "register_provider(obj_without_name)", lambda: ctxsnap.register_provider(_NoName()),
+    Case("register-no-name", "register_provider(obj_without_name)", lambda: ctxsnap.register_provider(_NoName()),  # type: ignore[arg-type]
          TypeError, "got None", "attribute 'name'"),
     Case("register-missing-apply", "register_provider(obj_without_apply)",
-         lambda: ctxsnap.register_provider(_NoApply()),
+         lambda: ctxsnap.register_provider(_NoApply()),  # type: ignore[arg-type]
          TypeError, "lacks the method(s) apply", "subclass ctxsnap.Provider"),
     Case("register-undo-not-callable", 'register_provider(obj) with undo = "text"',
-         lambda: ctxsnap.register_provider(_UndoNotCallable()),
+         lambda: ctxsnap.register_provider(_UndoNotCallable()),  # type: ignore[arg-type]
          TypeError, "'undo' attribute that is not callable", "'undo'"),
     Case("register-owned-vars-list", "register_provider(obj) with owned_vars = [var]",
-         lambda: ctxsnap.register_provider(_OwnedVarsList()),
+         lambda: ctxsnap.register_provider(_OwnedVarsList()),  # type: ignore[arg-type]
          TypeError, "'owned_vars' must be a tuple", "tuple of ContextVar objects"),
     Case("register-duplicate-name", "register_provider(p) twice under one name", _register_twice,
          ValueError, "is already registered", "unregister it first"),
     Case("unregister-unknown", 'unregister_provider("nope")', lambda: ctxsnap.unregister_provider("nope"),
          LookupError, "no provider named 'nope'", "registered: "),
-    Case("unregister-not-a-name", "unregister_provider(42)", lambda: ctxsnap.unregister_provider(42),
+    Case("unregister-not-a-name", "unregister_provider(42)", lambda: ctxsnap.unregister_provider(42),  # type: ignore[arg-type]
          TypeError, "got int", "takes a provider name (str)"),
     Case("unregister-contextvars", 'unregister_provider("contextvars")',
          lambda: ctxsnap.unregister_provider("contextvars"),
@@ -239,7 +239,7 @@ CORE_CASES = [
     Case("register-replace-not-a-bool", 'register_provider(p, replace="yes")',
          lambda: ctxsnap.register_provider(_ProviderClass(), replace="yes"),  # type: ignore[arg-type]
          TypeError, "got 'yes'", "takes True or False"),
-    Case("thread-target-non-callable", "ctxsnap.Thread(target=42)", lambda: ctxsnap.Thread(target=42),
+    Case("thread-target-non-callable", "ctxsnap.Thread(target=42)", lambda: ctxsnap.Thread(target=42),  # type: ignore[arg-type]
          TypeError, "Thread() expects a callable, got int 42", "Thread(target=fn), not Thread(target=fn())"),
     Case("thread-target-async", "ctxsnap.Thread(target=async_fn)", lambda: ctxsnap.Thread(target=_async_fn),
          TypeError, "Thread() got the async callable '_async_fn'", "await async code directly"),
@@ -252,7 +252,7 @@ CORE_CASES = [
     Case("thread-unknown-provider", 'ctxsnap.Thread(target=fn, exclude=["flsk"])',
          lambda: ctxsnap.Thread(target=_fn, exclude=["flsk"]),
          ValueError, "unknown provider 'flsk'", "registered providers are"),
-    Case("executor-not-an-executor", "ctxsnap.ContextExecutor(42)", lambda: ctxsnap.ContextExecutor(42),
+    Case("executor-not-an-executor", "ctxsnap.ContextExecutor(42)", lambda: ctxsnap.ContextExecutor(42),  # type: ignore[arg-type]
          TypeError, "got int", "pass an executor instance"),
     Case("executor-class-not-instance", "ctxsnap.ContextExecutor(ThreadPoolExecutor)",
          lambda: ctxsnap.ContextExecutor(concurrent.futures.ThreadPoolExecutor),  # type: ignore[arg-type]
@@ -346,7 +346,7 @@ def _flask_decorator_outside_a_request() -> None:
 
 def _flask_decorator_non_callable() -> None:
     with _flask_app().test_request_context("/"):
-        ctxsnap_flask.copy_current_request_context(42)  # type: ignore[arg-type]
+        ctxsnap_flask.copy_current_request_context(42)  # type: ignore[call-overload]
 
 
 FLASK_CASES = [
@@ -393,9 +393,9 @@ ANYIO_CASES = [
     Case("anyio-run-sync-no-loop", "ctxsnap.adapters.anyio.run_sync(fn) driven without a loop",
          lambda: _outside_loop(ctxsnap_anyio.run_sync, _fn),
          RuntimeError, "needs a running event loop (asyncio or trio)", "await it inside 'async def'"),
-    Case("anyio-run-sync-non-callable-asyncio", "await run_sync(42) on asyncio", lambda: _anyio_run(42),
+    Case("anyio-run-sync-non-callable-asyncio", "await run_sync(42) on asyncio", lambda: _anyio_run(42),  # type: ignore[arg-type]
          TypeError, "expects a callable, got int", "pass the function itself"),
-    Case("anyio-run-sync-non-callable-trio", "await run_sync(42) on trio", lambda: _anyio_run(42, backend="trio"),
+    Case("anyio-run-sync-non-callable-trio", "await run_sync(42) on trio", lambda: _anyio_run(42, backend="trio"),  # type: ignore[arg-type]
          TypeError, "expects a callable, got int", "pass the function itself"),
     Case("anyio-run-sync-async-function", "await run_sync(async_fn)", lambda: _anyio_run(_async_fn),
          TypeError, "got the async", "await async code directly"),
@@ -425,7 +425,7 @@ def _quart_to_thread(fn: object, *, under: str = "asyncio") -> object:
     if under == "trio":
         import trio
 
-        return trio.run(ctxsnap_quart.to_thread, fn)
+        return trio.run(ctxsnap_quart.to_thread, fn)  # type: ignore[arg-type]
     return _in_loop(ctxsnap_quart.to_thread, fn)
 
 

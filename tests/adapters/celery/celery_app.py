@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-import celery
+import celery  # type: ignore[import-untyped]  # Celery ships no type information
 
 from ctxsnap.adapters.celery import install
 from tests.adapters import carrier_support as support

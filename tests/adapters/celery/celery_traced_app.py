@@ -10,8 +10,8 @@ from __future__ import annotations
 import os
 from typing import Any
 
-import celery
-from celery.signals import worker_process_init
+import celery  # type: ignore[import-untyped]  # Celery ships no type information
+from celery.signals import worker_process_init  # type: ignore[import-untyped]
 
 from ctxsnap.adapters.celery import install
 from tests.adapters import carrier_support as support

@@ -15,10 +15,10 @@ import pytest
 
 import ctxsnap
 from tests.adapters import carrier_support as support
+from tests.support import TIMEOUT
 
 pytestmark = pytest.mark.celery
 
-TIMEOUT = 60
 
 
 def in_request(fn: Any, request_id: str = "req-1", **values: Any) -> Any:

@@ -14,10 +14,10 @@ import pytest
 
 from tests._celery_fixtures import Worker
 from tests.adapters import carrier_support as support
+from tests.support import TIMEOUT
 
 pytestmark = pytest.mark.celery
 
-TIMEOUT = 60
 
 
 @pytest.fixture(scope="module")

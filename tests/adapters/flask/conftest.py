@@ -7,12 +7,14 @@ example app on a real threaded server is covered in ``tests/examples``.
 from __future__ import annotations
 
 import contextvars
+import inspect
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import flask
 import pytest
-from flask_support import Lifecycle
+
+from tests.support import Lifecycle
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -22,7 +24,10 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool:
     Tests set ContextVars to play "the parent request"; a value left behind by one test must not decide whether
     the next one passes.
     """
-    arguments = {name: pyfuncitem.funcargs[name] for name in pyfuncitem._fixtureinfo.argnames}
+    # The test's own parameters, read from its public signature (pytest's private _fixtureinfo is not an API);
+    # funcargs also holds autouse fixtures the test does not take.
+    parameters = inspect.signature(pyfuncitem.obj).parameters
+    arguments = {name: value for name, value in pyfuncitem.funcargs.items() if name in parameters}
     contextvars.copy_context().run(pyfuncitem.obj, **arguments)
     return True
 

@@ -4,15 +4,10 @@ from __future__ import annotations
 
 import contextvars
 import importlib.metadata
-import threading
-from dataclasses import dataclass, field
 from typing import Any
 
 import flask
 import flask.globals
-
-#: Generous: the machine is small and shared; a slow answer is fine, a hung test is not.
-TIMEOUT = 60.0
 
 request_id: contextvars.ContextVar[str] = contextvars.ContextVar("test_flask_request_id")
 
@@ -22,22 +17,6 @@ FLASK_VERSION = tuple(int(part) for part in importlib.metadata.version("flask").
 #: Flask 3.2 (main today) merges the request context into the app context (pallets/flask#5812): there a request
 #: cannot be active without an app context, and one context object is pushed per request.
 MERGED_LAYOUT = FLASK_VERSION >= (3, 2)
-
-
-@dataclass
-class Lifecycle:
-    """Which teardown handlers ran, and in which thread."""
-
-    calls: list[tuple[str, int]] = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def record(self, kind: str) -> None:
-        with self.lock:
-            self.calls.append((kind, threading.get_ident()))
-
-    def threads(self, kind: str) -> list[int]:
-        with self.lock:
-            return [thread for name, thread in self.calls if name == kind]
 
 
 def flask_context_seen() -> dict[str, bool]:

@@ -12,10 +12,11 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import flask
-from flask_support import TIMEOUT, Lifecycle, request_id
+from flask_support import request_id
 
 import ctxsnap
 from ctxsnap.adapters import flask as ctxsnap_flask
+from tests.support import TIMEOUT, Lifecycle
 
 WORKERS = 4
 
@@ -91,12 +92,12 @@ def test_teardown_mode_runs_concurrently_too(app: flask.Flask, pool: ThreadPoolE
         request_id.set("req-4")
         task = ctxsnap_flask.capture(teardown=True).wrap(_overlapping_task(barrier))
         results = list(pool.map(task, range(WORKERS), timeout=TIMEOUT))
-        during_request = list(lifecycle.calls)
+        during_request = lifecycle.steps()
 
     assert [r["item"] for r in results] == list(range(WORKERS))
     # One teardown_appcontext per run, each in the thread that ran it; no teardown_request in any worker.
     assert sorted(during_request) == sorted(("teardown_appcontext", r["thread"]) for r in results)
-    assert lifecycle.calls[WORKERS:] == [
+    assert lifecycle.steps()[WORKERS:] == [
         ("teardown_request", threading.get_ident()),
         ("teardown_appcontext", threading.get_ident()),
     ]

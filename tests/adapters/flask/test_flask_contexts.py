@@ -12,10 +12,11 @@ from typing import Any
 
 import flask
 import pytest
-from flask_support import MERGED_LAYOUT, TIMEOUT, flask_context_seen, request_id
+from flask_support import MERGED_LAYOUT, flask_context_seen, request_id
 
 import ctxsnap
 from ctxsnap.adapters import flask as ctxsnap_flask
+from tests.support import TIMEOUT
 
 
 def _everything() -> dict[str, Any]:

@@ -11,10 +11,10 @@ from typing import Any
 
 import flask
 import pytest
-from flask_support import TIMEOUT
 
 import ctxsnap
 from ctxsnap.adapters import flask as ctxsnap_flask
+from tests.support import TIMEOUT
 
 
 def test_the_extension_registers_itself_and_its_defaults(app: flask.Flask) -> None:

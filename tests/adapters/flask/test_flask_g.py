@@ -7,10 +7,11 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import flask
-from flask_support import TIMEOUT, current_app_context
+from flask_support import current_app_context
 
 import ctxsnap
 from ctxsnap.adapters import flask as ctxsnap_flask
+from tests.support import TIMEOUT
 
 
 def _read_then_write_g() -> dict[str, Any]:
@@ -103,7 +104,7 @@ def test_shared_g_still_gets_an_app_context_object_of_its_own(app: flask.Flask, 
     # Extensions key per-context state on the app context's identity (Flask-SQLAlchemy scopes its session by
     # it): even when g is shared, the worker must not be handed the request's app context object.
     def context_and_g() -> tuple[Any, Any]:
-        return current_app_context(), flask.g._get_current_object()  # type: ignore[attr-defined]
+        return current_app_context(), flask.g._get_current_object()
 
     with app.test_request_context("/"):
         parent_context, parent_g = context_and_g()

@@ -14,7 +14,8 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from flask_support import TIMEOUT
+
+from tests.support import TIMEOUT
 
 ROOT = Path(__file__).resolve().parents[3]
 

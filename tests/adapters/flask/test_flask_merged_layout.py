@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from flask_support import TIMEOUT
+
+from tests.support import TIMEOUT
 
 ROOT = Path(__file__).resolve().parents[3]
 STAND_IN = Path(__file__).resolve().parent / "merged_flask"

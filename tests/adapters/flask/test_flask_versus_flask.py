@@ -14,9 +14,10 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import flask
-from flask_support import MERGED_LAYOUT, TIMEOUT, Lifecycle
+from flask_support import MERGED_LAYOUT
 
 from ctxsnap.adapters import flask as ctxsnap_flask
+from tests.support import TIMEOUT, Lifecycle
 
 Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
 
@@ -52,7 +53,7 @@ def test_flasks_decorator_runs_the_teardown_handlers_again_in_the_worker(
     client = app.test_client()
 
     def teardowns(which: str) -> dict[str, int]:
-        lifecycle.calls.clear()
+        lifecycle.clear()
         client.get(f"/work/{which}")
         return {kind: len(lifecycle.threads(kind)) for kind in ("teardown_request", "teardown_appcontext")}
 

@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from quart_support import Lifecycle
+
+from tests.support import Lifecycle
 
 
 def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:

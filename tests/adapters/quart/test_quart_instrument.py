@@ -15,9 +15,10 @@ from typing import Any
 
 import anyio.to_thread
 import pytest
-from quart_support import TIMEOUT, run
+from quart_support import run
 
 import ctxsnap
+from tests.support import TIMEOUT
 
 pytestmark = pytest.mark.quart
 

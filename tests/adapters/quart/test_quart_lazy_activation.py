@@ -16,7 +16,8 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from quart_support import TIMEOUT
+
+from tests.support import TIMEOUT
 
 pytestmark = pytest.mark.quart
 

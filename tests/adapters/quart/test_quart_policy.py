@@ -11,9 +11,10 @@ import threading
 from typing import Any
 
 import pytest
-from quart_support import Lifecycle, run
+from quart_support import run
 
 import ctxsnap
+from tests.support import Lifecycle
 
 pytestmark = pytest.mark.quart
 

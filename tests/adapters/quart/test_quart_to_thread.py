@@ -9,9 +9,10 @@ import threading
 from typing import Any
 
 import pytest
-from quart_support import TIMEOUT, run, until
+from quart_support import run, until
 
 import ctxsnap
+from tests.support import TIMEOUT
 
 pytestmark = pytest.mark.quart
 

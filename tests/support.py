@@ -1,0 +1,68 @@
+"""The one home of helpers every part of the suite shares: how long a test waits, and a lifecycle recorder.
+
+Helpers that belong to one part of the suite stay beside it (``tests/adapters/flask/flask_support.py``,
+``tests/reliability/_support.py``, ...); what more than one part needs lives here, once, so that a change of
+policy (a longer wait on a slow machine, one more field in a lifecycle event) is made in one place.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import NamedTuple
+
+__all__ = ["PROCESS_TIMEOUT", "TIMEOUT", "Lifecycle", "LifecycleEvent"]
+
+#: How long a test waits for a thread, a task or a server before it fails. Generous: the machine is small and
+#: shared, a slow answer is fine, a hung test is not (and no test asserts on how fast anything is).
+TIMEOUT = 60.0
+#: The wait for work that starts a fresh interpreter (a spawned process pool, a Celery worker): each start
+#: imports the frameworks again, which takes several seconds on a loaded two-core machine.
+PROCESS_TIMEOUT = 2 * TIMEOUT
+
+
+class LifecycleEvent(NamedTuple):
+    """One lifecycle callback that ran: its name, the thread that ran it, the exception it was handed."""
+
+    name: str
+    thread: int
+    exc: BaseException | None
+
+
+class Lifecycle:
+    """Thread-safe record of the lifecycle callbacks a Flask or Quart app ran (teardown handlers, signals).
+
+    A test's app registers callbacks that call :meth:`record`; the test then asks which ran, in which thread
+    and with which exception. Quart apps should register ``async def`` callbacks: Quart runs a sync one in its
+    executor, so the recorded thread would be some pool thread rather than the one the step happened in.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.events: list[LifecycleEvent] = []
+
+    def record(self, name: str, exc: BaseException | None = None) -> None:
+        with self._lock:
+            self.events.append(LifecycleEvent(name, threading.get_ident(), exc))
+
+    def clear(self) -> None:
+        with self._lock:
+            self.events.clear()
+
+    def steps(self) -> list[tuple[str, int]]:
+        """Each event as (name, thread), in the order they ran."""
+        with self._lock:
+            return [(event.name, event.thread) for event in self.events]
+
+    def threads(self, name: str) -> list[int]:
+        """The threads that ran the callback ``name``, once per run, in order."""
+        with self._lock:
+            return [event.thread for event in self.events if event.name == name]
+
+    def in_thread(self, ident: int) -> list[tuple[str, type[BaseException] | None]]:
+        """What ran in one thread: (name, type of the exception handed to it, or None), in order."""
+        with self._lock:
+            return [
+                (event.name, type(event.exc) if event.exc is not None else None)
+                for event in self.events
+                if event.thread == ident
+            ]
