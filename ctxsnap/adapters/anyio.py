@@ -97,15 +97,15 @@ async def run_sync(
         # Recent anyio raises NoEventLoopError, older 4.x sniffio's AsyncLibraryNotFoundError: both are
         # RuntimeErrors, neither says what to do instead.
         raise RuntimeError(
-            "ctxsnap.adapters.anyio.run_sync() needs a running event loop (asyncio or trio): await it inside "
-            "'async def'. From sync code use ctxsnap.wrap(fn) or ctxsnap.ThreadPoolExecutor."
+            "ctxsnap.adapters.anyio.run_sync() needs a running event loop (asyncio or trio). Await it inside "
+            "'async def'; from sync code, use ctxsnap.wrap(fn) or ctxsnap.ThreadPoolExecutor."
         ) from None
     if limiter is not None and not isinstance(limiter, anyio.CapacityLimiter):
         # anyio itself only fails later, with "'int' object does not support the asynchronous context manager
         # protocol", which names neither the argument nor the fix.
         raise TypeError(
             f"ctxsnap.adapters.anyio.run_sync(limiter=...) takes an anyio.CapacityLimiter or None, got "
-            f"{type(limiter).__name__} {limiter!r}; pass anyio.CapacityLimiter(n) to allow n threads at a time"
+            f"{type(limiter).__name__} {limiter!r}. Pass anyio.CapacityLimiter(n) to allow n threads at a time."
         )
     if is_wrapped(func):
         if include is not None or exclude is not None:

@@ -36,8 +36,8 @@ def _running_loop(helper: str) -> asyncio.AbstractEventLoop:
         return asyncio.get_running_loop()
     except RuntimeError:
         raise RuntimeError(
-            f"ctxsnap.adapters.asyncio.{helper}() needs a running event loop: call it from a coroutine "
-            "(await it inside 'async def'), or use snapshot.run()/ctxsnap.ThreadPoolExecutor from sync code"
+            f"ctxsnap.adapters.asyncio.{helper}() needs a running event loop. Await it inside 'async def'; "
+            "from sync code, use snapshot.run() or ctxsnap.ThreadPoolExecutor."
         ) from None
 
 

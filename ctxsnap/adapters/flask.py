@@ -68,9 +68,9 @@ class CtxSnap:
             # A Quart app has extensions and config too, but its contexts live in Quart's own ContextVars: this
             # extension's settings would silently apply to nothing.
             raise TypeError(
-                f"CtxSnap.init_app() takes a flask.Flask application, got {type(app).__name__}; pass the app "
-                "object (or call it from your application factory); for a Quart app use "
-                "ctxsnap.adapters.quart.CtxSnap"
+                f"CtxSnap.init_app() takes a flask.Flask application, got {type(app).__name__}. Pass the app "
+                "object (or call it from your application factory); for a Quart app, use "
+                "ctxsnap.adapters.quart.CtxSnap."
             )
         refuse_per_thread("CtxSnap cannot carry this app's contexts to other threads")
         app.config.setdefault(CONFIG_G, "copy")
@@ -125,9 +125,8 @@ def copy_current_request_context(fn: Callable[P, Any]) -> Callable[P, Any]:
     refuse_per_thread(f"{name}() cannot carry the request to another thread")
     if not flask.has_request_context():
         raise RuntimeError(
-            f"{name}() can only be used while a request context is active, for example inside a view "
-            "function; to carry only the app context (CLI commands, app.app_context()) or no Flask context at "
-            "all, use ctxsnap.wrap(fn)"
+            f"{name}() was called outside a request context. Call it inside a view function; to carry only "
+            "the app context (CLI commands, app.app_context()) or no Flask context at all, use ctxsnap.wrap(fn)."
         )
     target: Callable[..., Any] = fn
     if inspect.iscoroutinefunction(fn):
@@ -136,8 +135,8 @@ def copy_current_request_context(fn: Callable[P, Any]) -> Callable[P, Any]:
         ensure_sync = getattr(flask.current_app, "ensure_sync", None)
         if ensure_sync is None:
             raise TypeError(
-                f"{name}() got an async function, which this Flask cannot run. Flask 2.0 and later run it "
-                "through app.ensure_sync (pip install 'flask[async]'); on Flask 1.1 pass a sync function"
+                f"{name}() got an async function this Flask cannot run. Pass a sync function, or upgrade: "
+                "Flask 2.0 and later run it through app.ensure_sync (pip install 'flask[async]')."
             )
         target = ensure_sync(fn)
     else:

@@ -75,8 +75,8 @@ class ContextExecutor(Executor):
             check_executor("ContextExecutor", executor, "ContextExecutor({})", carries=True)
         elif include is not None or exclude is not None:
             raise TypeError(
-                "ContextExecutor() takes carrier= or include=/exclude=, not both. A carrier's declaration "
-                "already says what crosses."
+                "ContextExecutor() takes carrier= or include=/exclude=, not both. Pass only the carrier: its "
+                "declaration already says what crosses."
             )
         self._executor = executor
         self._capture = PlannedCapture(include, exclude)
@@ -131,9 +131,9 @@ class ThreadPoolExecutor(concurrent.futures.ThreadPoolExecutor):
                 max_workers <= 0  # noqa: B015 - only whether the comparison works matters
             except TypeError:
                 raise TypeError(
-                    f"ThreadPoolExecutor(max_workers=...) takes the number of worker threads or None (the default "
-                    f"size), got {type(max_workers).__name__} {max_workers!r:.60}; pass an int, for example "
-                    "max_workers=4"
+                    f"ThreadPoolExecutor(max_workers=...) takes an int or None, got {type(max_workers).__name__} "
+                    f"{max_workers!r:.60}. Pass the number of worker threads, for example max_workers=4, or None "
+                    "for the default size."
                 ) from None
         # The default selection captures through capture() itself, whose plan is built at the first capture:
         # a pool made at import time loads no provider there.

@@ -67,7 +67,7 @@ class CtxSnap:
         if not isinstance(app, quart.Quart):
             raise TypeError(
                 f"ctxsnap.adapters.quart.CtxSnap.init_app() takes a quart.Quart application, got "
-                f"{type(app).__name__}; for a Flask app use ctxsnap.adapters.flask.CtxSnap"
+                f"{type(app).__name__}. Pass the app object; for a Flask app, use ctxsnap.adapters.flask.CtxSnap."
             )
         app.config.setdefault(CONFIG_G, "copy")
         app.config.setdefault(CONFIG_TEARDOWN, False)
@@ -113,9 +113,9 @@ async def to_thread(func: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) 
         loop = asyncio.get_running_loop()
     except RuntimeError:
         raise RuntimeError(
-            "ctxsnap.adapters.quart.to_thread() needs a running asyncio event loop: await it inside an async "
-            "view or handler. From sync code use ctxsnap.wrap(fn) or ctxsnap.ThreadPoolExecutor; under trio "
-            "(quart-trio) use ctxsnap.adapters.anyio.run_sync."
+            "ctxsnap.adapters.quart.to_thread() needs a running asyncio event loop. Await it inside an async "
+            "view or handler; from sync code, use ctxsnap.wrap(fn) or ctxsnap.ThreadPoolExecutor; under trio "
+            "(quart-trio), use ctxsnap.adapters.anyio.run_sync."
         ) from None
     if is_wrapped(func):
         # A callable from Snapshot.wrap keeps the snapshot the user chose for it, as ContextExecutor does.

@@ -103,11 +103,11 @@ def _check_arguments(args: Iterable[Any], kwargs: Mapping[str, Any] | None) -> N
         iter(args)
     except TypeError:
         raise TypeError(
-            f"Thread(args=...) takes an iterable of positional arguments, got {type(args).__name__} {args!r:.60}; "
-            "pass a tuple, for example Thread(target=fn, args=(x,)) for a single argument"
+            f"Thread(args=...) takes an iterable of positional arguments, got {type(args).__name__} {args!r:.60}. "
+            "Pass a tuple, for example Thread(target=fn, args=(x,)) for a single argument."
         ) from None
     if kwargs is not None and not callable(getattr(kwargs, "keys", None)):
         raise TypeError(
             f"Thread(kwargs=...) takes a mapping of keyword arguments, got {type(kwargs).__name__} "
-            f"{kwargs!r:.60}; pass a dict, for example Thread(target=fn, kwargs={{'timeout': 5}})"
+            f"{kwargs!r:.60}. Pass a dict, for example Thread(target=fn, kwargs={{'timeout': 5}})."
         )

@@ -52,8 +52,8 @@ class _RefusedCallbacks(list[Any]):
 
     def _refuse(self, *args: object) -> NoReturn:
         raise RuntimeError(
-            "after_this_request() cannot be used in a ctxsnap worker. It would change the parent's response, "
-            "which the worker does not own: register the callback in the view before handing off the work."
+            "after_this_request() cannot be used in a ctxsnap worker. Register the callback in the view before "
+            "handing off the work: the parent's response is not the worker's to change."
         )
 
     def append(self, item: Any) -> None:

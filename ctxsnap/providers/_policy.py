@@ -63,14 +63,17 @@ def mode_from(g: object, teardown: object, where: str) -> int:
     mode = _MODES.get((g, teardown))
     if mode is not None and isinstance(teardown, bool):
         return mode
+    # No final full stop in these three: a capture wraps them in ProviderError, which adds its own sentence.
     if g not in ("copy", "share"):
-        raise ValueError(f"{where}: the g policy must be 'copy' (the default) or 'share', got {g!r}")
+        raise ValueError(f"Unknown g policy {g!r}, in {where}. It must be 'copy' (the default) or 'share'")
     if not isinstance(teardown, bool):
-        raise TypeError(f"{where}: teardown must be True or False, got {teardown!r} ({type(teardown).__name__})")
+        raise TypeError(
+            f"teardown got {teardown!r} ({type(teardown).__name__}), in {where}. It must be True or False"
+        )
     raise ValueError(
-        f"{where}: g='share' cannot be combined with teardown mode: the child's teardown_appcontext "
-        "functions would clean up the parent's own g (a close_db teardown would close the request's "
-        "database connection). Use g='copy' with teardown, or share without it."
+        f"g='share' cannot be combined with teardown mode, in {where}. Use g='copy' with teardown, or share "
+        "without it: the child's teardown_appcontext functions would clean up the parent's own g (a close_db "
+        "teardown would close the request's database connection)"
     )
 
 

@@ -39,7 +39,7 @@ class PortableQuartG:
             return None
         if not isinstance(_CV_APP, ContextVar):
             raise RuntimeError(
-                "this Quart keeps no app context in quart.globals._cv_app, so a carried g has nowhere to go. "
+                "This Quart has no app context to hold a carried g. "
                 "Use Quart >= 0.19, or leave g= out of the carrier."
             )
         return _app_context_with(_CV_APP, app, values)

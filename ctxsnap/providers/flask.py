@@ -19,6 +19,9 @@ extension, ``capture()`` with a per-call policy and a drop-in ``copy_current_req
 adapter's: :mod:`ctxsnap.adapters.flask`. The ``g``/teardown policy itself is shared with Quart
 (``ctxsnap/providers/_policy.py``).
 
+This module detects the layout and registers its providers; each layout's providers live in a module of
+their own (``_flask_contextvars``, ``_flask_merged``, ``_flask_localstack``), over ``_flask_common``.
+
 Where Flask keeps its contexts is detected from what ``flask.globals`` holds, never from version numbers:
 
 * ContextVars ``_cv_app``/``_cv_request`` (Flask >= 2.2). A release without ``_cv_request`` (the request state
@@ -33,7 +36,6 @@ Where Flask keeps its contexts is detected from what ``flask.globals`` holds, ne
 
 from __future__ import annotations
 
-import inspect
 from contextvars import ContextVar
 from typing import Any, Final
 
@@ -50,24 +52,13 @@ except ModuleNotFoundError as exc:
     ) from None
 
 from .._provider import Provider, register_provider
-from ._appcontext import (
-    REFUSED_CALLBACKS,
-    copy_state,
-    fork_app_context,
-    fork_request_context,
-    inherited_values_kept,
-    strip_state,
-)
-from ._policy import COPY, EXTENSION_KEY, NO_VALUES, SHARE, TEARDOWN, Policy
-from ._portable_flask import PortableFlaskG
+from . import _flask_common
+from ._flask_localstack import UPGRADE_WERKZEUG
 
 __all__ = ["APP_PROVIDER", "LAYOUT", "POLICY", "REQUEST_PROVIDER"]
 
 #: The g/teardown policy of captures in a Flask app; ``ctxsnap.adapters.flask`` sets its per-call override.
-POLICY: Final = Policy("ctxsnap.adapters.flask")
-_app_state: Final = POLICY.app_state
-
-_EMPTY_STORAGE: Final[dict[str, Any]] = {}
+POLICY: Final = _flask_common.POLICY
 
 
 # -- where this Flask keeps its contexts ----------------------------------------------------------------------
@@ -109,283 +100,27 @@ elif _APP_STACK is not None and _REQUEST_STACK is not None:
     LAYOUT = "per-thread"
 else:  # pragma: no cover - a Flask none of the above describes
     raise ImportError(
-        "ctxsnap.providers.flask does not recognise how this Flask keeps its contexts: flask.globals has neither "
-        "the ContextVar '_cv_app' nor the LocalStack '_app_ctx_stack'. Please report it with the output of "
-        "'python -m ctxsnap'."
+        "ctxsnap.providers.flask does not recognise this Flask's contexts. Please report it with the output of "
+        "'python -m ctxsnap' (flask.globals has neither the ContextVar '_cv_app' nor the LocalStack "
+        "'_app_ctx_stack')."
     )
-
-_UPGRADE_WERKZEUG: Final = (
-    "this Werkzeug keeps Flask's app and request contexts per thread id (Werkzeug < 2.0, or Werkzeug 2.0 under "
-    "a gevent/eventlet without contextvars support), so no other thread can see them and ctxsnap refuses to "
-    "pretend otherwise. Upgrade Werkzeug to >= 2.0 (pip install 'werkzeug>=2.0,<2.1' keeps Flask 1.1 working), "
-    "or capture with exclude=['flask'] to carry only ContextVars"
-)
-
-
-# -- the child's app context ----------------------------------------------------------------------------------
-
-
-def _fork(mode: int, app_context: Any, values: dict[str, Any]) -> Any:
-    fork = fork_app_context(app_context, values)
-    if mode == SHARE:
-        # Still a fork, never the parent's object: extensions key per-context state on the app context's
-        # identity (Flask-SQLAlchemy scopes its session by it), and the worker must not get the request's.
-        vars(fork)["g"] = app_context.g
-    return fork
-
-
-def _fork_to_push(app_context: Any, values: dict[str, Any]) -> Any:
-    fork = fork_app_context(app_context, values)
-    state = vars(fork)
-    # Flask < 2.2 counts pushes in _refcnt and runs teardown only when it drops to zero; the parent's count
-    # travels with the copied attributes.
-    if "_refcnt" in state:
-        state["_refcnt"] = 0
-    return fork
-
-
-def _pop_child(fork: Any, inherited: dict[str, Any], exc: BaseException | None) -> None:
-    """Pop the child's own app context, which runs teardown_appcontext once, for the child.
-
-    Its handlers read the whole ``g``; what the child inherited unchanged is not handed out by ``g.pop`` (see
-    ``ctxsnap.providers._appcontext.inherited_values_kept``): it belongs to the parent, which tears it down itself.
-    """
-    with inherited_values_kept(fork, inherited):
-        fork.pop(exc)
-
-
-#: ``after_this_request`` appends to this list of the request context; the worker's view refuses it.
-_AFTER_REQUEST: Final = ("_after_request_functions",)
-
-
-def _worker_request_context(request_context: Any) -> Any:
-    return fork_request_context(request_context, _AFTER_REQUEST)
-
-
-# -- the providers ------------------------------------------------------------------------------------------------
-
-
-class _AppProvider(PortableFlaskG, Provider):
-    name = "flask.app"
-
-    def needs_undo(self, state: Any) -> bool:
-        # Only teardown mode pushes something to pop; every other run skips the undo step altogether.
-        return bool(state[0] == TEARDOWN)
-
-    def undo(self, state: Any, token: Any, exc: BaseException | None) -> None:
-        if token is not None:
-            _pop_child(token, state[2], exc)
-
-
-class _RequestProvider(Provider):
-    name = "flask.request"
-
-
-class _ContextVarAppProvider(_AppProvider):
-    """Flask >= 2.2: the app context lives in the ContextVar ``flask.globals._cv_app``."""
-
-    def __init__(self, var: ContextVar[Any]) -> None:
-        self._var = var
-        self.owned_vars = (var,)
-
-    def capture(self) -> Any:
-        app_context = self._var.get(None)
-        if app_context is None:
-            return None
-        if not POLICY.overrides_active and EXTENSION_KEY not in app_context.app.extensions:
-            # _app_state's common case, with g_values inlined: two frames less per capture (issue 14).
-            return COPY, app_context, app_context.g.__dict__.copy()
-        return _app_state(app_context)
-
-    def apply(self, state: Any) -> Any:
-        mode, app_context, values = state
-        if mode == COPY:
-            self._var.set(fork_app_context(app_context, values))
-            return None
-        if mode == TEARDOWN:
-            fork = _fork_to_push(app_context, values)
-            fork.push()
-            return fork
-        self._var.set(_fork(mode, app_context, values))
-        return None
-
-
-class _ContextVarRequestProvider(_RequestProvider):
-    """Flask >= 2.2: the request context is set, not pushed, so popping it never happens here.
-
-    The child gets a view of it made at capture: the same request, session and URL adapter, and an
-    ``after_this_request`` list that refuses additions (the parent's response is not the worker's to change).
-    """
-
-    def __init__(self, var: ContextVar[Any]) -> None:
-        self._var = var
-        self.owned_vars = (var,)
-
-    def capture(self) -> Any:
-        request_context = self._var.get(None)
-        if request_context is None:
-            return None
-        return fork_request_context(request_context, _AFTER_REQUEST)  # _worker_request_context, one frame less
-
-    def apply(self, state: Any) -> None:
-        self._var.set(state)
-
-
-# The next Flask merges the request context into the app context (pallets/flask#5639, #5812): one object holds
-# g and, during a request, the request state, with one ContextVar token and a push count. The names below are
-# checked on each context before they are used; a context without them keeps travelling whole, as it is.
-_MERGED_REQUEST_STATE: Final = ("_request", "_session", "_flashes")
-
-
-def _merged_fork(mode: int, app_context: Any, values: dict[str, Any]) -> Any:
-    """A fork of a merged context that holds no request and was never pushed.
-
-    The request provider puts the request back when it is selected, so ``exclude=["flask.request"]`` still
-    leaves the request behind on this layout. Push bookkeeping starts afresh (the parent's token must never be
-    reset from the child), and ``after_this_request`` is refused: its list belongs to the parent's response.
-    """
-    fork = _fork(mode, app_context, values)
-    strip_state(fork, _MERGED_REQUEST_STATE)
-    state = vars(fork)
-    if _AFTER_REQUEST[0] in state:
-        state[_AFTER_REQUEST[0]] = REFUSED_CALLBACKS
-    return fork
-
-
-def _teardown_takes_context() -> bool:
-    """Whether ``Flask.do_teardown_appcontext`` takes the context first, as on the merged layout.
-
-    Flask main changed it from ``(exc)`` to ``(ctx, exc=None)``: passing the exception alone would hand it over
-    as the context, and the handlers would see ``None``. Read once, from Flask's own class.
-    """
-    try:
-        parameters = inspect.signature(flask.Flask.do_teardown_appcontext).parameters
-    except (TypeError, ValueError):  # pragma: no cover - a Flask whose method has no readable signature
-        return False
-    names = [p.name for p in parameters.values() if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-    return len(names) >= 3 and names[1] != "exc"
-
-
-_TEARDOWN_TAKES_CONTEXT: Final = _teardown_takes_context()
-
-
-class _MergedAppProvider(_ContextVarAppProvider):
-    """A Flask whose app context holds the request: the fork is set, never pushed, in every mode.
-
-    Pushing and popping a merged context runs teardown_request and ``request.close()`` along with
-    teardown_appcontext, so teardown mode cannot pop the child's context the way it does on older Flasks: it
-    runs the app's teardown_appcontext itself after the work, and never the request's teardown (#5399).
-    """
-
-    def apply(self, state: Any) -> Any:
-        mode, app_context, values = state
-        fork = _merged_fork(mode, app_context, values)
-        self._var.set(fork)
-        if mode != TEARDOWN:
-            return None
-        flask.appcontext_pushed.send(fork.app)
-        return fork
-
-    def undo(self, state: Any, token: Any, exc: BaseException | None) -> None:
-        if token is None:
-            return
-        app = token.app
-        try:
-            with inherited_values_kept(token, state[2]):
-                if _TEARDOWN_TAKES_CONTEXT:
-                    app.do_teardown_appcontext(token, exc)
-                else:
-                    app.do_teardown_appcontext(exc)
-        finally:
-            flask.appcontext_popped.send(app)
-
-
-class _MergedRequestProvider(_RequestProvider):
-    """The request state of a merged context, put into the child's fork of it.
-
-    It owns no ContextVar: the app context's variable belongs to ``flask.app``, and excluding the request must
-    not take the app context with it.
-    """
-
-    def __init__(self, var: ContextVar[Any]) -> None:
-        self._var = var
-
-    def capture(self) -> Any:
-        app_context = self._var.get(None)
-        if app_context is None or vars(app_context).get("_request") is None:
-            return None
-        return app_context
-
-    def apply(self, state: Any) -> None:
-        current = self._var.get(None)
-        if current is None or current is state:
-            # flask.app was left out: on this Flask a request cannot be active without an app context, so the
-            # child gets one of its own, with an empty g (the parent's g was excluded with flask.app).
-            current = _merged_fork(COPY, state, NO_VALUES)
-            self._var.set(current)
-        copy_state(state, current, _MERGED_REQUEST_STATE)
-
-
-class _LocalStackAppProvider(_AppProvider):
-    """Flask 1.1/2.0 on Werkzeug 2.0: the child gets a one-entry stack list of its own."""
-
-    def __init__(self, storage: ContextVar[Any]) -> None:
-        self._storage = storage
-        self.owned_vars = (storage,)
-
-    def capture(self) -> Any:
-        stack = self._storage.get(_EMPTY_STORAGE).get("stack")
-        return _app_state(stack[-1]) if stack else None
-
-    def apply(self, state: Any) -> Any:
-        mode, app_context, values = state
-        if mode == TEARDOWN:
-            # An empty stack of the child's own: push() copies it, and the pop after the run releases it.
-            self._storage.set({})
-            fork = _fork_to_push(app_context, values)
-            fork.push()
-            return fork
-        self._storage.set({"stack": [_fork(mode, app_context, values)]})
-        return None
-
-
-class _LocalStackRequestProvider(_RequestProvider):
-    def __init__(self, storage: ContextVar[Any]) -> None:
-        self._storage = storage
-        self.owned_vars = (storage,)
-
-    def capture(self) -> Any:
-        stack = self._storage.get(_EMPTY_STORAGE).get("stack")
-        return _worker_request_context(stack[-1]) if stack else None
-
-    def apply(self, state: Any) -> None:
-        self._storage.set({"stack": [state]})
-
-
-class _PerThreadProvider(Provider):
-    """Werkzeug < 2.0: refuse a capture inside a Flask context instead of silently carrying nothing."""
-
-    def __init__(self, name: str, stack: Any) -> None:
-        self.name = name
-        self._stack = stack
-
-    def capture(self) -> None:
-        if self._stack.top is not None:
-            raise RuntimeError(f"cannot carry the Flask {self.name.split('.')[1]} context: {_UPGRADE_WERKZEUG}")
-        return None
-
-    def apply(self, state: Any) -> None:  # pragma: no cover - capture never returns a state to apply
-        return None
 
 
 def _make_providers() -> tuple[Provider, Provider]:
+    # Each layout's module is imported only on the Flask that has that layout.
     if _CV_APP is not None and _CV_REQUEST is not None:
-        return _ContextVarAppProvider(_CV_APP), _ContextVarRequestProvider(_CV_REQUEST)
+        from ._flask_contextvars import ContextVarAppProvider, ContextVarRequestProvider
+
+        return ContextVarAppProvider(_CV_APP), ContextVarRequestProvider(_CV_REQUEST)
     if _CV_APP is not None:
-        return _MergedAppProvider(_CV_APP), _MergedRequestProvider(_CV_APP)
+        from ._flask_merged import MergedAppProvider, MergedRequestProvider
+
+        return MergedAppProvider(_CV_APP), MergedRequestProvider(_CV_APP)
+    from ._flask_localstack import LocalStackAppProvider, LocalStackRequestProvider, PerThreadProvider
+
     if _APP_STORAGE is not None and _REQUEST_STORAGE is not None:
-        return _LocalStackAppProvider(_APP_STORAGE), _LocalStackRequestProvider(_REQUEST_STORAGE)
-    return _PerThreadProvider("flask.app", _APP_STACK), _PerThreadProvider("flask.request", _REQUEST_STACK)
+        return LocalStackAppProvider(_APP_STORAGE), LocalStackRequestProvider(_REQUEST_STORAGE)
+    return PerThreadProvider("flask.app", _APP_STACK), PerThreadProvider("flask.request", _REQUEST_STACK)
 
 
 #: The ``flask.app`` and ``flask.request`` providers of this Flask's layout, registered at import.
@@ -403,4 +138,4 @@ del _provider
 def refuse_per_thread(what: str) -> None:
     """Raise, saying ``what`` cannot happen, when this Werkzeug keeps Flask's contexts per thread id."""
     if LAYOUT == "per-thread":
-        raise RuntimeError(f"{what}: {_UPGRADE_WERKZEUG}")
+        raise RuntimeError(f"{what}. {UPGRADE_WERKZEUG}")

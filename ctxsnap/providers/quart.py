@@ -75,9 +75,9 @@ def _context_var(name: str) -> ContextVar[Any]:
     var = getattr(quart.globals, name, None)
     if not isinstance(var, ContextVar):
         raise ImportError(
-            f"ctxsnap.providers.quart needs quart.globals.{name} to be a ContextVar, but this Quart "
-            f"({getattr(quart, '__version__', 'unknown version')}) has {type(var).__name__} there. ctxsnap "
-            "supports Quart 0.19 and later; run 'python -m ctxsnap' and report the output if yours is newer."
+            f"This Quart has no ContextVar at quart.globals.{name}. ctxsnap supports Quart 0.19 and later: "
+            f"upgrade, or if yours ({getattr(quart, '__version__', 'unknown version')}, with "
+            f"{type(var).__name__} there) is newer, report the output of 'python -m ctxsnap'."
         )
     return var
 
@@ -94,9 +94,9 @@ elif _cv_request is None and _cv_websocket is None:
     LAYOUT = "contextvars-merged"
 else:  # pragma: no cover - a Quart neither layout describes
     raise ImportError(
-        "ctxsnap.providers.quart does not recognise how this Quart keeps its contexts: quart.globals has "
-        f"_cv_request={type(_cv_request).__name__} and _cv_websocket={type(_cv_websocket).__name__}. Please "
-        "report it with the output of 'python -m ctxsnap'."
+        "ctxsnap.providers.quart does not recognise this Quart's contexts. Please report it with the output of "
+        f"'python -m ctxsnap' (quart.globals has _cv_request={type(_cv_request).__name__} and "
+        f"_cv_websocket={type(_cv_websocket).__name__})."
     )
 #: Whether the app context holds the request and websocket state (the merged layout).
 MERGED: Final = LAYOUT == "contextvars-merged"

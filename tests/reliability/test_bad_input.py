@@ -245,10 +245,10 @@ CORE_CASES = [
          TypeError, "Thread() got the async callable '_async_fn'", "await async code directly"),
     Case("thread-args-not-iterable", "ctxsnap.Thread(target=fn, args=5)",
          lambda: ctxsnap.Thread(target=_fn, args=5),  # type: ignore[arg-type]
-         TypeError, "takes an iterable of positional arguments, got int 5", "pass a tuple"),
+         TypeError, "takes an iterable of positional arguments, got int 5", "Pass a tuple"),
     Case("thread-kwargs-not-a-mapping", 'ctxsnap.Thread(target=fn, kwargs=[("a", 1)])',
          lambda: ctxsnap.Thread(target=_fn, kwargs=[("a", 1)]),  # type: ignore[arg-type]
-         TypeError, "takes a mapping of keyword arguments, got list", "pass a dict"),
+         TypeError, "takes a mapping of keyword arguments, got list", "Pass a dict"),
     Case("thread-unknown-provider", 'ctxsnap.Thread(target=fn, exclude=["flsk"])',
          lambda: ctxsnap.Thread(target=_fn, exclude=["flsk"]),
          ValueError, "unknown provider 'flsk'", "registered providers are"),
@@ -277,7 +277,7 @@ CORE_CASES = [
          TypeError, "map() expects a callable, got NoneType", "pass the function itself"),
     Case("thread-pool-max-workers", 'ctxsnap.ThreadPoolExecutor(max_workers="x")',
          lambda: ctxsnap.ThreadPoolExecutor(max_workers="x"),  # type: ignore[arg-type]
-         TypeError, "takes the number of worker threads or None", "pass an int"),
+         TypeError, "takes an int or None, got str", "Pass the number of worker threads"),
     Case("thread-pool-unknown-provider", 'ctxsnap.ThreadPoolExecutor(4, exclude=["flsk"])',
          lambda: ctxsnap.ThreadPoolExecutor(4, exclude=["flsk"]),
          ValueError, "unknown provider 'flsk'", "registered providers are"),
@@ -286,10 +286,10 @@ CORE_CASES = [
          TypeError, "returned a coroutine instead of a result", "await async code directly"),
     Case("asyncio-to-thread-no-loop", "ctxsnap.adapters.asyncio.to_thread(fn) driven without a loop",
          lambda: _outside_loop(ctxsnap_asyncio.to_thread, _fn),
-         RuntimeError, "needs a running event loop", "await it inside 'async def'"),
+         RuntimeError, "needs a running event loop", "Await it inside 'async def'"),
     Case("asyncio-run-in-executor-no-loop", "ctxsnap.adapters.asyncio.run_in_executor(None, fn) in sync code",
          lambda: ctxsnap_asyncio.run_in_executor(None, _fn),
-         RuntimeError, "needs a running event loop", "ctxsnap.ThreadPoolExecutor from sync code"),
+         RuntimeError, "needs a running event loop", "use snapshot.run() or ctxsnap.ThreadPoolExecutor"),
     Case("asyncio-to-thread-non-callable", "await ctxsnap.adapters.asyncio.to_thread(42)",
          lambda: _in_loop(ctxsnap_asyncio.to_thread, 42),
          TypeError, "expects a callable, got int", "pass the function itself"),
@@ -351,10 +351,10 @@ def _flask_decorator_non_callable() -> None:
 
 FLASK_CASES = [
     Case("flask-extension-not-an-app", "CtxSnap(42)", lambda: ctxsnap_flask.CtxSnap(42),  # type: ignore[arg-type]
-         TypeError, "got int", "pass the app object"),
+         TypeError, "got int", "Pass the app object"),
     Case("flask-config-g", 'app.config["CTXSNAP_G"] = "deep"; CtxSnap(app)',
          lambda: _flask_extension(CTXSNAP_G="deep"),
-         ValueError, "got 'deep'", "must be 'copy' (the default) or 'share'"),
+         ValueError, "Unknown g policy 'deep'", "must be 'copy' (the default) or 'share'"),
     Case("flask-config-teardown", 'app.config["CTXSNAP_TEARDOWN"] = "yes"; CtxSnap(app)',
          lambda: _flask_extension(CTXSNAP_TEARDOWN="yes"),
          TypeError, "got 'yes' (str)", "must be True or False"),
@@ -366,13 +366,13 @@ FLASK_CASES = [
          ctxsnap.ProviderError, "'flask.app' failed during capture", "must be 'copy' (the default) or 'share'"),
     Case("flask-capture-g", 'ctxsnap.adapters.flask.capture(g="deep")',
          lambda: ctxsnap_flask.capture(g="deep"),  # type: ignore[arg-type]
-         ValueError, "got 'deep'", "must be 'copy' (the default) or 'share'"),
+         ValueError, "Unknown g policy 'deep'", "must be 'copy' (the default) or 'share'"),
     Case("flask-capture-teardown", "ctxsnap.adapters.flask.capture(teardown=1)",
          lambda: ctxsnap_flask.capture(teardown=1),  # type: ignore[arg-type]
          TypeError, "got 1 (int)", "must be True or False"),
     Case("flask-decorator-outside-request", "copy_current_request_context(fn) outside a request",
          _flask_decorator_outside_a_request,
-         RuntimeError, "only be used while a request context is active", "use ctxsnap.wrap(fn)"),
+         RuntimeError, "was called outside a request context", "use ctxsnap.wrap(fn)"),
     Case("flask-decorator-non-callable", "copy_current_request_context(42) in a request",
          _flask_decorator_non_callable,
          TypeError, "expects a callable, got int", "pass the function itself"),
@@ -392,7 +392,7 @@ def _anyio_run(fn: Callable[..., Any], *args: Any, backend: str = "asyncio", **k
 ANYIO_CASES = [
     Case("anyio-run-sync-no-loop", "ctxsnap.adapters.anyio.run_sync(fn) driven without a loop",
          lambda: _outside_loop(ctxsnap_anyio.run_sync, _fn),
-         RuntimeError, "needs a running event loop (asyncio or trio)", "await it inside 'async def'"),
+         RuntimeError, "needs a running event loop (asyncio or trio)", "Await it inside 'async def'"),
     Case("anyio-run-sync-non-callable-asyncio", "await run_sync(42) on asyncio", lambda: _anyio_run(42),  # type: ignore[arg-type]
          TypeError, "expects a callable, got int", "pass the function itself"),
     Case("anyio-run-sync-non-callable-trio", "await run_sync(42) on trio", lambda: _anyio_run(42, backend="trio"),  # type: ignore[arg-type]
@@ -450,7 +450,7 @@ def _quart_extension_on_a_flask_app() -> None:
 QUART_CASES = [
     Case("quart-to-thread-no-loop", "ctxsnap.adapters.quart.to_thread(fn) driven without a loop",
          lambda: _quart_to_thread(_fn, under="none"),
-         RuntimeError, "needs a running asyncio event loop", "await it inside an async view or handler"),
+         RuntimeError, "needs a running asyncio event loop", "Await it inside an async view or handler"),
     Case("quart-to-thread-under-trio", "await ctxsnap.adapters.quart.to_thread(fn) under trio",
          lambda: _quart_to_thread(_fn, under="trio"),
          RuntimeError, "needs a running asyncio event loop", "use ctxsnap.adapters.anyio.run_sync"),
@@ -468,7 +468,7 @@ QUART_CASES = [
          TypeError, "takes a flask.Flask application, got Quart", "use ctxsnap.adapters.quart.CtxSnap"),
     Case("quart-config-g", 'app.config["CTXSNAP_G"] = "deep"; CtxSnap(app)',
          lambda: _quart_extension(CTXSNAP_G="deep"),
-         ValueError, "got 'deep'", "must be 'copy'"),
+         ValueError, "Unknown g policy 'deep'", "must be 'copy'"),
     Case("quart-config-teardown", 'app.config["CTXSNAP_TEARDOWN"] = "yes"; CtxSnap(app)',
          lambda: _quart_extension(CTXSNAP_TEARDOWN="yes"),
          TypeError, "got 'yes' (str)", "must be True or False"),

@@ -61,8 +61,8 @@ def test_without_the_extension_the_config_keys_are_not_read(app: flask.Flask, po
 @pytest.mark.parametrize(
     ("config", "error", "message"),
     [
-        ({"CTXSNAP_G": "deep"}, ValueError, r"g policy must be 'copy' \(the default\) or 'share', got 'deep'"),
-        ({"CTXSNAP_TEARDOWN": "yes"}, TypeError, r"teardown must be True or False, got 'yes'"),
+        ({"CTXSNAP_G": "deep"}, ValueError, r"Unknown g policy 'deep'.*must be 'copy' \(the default\) or 'share'"),
+        ({"CTXSNAP_TEARDOWN": "yes"}, TypeError, r"teardown got 'yes'.*must be True or False"),
         ({"CTXSNAP_G": "share", "CTXSNAP_TEARDOWN": True}, ValueError, r"g='share' cannot be combined with teardown"),
     ],
 )
@@ -85,14 +85,14 @@ def test_bad_config_set_after_init_app_fails_at_capture_naming_the_provider(app:
         with pytest.raises(ctxsnap.ProviderError, match="'flask.app' failed during capture") as caught:
             ctxsnap.capture()
     assert isinstance(caught.value.__cause__, ValueError)
-    assert "got 'deep'" in str(caught.value)
+    assert "Unknown g policy 'deep'" in str(caught.value)
 
 
 @pytest.mark.parametrize(
     ("arguments", "error", "message"),
     [
-        ({"g": "deep"}, ValueError, "got 'deep'"),
-        ({"teardown": 1}, TypeError, "teardown must be True or False, got 1"),
+        ({"g": "deep"}, ValueError, "Unknown g policy 'deep'"),
+        ({"teardown": 1}, TypeError, "teardown got 1.*must be True or False"),
         ({"g": "share", "teardown": True}, ValueError, "g='share' cannot be combined with teardown"),
     ],
 )
@@ -131,7 +131,7 @@ def test_the_drop_in_needs_a_request_context_like_flasks(app: flask.Flask) -> No
     def job() -> None:
         pass
 
-    with pytest.raises(RuntimeError, match="only be used while a request context is active"):
+    with pytest.raises(RuntimeError, match="was called outside a request context"):
         ctxsnap_flask.copy_current_request_context(job)
     with app.app_context():
         with pytest.raises(RuntimeError, match="use ctxsnap.wrap"):

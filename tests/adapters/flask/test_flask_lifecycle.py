@@ -238,7 +238,7 @@ def test_after_this_request_in_a_worker_is_refused_and_the_response_is_untouched
     assert "X-From-Worker" not in response.headers
     assert len(errors) == 2
     assert str(errors[0]).startswith("after_this_request() cannot be used in a ctxsnap worker.")
-    assert "register the callback in the view" in str(errors[0])
+    assert "Register the callback in the view" in str(errors[0])
 
 
 def test_teardown_mode_hands_the_tasks_exception_to_teardown(

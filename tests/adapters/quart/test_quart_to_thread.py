@@ -39,7 +39,7 @@ def test_outside_an_event_loop_it_says_where_to_call_it_from() -> None:
     from ctxsnap.adapters.quart import to_thread
 
     coroutine = to_thread(print)
-    with pytest.raises(RuntimeError, match=r"needs a running asyncio event loop.*await it inside an async view"):
+    with pytest.raises(RuntimeError, match=r"needs a running asyncio event loop.*Await it inside an async view"):
         coroutine.send(None)
     coroutine.close()
 
