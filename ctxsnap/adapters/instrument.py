@@ -39,7 +39,10 @@ from dataclasses import dataclass
 from types import FunctionType, ModuleType
 from typing import TYPE_CHECKING, Any, Final
 
-from .._snapshot import PlannedCapture, Selection, Snapshot, check_callable, is_wrapped, runner
+from .._capture import PlannedCapture, is_wrapped, runner
+from .._checks import check_callable
+from .._planning import Selection
+from .._snapshot import Snapshot
 from .threading import Thread, is_starting_in_snapshot, start_in_snapshot
 
 if TYPE_CHECKING:

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 import ctxsnap
-from ctxsnap._snapshot import is_wrapped
+from ctxsnap._capture import is_wrapped
 
 request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("core_snapshot_request_id")
 scratch: contextvars.ContextVar[str | None] = contextvars.ContextVar("core_snapshot_scratch")
