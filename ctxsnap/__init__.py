@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import typing as _typing
 
+from . import _registry
+from ._capture import capture, wrap
 from ._carrier import Carrier
 from ._codec import UnportableValueError
-from . import _registry
 from ._errors import ProviderError, SnapshotClosedError, SnapshotError
 from ._payload import PayloadError
 from ._provider import Provider, register_provider, unregister_provider
-from ._capture import capture, wrap
 from ._snapshot import Snapshot
 from .adapters.futures import ContextExecutor, ProcessPoolExecutor, ThreadPoolExecutor
 from .adapters.instrument import detached, instrument, instrumentation, instrumented, uninstrument

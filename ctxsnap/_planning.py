@@ -78,18 +78,29 @@ def plan_for(include: Selection, exclude: Selection) -> Plan:
         )
     _check_names(registered, include_names, exclude_names)
     _check_conflicts(include_names, include_vars, exclude_names, exclude_vars)
-    selected = registered if include is None else _included(registered, include_names, include_vars)
-    kept = tuple(p for p in selected if not _provider.select(exclude_names, p.name))
-    if include is not None and not kept:
-        raise ValueError(
-            f"exclude= leaves out every provider that include= selects ({', '.join(p.name for p in selected)}), "
-            "so the snapshot would carry nothing; drop the exclude= entries that remove them, or include more"
-        )
+    kept = _kept(registered, include is not None, include_names, include_vars, exclude_names)
     drop = set(exclude_vars) | released
     for p in registered:
         if p not in kept:
             drop.update(getattr(p, "owned_vars", ()))
     return Plan(version, kept, frozenset(drop), frozenset(include_vars) if include_vars else None)
+
+
+def _kept(
+    registered: tuple[Any, ...],
+    including: bool,
+    include_names: list[str],
+    include_vars: list[ContextVar[Any]],
+    exclude_names: list[str],
+) -> tuple[Any, ...]:
+    selected = _included(registered, include_names, include_vars) if including else registered
+    kept = tuple(p for p in selected if not _provider.select(exclude_names, p.name))
+    if including and not kept:
+        raise ValueError(
+            f"exclude= leaves out every provider that include= selects ({', '.join(p.name for p in selected)}), "
+            "so the snapshot would carry nothing; drop the exclude= entries that remove them, or include more"
+        )
+    return kept
 
 
 def _check_names(registered: tuple[Any, ...], include_names: list[str], exclude_names: list[str]) -> None:
