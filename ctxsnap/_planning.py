@@ -73,8 +73,8 @@ def plan_for(include: Selection, exclude: Selection) -> Plan:
     if include is not None and not include_names and not include_vars:
         # Most likely a list that was meant to hold something; a snapshot carrying nothing would fail quietly.
         raise ValueError(
-            "include= is empty, so the snapshot would carry nothing; leave include out (None) to carry every "
-            "provider, or name the providers and/or ContextVars to carry"
+            "include= is empty, so the snapshot would carry nothing. Name the providers or ContextVars to "
+            "carry, or leave include out (None) to carry every provider."
         )
     _check_names(registered, include_names, exclude_names)
     _check_conflicts(include_names, include_vars, exclude_names, exclude_vars)
@@ -97,8 +97,8 @@ def _kept(
     kept = tuple(p for p in selected if not _provider.select(exclude_names, p.name))
     if including and not kept:
         raise ValueError(
-            f"exclude= leaves out every provider that include= selects ({', '.join(p.name for p in selected)}), "
-            "so the snapshot would carry nothing; drop the exclude= entries that remove them, or include more"
+            f"exclude= leaves out every provider that include= selects ({', '.join(p.name for p in selected)}). "
+            "Drop the exclude= entries that remove them, or include more."
         )
     return kept
 
@@ -109,8 +109,8 @@ def _check_names(registered: tuple[Any, ...], include_names: list[str], exclude_
             if not _provider.known_name(name):
                 known = ", ".join(repr(p.name) for p in registered)
                 raise ValueError(
-                    f"{argument}= names an unknown provider {name!r}; registered providers are {known} "
-                    "(a prefix such as 'flask' selects all of its providers)"
+                    f"{argument}= names an unknown provider {name!r}. Check the spelling; the registered "
+                    f"providers are {known} (a prefix such as 'flask' selects all of its providers)."
                 )
 
 
@@ -122,19 +122,19 @@ def _check_conflicts(
 ) -> None:
     if include_vars and _provider.select(exclude_names, CONTEXTVARS.name):
         raise ValueError(
-            "include= names ContextVar objects but exclude= leaves out the 'contextvars' provider that carries "
-            "them; drop one of the two"
+            "include= names ContextVar objects, but exclude= drops 'contextvars'. Keep 'contextvars', the "
+            "provider that carries them, or drop one of the two."
         )
     for name in include_names:
         if _provider.select(exclude_names, name):
             raise ValueError(
-                f"include= names {name!r} and exclude= leaves it out again; drop one of the two (exclude= may "
-                "narrow an include=d prefix, as in include=['flask'], exclude=['flask.request'])"
+                f"include= names {name!r} and exclude= leaves it out again. Remove it from one of the two "
+                "(exclude= may narrow an include=d prefix, as in include=['flask'], exclude=['flask.request'])."
             )
     for variable in include_vars:
         if variable in exclude_vars:
             raise ValueError(
-                f"the ContextVar {variable.name!r} is both in include= and in exclude=; drop one of the two"
+                f"The ContextVar {variable.name!r} is in both include= and exclude=. Remove it from one of the two."
             )
 
 
@@ -159,16 +159,14 @@ def _raise_selects_nothing(names: list[str]) -> NoReturn:
     if missing:
         which = " and ".join(missing)
         raise ValueError(
-            f"include= names only {shown}, but {which} {'is' if len(missing) == 1 else 'are'} not imported in "
-            "this process, so nothing it names is registered and the snapshot would carry nothing, not even "
-            f"ContextVars; import {which} before capturing (before building the executor or Thread that takes "
-            "this include=), or leave include out to carry whatever is in use (add 'contextvars' to include= to "
-            "carry ContextVars in any case)"
+            f"include= names only {shown}, but {which} {'is' if len(missing) == 1 else 'are'} not imported. "
+            f"Import {which} before capturing (before building the executor or Thread that takes this include=), "
+            "or leave include out to carry whatever is in use; the snapshot would carry nothing, not even "
+            "ContextVars (add 'contextvars' to include= to carry them in any case)."
         )
     raise ValueError(
-        f"include= names only {shown}, but no provider by that name is registered any more (it was "
-        "unregistered), so the snapshot would carry nothing, not even ContextVars; register it again, or leave "
-        "include out to carry whatever is registered"
+        f"include= names only {shown}, which is no longer registered. Register it again, or leave include out "
+        "to carry whatever is registered; the snapshot would carry nothing, not even ContextVars."
     )
 
 
@@ -177,16 +175,16 @@ def split_selection(argument: str, value: Selection) -> tuple[list[str], list[Co
         return [], []
     if isinstance(value, (bytes, bytearray)):
         raise TypeError(
-            f"{argument}= takes provider names as str, got {type(value).__name__} {value!r}; decode it first, "
-            f"for example {argument}=[{value.decode(errors='replace')!r}]"
+            f"{argument}= takes provider names as str, got {type(value).__name__} {value!r}. Decode it first, "
+            f"for example {argument}=[{value.decode(errors='replace')!r}]."
         )
     items: Iterable[Any] = (value,) if isinstance(value, (str, ContextVar)) else value
     try:
         items = list(items)
     except TypeError:
         raise TypeError(
-            f"{argument}= takes provider names and/or ContextVar objects (one, or an iterable of them), "
-            f"got {type(value).__name__}"
+            f"{argument}= takes provider names or ContextVar objects, got {type(value).__name__}. Pass one, or "
+            "an iterable of them."
         ) from None
     names: list[str] = []
     variables: list[ContextVar[Any]] = []
@@ -197,8 +195,8 @@ def split_selection(argument: str, value: Selection) -> tuple[list[str], list[Co
             variables.append(item)
         else:
             raise TypeError(
-                f"{argument}= entries must be provider names (str) or ContextVar objects, got {item!r} "
-                f"of type {type(item).__name__}"
+                f"{argument}= got {item!r} of type {type(item).__name__} as an entry. Pass provider names (str) "
+                "or ContextVar objects."
             )
     return names, variables
 

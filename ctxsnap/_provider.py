@@ -96,7 +96,10 @@ def needs_undo_check(provider: Any) -> Callable[[Any], bool] | None:
     if check is None or getattr(check, "__func__", check) is Provider.needs_undo:
         return None
     if not callable(check):
-        raise TypeError(f"provider {provider.name!r} has a 'needs_undo' attribute that is not callable")
+        raise TypeError(
+            f"Provider {provider.name!r} has a 'needs_undo' attribute that is not callable. Make it a method, or "
+            "remove it."
+        )
     return check  # type: ignore[no-any-return]
 
 

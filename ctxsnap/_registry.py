@@ -48,32 +48,37 @@ def validate(provider: object) -> None:
     """Refuse what cannot serve as a provider, naming the attribute that is wrong."""
     if isinstance(provider, type):
         raise TypeError(
-            f"register_provider() takes a provider instance, got the class {provider.__qualname__}; "
-            f"call it first: register_provider({provider.__qualname__}())"
+            f"register_provider() got the class {provider.__qualname__}, not an instance. Create one first: "
+            f"register_provider({provider.__qualname__}())."
         )
     name = getattr(provider, "name", None)
     if not isinstance(name, str) or not _NAME_PATTERN.fullmatch(name):
         raise TypeError(
-            f"provider {type(provider).__qualname__} needs a string attribute 'name' made of dot-separated "
-            f"identifiers (such as 'mylib.span'), got {name!r}"
+            f"Provider {type(provider).__qualname__} has no valid name: got {name!r}. Set 'name' to "
+            "dot-separated identifiers, such as 'mylib.span'."
         )
     _validate_methods(provider, name)
     owned = getattr(provider, "owned_vars", ())
     if not isinstance(owned, tuple) or not all(isinstance(v, ContextVar) for v in owned):
-        raise TypeError(f"provider {name!r}: 'owned_vars' must be a tuple of ContextVar objects, got {owned!r}")
+        raise TypeError(
+            f"Provider {name!r} has an invalid 'owned_vars': {owned!r}. Make it a tuple of ContextVar objects."
+        )
 
 
 def _validate_methods(provider: object, name: str) -> None:
     missing = [m for m in ("capture", "apply") if not callable(getattr(provider, m, None))]
     if missing:
         raise TypeError(
-            f"provider {name!r} lacks the method(s) {', '.join(missing)}; subclass ctxsnap.Provider and "
-            "implement capture() and apply(state)"
+            f"Provider {name!r} lacks the method(s) {', '.join(missing)}. Subclass ctxsnap.Provider and "
+            "implement capture() and apply(state)."
         )
     for optional in ("undo", "needs_undo"):
         method = getattr(provider, optional, None)
         if method is not None and not callable(method):
-            raise TypeError(f"provider {name!r} has an {optional!r} attribute that is not callable")
+            raise TypeError(
+                f"Provider {name!r} has an {optional!r} attribute that is not callable. Make it a method, or "
+                "remove it."
+            )
 
 
 class Registry:
@@ -103,20 +108,20 @@ class Registry:
 
     def register(self, provider: Any, *, replace: bool = False) -> None:
         if not isinstance(replace, bool):
-            raise TypeError(f"register_provider(replace=...) takes True or False, got {replace!r}")
+            raise TypeError(f"register_provider(replace=...) got {replace!r}. Pass True or False.")
         validate(provider)
         with self._lock:
             names = [p.name for p in self.providers]
             if provider.name in names:
                 if provider.name == BASE_PROVIDER_NAME:
                     raise ValueError(
-                        "the built-in 'contextvars' provider cannot be replaced: every snapshot runs in a copy of "
-                        "its context. Register your provider under a name of its own"
+                        "The built-in 'contextvars' provider cannot be replaced. Register your provider under a "
+                        "name of its own: every snapshot runs in a copy of its context."
                     )
                 if not replace:
                     raise ValueError(
-                        f"a provider named {provider.name!r} is already registered; unregister it first with "
-                        f"ctxsnap.unregister_provider({provider.name!r}), or pass replace=True"
+                        f"A provider named {provider.name!r} is already registered. Unregister it first with "
+                        f"ctxsnap.unregister_provider({provider.name!r}), or pass replace=True."
                     )
                 current = list(self.providers)
                 current[names.index(provider.name)] = provider
@@ -130,11 +135,13 @@ class Registry:
 
     def unregister(self, name: str) -> Any:
         if not isinstance(name, str):
-            raise TypeError(f"unregister_provider() takes a provider name (str), got {type(name).__name__}")
+            raise TypeError(
+                f"unregister_provider() got {type(name).__name__}, not a provider name. Pass the name as a str."
+            )
         if name == BASE_PROVIDER_NAME:
             raise ValueError(
-                "the built-in 'contextvars' provider cannot be unregistered: every snapshot runs in a copy of its "
-                "context. To leave ContextVars out of one capture, use ctxsnap.capture(exclude=['contextvars'])"
+                "The built-in 'contextvars' provider cannot be unregistered. To leave ContextVars out of one "
+                "capture, use ctxsnap.capture(exclude=['contextvars'])."
             )
         with self._lock:
             for provider in self.providers:
@@ -144,7 +151,7 @@ class Registry:
                     self.version += 1
                     return provider
             known = ", ".join(repr(p.name) for p in self.providers) or "none"
-        raise LookupError(f"no provider named {name!r} is registered (registered: {known})")
+        raise LookupError(f"No provider named {name!r} is registered. Pass one of the registered names: {known}.")
 
     def _update_released_vars(self, added: Any = None) -> None:
         # Called with the lock held, before ``version`` moves: a plan built from the new version sees these.
@@ -225,8 +232,8 @@ def _load_entry_point(entry_point: Any) -> Any:
     validate(provider)
     if provider.name != entry_point.name:
         raise ValueError(
-            f"the entry point is named {entry_point.name!r} but the provider it loads is named "
-            f"{provider.name!r}; the two must be the same"
+            f"Entry point {entry_point.name!r} loads a provider named {provider.name!r}. Give the two the "
+            "same name."
         )
     return provider
 
