@@ -45,8 +45,8 @@ def check_callable(method: str, fn: object, before: str = "") -> None:
         return
     if not callable(fn):
         raise TypeError(
-            f"{method}() expects a callable, got {type(fn).__name__} {_short_repr(fn)}; pass the function "
-            f"itself, for example {method}({before}fn), not {method}({before}fn())"
+            f"{method}() expects a callable, got {type(fn).__name__} {_short_repr(fn)}. Pass the function "
+            f"itself, for example {method}({before}fn), not {method}({before}fn())."
         )
     if (
         inspect.iscoroutinefunction(fn)
@@ -64,9 +64,8 @@ def check_callable(method: str, fn: object, before: str = "") -> None:
 
 def raise_async(method: str, fn: object) -> NoReturn:
     raise TypeError(
-        f"{method}() got the async callable {_callable_name(fn)!r}: calling it "
-        "only creates a coroutine or async generator, whose body would run later, outside the snapshot. "
-        "ctxsnap runs sync functions in threads; await async code directly."
+        f"{method}() got the async callable {_callable_name(fn)!r}, whose body would run outside the snapshot. "
+        "Await async code directly; ctxsnap runs sync functions in threads."
     )
 
 
@@ -88,8 +87,8 @@ def check_executor(
         # AttributeError or a missing-argument TypeError from deep inside the executor.
         name = executor.__qualname__
         raise TypeError(
-            f"{method}() takes an executor instance, got the class {name}; create one first: "
-            f"{example.format(name + '()')}"
+            f"{method}() takes an executor instance, got the class {name}. Create one first: "
+            f"{example.format(name + '()')}."
         )
     # Refused outright rather than left to fail at pickling, whose message names some object deep inside the
     # snapshot, not the choice of executor. Looked up in sys.modules: naming concurrent.futures.ProcessPoolExecutor
@@ -98,21 +97,22 @@ def check_executor(
     if process is not None and isinstance(executor, process.ProcessPoolExecutor):
         if carries:
             raise TypeError(
-                f"{method}() cannot use a ProcessPoolExecutor without a carrier. A snapshot holds live objects "
-                "(request, g, ContextVar values) that cannot be sent to another process: declare what crosses "
-                "with a ctxsnap.Carrier and pass carrier=, or use a thread pool such as "
-                "ctxsnap.ThreadPoolExecutor()"
+                f"{method}() cannot use a ProcessPoolExecutor without a carrier. Declare what crosses with a "
+                "ctxsnap.Carrier and pass carrier=, or use a thread pool such as ctxsnap.ThreadPoolExecutor(): "
+                "a snapshot holds live objects (request, g, ContextVar values) that cannot be sent to another "
+                "process."
             )
         raise TypeError(
-            f"{method}() cannot use a ProcessPoolExecutor: a snapshot holds live objects of this process "
-            "(request, g, ContextVar values) that cannot be sent to another process; use a thread pool such as "
-            "ctxsnap.ThreadPoolExecutor(), or submit to the process pool directly with plain values"
+            f"{method}() cannot use a ProcessPoolExecutor. Use a thread pool such as "
+            "ctxsnap.ThreadPoolExecutor(), or submit to the process pool directly with plain values: a snapshot "
+            "holds live objects of this process (request, g, ContextVar values) that cannot be sent to another "
+            "process."
         )
     if not callable(getattr(executor, "submit", None)):
         accepted = f" or None ({none_means})" if none_means else ""
         raise TypeError(
             f"{method}() takes a concurrent.futures.Executor{accepted}, got {type(executor).__name__} "
-            f"{_short_repr(executor)}; pass an executor instance such as concurrent.futures.ThreadPoolExecutor()"
+            f"{_short_repr(executor)}. Pass an executor instance such as concurrent.futures.ThreadPoolExecutor()."
         )
 
 
@@ -141,15 +141,15 @@ def refuse_async_result(fn: object, result: Any) -> NoReturn:
         result.close()  # never started: closing it runs nothing, and spares a "never awaited" RuntimeWarning
     kind = "a coroutine" if type(result) is CoroutineType else "an async generator"
     raise TypeError(
-        f"{_callable_name(fn)}() returned {kind} instead of a result. Its body would run later, outside the "
-        "snapshot: await async code directly; ctxsnap runs sync functions in threads."
+        f"{_callable_name(fn)}() returned {kind} instead of a result. Await async code directly: its body "
+        "would run later, outside the snapshot, and ctxsnap runs sync functions in threads."
     )
 
 
 def raise_sealed(method: str) -> NoReturn:
     raise SnapshotClosedError(
-        f"Snapshot.{method}() was called after the snapshot was sealed (its 'with' block ended). Wrap "
-        "the work inside the block, or take a new snapshot with ctxsnap.capture()."
+        f"Snapshot.{method}() was called after the snapshot was sealed. Wrap the work inside the block, or "
+        "take a new snapshot with ctxsnap.capture(); a snapshot is sealed when its 'with' block ends."
     )
 
 
