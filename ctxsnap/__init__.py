@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import typing as _typing
 
+from . import _registry
+from ._capture import capture, wrap
 from ._carrier import Carrier
 from ._codec import UnportableValueError
-from . import _provider
 from ._errors import ProviderError, SnapshotClosedError, SnapshotError
 from ._payload import PayloadError
 from ._provider import Provider, register_provider, unregister_provider
-from ._snapshot import Snapshot, capture, wrap
+from ._snapshot import Snapshot
 from .adapters.futures import ContextExecutor, ProcessPoolExecutor, ThreadPoolExecutor
 from .adapters.instrument import detached, instrument, instrumentation, instrumented, uninstrument
 from .adapters.threading import Thread
@@ -60,4 +61,4 @@ __all__ = [
 
 # Last, so that a plug-in importing ctxsnap finds every name above. This is the one moment that reads package
 # metadata; captures never do (docs/core.md, "Where providers come from").
-_provider._registry.discover_plugins()
+_registry.registry.discover_plugins()

@@ -28,7 +28,10 @@ except ModuleNotFoundError as exc:
         name="anyio",
     ) from None
 
-from .._snapshot import Selection, Snapshot, capture, is_wrapped, refuse_selection_for_wrapped
+from .._capture import capture, is_wrapped
+from .._checks import refuse_selection_for_wrapped
+from .._planning import Selection
+from .._snapshot import Snapshot
 
 __all__ = ["run_sync"]
 

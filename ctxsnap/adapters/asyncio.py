@@ -14,15 +14,9 @@ from collections.abc import Callable
 from concurrent.futures import Executor
 from typing import Any, Final, ParamSpec, TypeVar, TypeVarTuple, Unpack
 
-from .._snapshot import (
-    Selection,
-    capture,
-    check_callable,
-    check_executor,
-    is_wrapped,
-    refuse_selection_for_wrapped,
-    runner,
-)
+from .._capture import capture, is_wrapped, runner
+from .._checks import check_callable, check_executor, refuse_selection_for_wrapped
+from .._planning import Selection
 
 __all__ = ["run_in_executor", "to_thread"]
 

@@ -28,8 +28,11 @@ except ModuleNotFoundError as exc:
     ) from None
 
 from .._moved import moved_names
-from .._snapshot import Selection, Snapshot, check_callable, wrap_checked
-from .._snapshot import capture as _capture
+from .._capture import capture as _capture
+from .._checks import check_callable
+from .._planning import Selection
+from .._snapshot import Snapshot
+from .._wrapping import wrap_checked
 from ..providers._policy import CONFIG_G, CONFIG_TEARDOWN, EXTENSION_KEY, GPolicy
 from ..providers.flask import POLICY, refuse_per_thread
 from .instrument import CONFIG_INSTRUMENT, instrument_for_app

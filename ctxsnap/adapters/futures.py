@@ -21,18 +21,11 @@ from concurrent.futures import Executor, Future
 from typing import Any, ParamSpec, TypeVar
 
 from .._carrier import CarriedCall, Carrier, run_carried
-from .._snapshot import (
-    PlannedCapture,
-    Selection,
-    Snapshot,
-    capture,
-    check_callable,
-    check_executor,
-    is_wrapped,
-    runner,
-    wrap_checked,
-    wrapped_or_checked,
-)
+from .._capture import PlannedCapture, capture, is_wrapped, runner, wrapped_or_checked
+from .._checks import check_callable, check_executor
+from .._planning import Selection
+from .._snapshot import Snapshot
+from .._wrapping import wrap_checked
 
 __all__ = ["ContextExecutor", "ProcessPoolExecutor", "ThreadPoolExecutor"]
 

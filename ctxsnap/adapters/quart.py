@@ -28,8 +28,11 @@ except ModuleNotFoundError as exc:
     ) from None
 
 from .._moved import moved_names
-from .._snapshot import Selection, Snapshot, check_callable, is_wrapped, runner
-from .._snapshot import capture as _core_capture
+from .._capture import is_wrapped, runner
+from .._capture import capture as _core_capture
+from .._checks import check_callable
+from .._planning import Selection
+from .._snapshot import Snapshot
 from ..providers._policy import CONFIG_G, CONFIG_TEARDOWN, EXTENSION_KEY, GPolicy
 from ..providers.quart import POLICY
 from .instrument import CONFIG_INSTRUMENT, instrument_for_app

@@ -12,7 +12,10 @@ from collections.abc import Callable, Iterable, Mapping
 from types import MethodType
 from typing import Any, Final
 
-from .._snapshot import PlannedCapture, Selection, Snapshot, check_callable
+from .._capture import PlannedCapture
+from .._checks import check_callable
+from .._planning import Selection
+from .._snapshot import Snapshot
 
 __all__ = ["Thread"]
 

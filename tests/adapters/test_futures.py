@@ -301,7 +301,7 @@ async def coroutine_function() -> None:
 @pytest.mark.parametrize(
     "call, message",
     [
-        (lambda ex: ex.submit(42), r"submit\(\) expects a callable, got int 42; pass the function itself"),
+        (lambda ex: ex.submit(42), r"submit\(\) expects a callable, got int 42\. Pass the function itself"),
         (lambda ex: ex.submit(read()), r"submit\(\) expects a callable, got tuple"),
         (lambda ex: ex.map(None, [1]), r"map\(\) expects a callable, got NoneType"),
         (lambda ex: ex.submit(coroutine_function), r"submit\(\) got the async callable 'coroutine_function'"),
@@ -324,7 +324,7 @@ def test_non_callables_and_async_functions_are_refused_by_name(
     [
         (lambda pool: ctxsnap.ContextExecutor(42), TypeError, "takes a concurrent.futures.Executor, got int 42"),
         (lambda pool: ctxsnap.ContextExecutor(pool, include=["nope"]), ValueError, "unknown provider 'nope'"),
-        (lambda pool: ctxsnap.ContextExecutor(pool, exclude=[1.5]), TypeError, "entries must be provider names"),
+        (lambda pool: ctxsnap.ContextExecutor(pool, exclude=[1.5]), TypeError, "as an entry. Pass provider names"),
         (lambda pool: ctxsnap.ContextExecutor(pool, include=[]), ValueError, "include= is empty"),
     ],
     ids=["not-an-executor", "unknown-provider", "bad-selection", "empty-include"],

@@ -196,14 +196,14 @@ class AsyncCall:
 @pytest.mark.parametrize(
     "kwargs, error, message",
     [
-        ({"target": 42}, TypeError, r"Thread\(\) expects a callable, got int 42; .* Thread\(target=fn\), not"),
+        ({"target": 42}, TypeError, r"Thread\(\) expects a callable, got int 42\. .* Thread\(target=fn\), not"),
         ({"target": async_target}, TypeError, r"Thread\(\) got the async callable 'async_target'"),
         ({"target": functools.partial(async_target)}, TypeError, r"Thread\(\) got the async callable"),
         ({"target": AsyncCall()}, TypeError, r"Thread\(\) got the async callable 'AsyncCall'"),
         ({"target": print, "args": 5}, TypeError, r"Thread\(args=...\) takes an iterable .*, got int 5"),
         ({"target": print, "kwargs": [("a", 1)]}, TypeError, r"Thread\(kwargs=...\) takes a mapping .*got list"),
         ({"target": print, "exclude": ["nope"]}, ValueError, "unknown provider 'nope'"),
-        ({"target": print, "include": [3]}, TypeError, "entries must be provider names"),
+        ({"target": print, "include": [3]}, TypeError, "as an entry. Pass provider names"),
     ],
     ids=[
         "non-callable-target", "async-target", "async-partial", "async-call", "args-not-iterable",

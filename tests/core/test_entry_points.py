@@ -150,7 +150,7 @@ def test_an_entry_point_whose_name_differs_from_its_provider_is_refused(tmp_path
     write_distribution(tmp_path, {"test.ep.span": "ctxsnap_test_plugin:Misnamed"})
     result = run_python(tmp_path, BROKEN_CAPTURE)
     assert result.returncode == 0, result.stderr
-    assert "the entry point is named 'test.ep.span' but the provider it loads is named 'test.ep.other'" in (
+    assert "Entry point 'test.ep.span' loads a provider named 'test.ep.other'. Give the two the same name." in (
         result.stdout
     )
 

@@ -287,8 +287,8 @@ def test_a_sync_callable_returning_a_coroutine_is_refused_and_the_coroutine_clos
         gc.collect()  # a coroutine left open would warn when collected
     assert str(raised.value) == (
         "test_a_sync_callable_returning_a_coroutine_is_refused_and_the_coroutine_closed.<locals>.sneaky() "
-        "returned a coroutine instead of a result. Its body would run later, outside the snapshot: await "
-        "async code directly; ctxsnap runs sync functions in threads."
+        "returned a coroutine instead of a result. Await async code directly: its body would run later, "
+        "outside the snapshot, and ctxsnap runs sync functions in threads."
     )
 
 

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 import ctxsnap
-from ctxsnap._snapshot import is_wrapped
+from ctxsnap._capture import is_wrapped
 
 request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("core_snapshot_request_id")
 scratch: contextvars.ContextVar[str | None] = contextvars.ContextVar("core_snapshot_scratch")
@@ -256,7 +256,7 @@ NOT_CALLABLE = [42, "read", None, read()]
 def test_non_callables_are_refused_with_the_fix(method: str, value: object) -> None:
     snap = ctxsnap.capture()
     call: Callable[[Any], Any] = {"wrap": snap.wrap, "run": snap.run, "ctxsnap.wrap": ctxsnap.wrap}[method]
-    with pytest.raises(TypeError, match=r"expects a callable, got .*pass the function itself"):
+    with pytest.raises(TypeError, match=r"expects a callable, got .*Pass the function itself"):
         call(value)
 
 
@@ -291,7 +291,7 @@ def test_async_callables_are_refused(method: str, fn: Callable[[], Any]) -> None
     """Their body would run later, in an event loop, outside the snapshot: refusing beats a silent no-op."""
     snap = ctxsnap.capture()
     call: Callable[[Any], Any] = {"wrap": snap.wrap, "run": snap.run, "ctxsnap.wrap": ctxsnap.wrap}[method]
-    with pytest.raises(TypeError, match=r"got the async callable .*await async code directly"):
+    with pytest.raises(TypeError, match=r"got the async callable .*Await async code directly"):
         call(fn)
 
 

@@ -4,7 +4,7 @@ Code a user does not own calls ``threading.Thread``, ``ThreadPoolExecutor.submit
 ``loop.run_in_executor`` and ``anyio.to_thread.run_sync`` directly, so routing work through ctxsnap's own entry
 points is not always possible. ``instrument()`` patches those hand-offs so that each captures at the call and
 runs the work inside the snapshot, with the same semantics table as ``ctxsnap.Thread``, ``ctxsnap.ThreadPool-
-Executor`` and the asyncio/anyio helpers: it calls the same run path (:func:`~ctxsnap._snapshot.runner`,
+Executor`` and the asyncio/anyio helpers: it calls the same run path (:func:`~ctxsnap._capture.runner`,
 ``start_in_snapshot``, ``ctxsnap.adapters.anyio.in_snapshot``).
 
 This module is the switchboard: the public functions, which change the settings and the patched attributes
@@ -35,7 +35,8 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Final
 
-from ..._snapshot import PlannedCapture, Selection
+from ..._capture import PlannedCapture
+from ..._planning import Selection
 from . import _state
 from ._patching import Patch, install, is_live, patches, release
 from ._state import HANDOFFS

@@ -14,7 +14,9 @@ import sys
 import threading
 from typing import Final
 
-from ..._snapshot import Snapshot, check_callable, is_wrapped
+from ..._capture import is_wrapped
+from ..._checks import check_callable
+from ..._snapshot import Snapshot
 from ._state import ABSENT
 
 #: The function every ``concurrent.futures`` worker thread runs (the asyncio default executor's too).

@@ -11,7 +11,8 @@ import threading
 from dataclasses import dataclass
 from typing import Any, Final
 
-from ..._snapshot import PlannedCapture, Selection
+from ..._capture import PlannedCapture
+from ..._planning import Selection
 
 #: The kinds of hand-off ``instrument()`` switches on and off, by keyword.
 HANDOFFS: Final = ("threads", "executors", "asyncio", "anyio")

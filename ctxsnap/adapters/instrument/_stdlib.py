@@ -13,7 +13,7 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final
 
-from ..._snapshot import runner
+from ..._capture import runner
 from ..threading import Thread, is_starting_in_snapshot, start_in_snapshot
 from . import _state
 from ._passthrough import in_another_process, is_pool_worker, runs_in_snapshot
