@@ -392,7 +392,7 @@ def _anyio_run(fn: Callable[..., Any], *args: Any, backend: str = "asyncio", **k
 ANYIO_CASES = [
     Case("anyio-run-sync-no-loop", "ctxsnap.adapters.anyio.run_sync(fn) driven without a loop",
          lambda: _outside_loop(ctxsnap_anyio.run_sync, _fn),
-         RuntimeError, "needs a running event loop (asyncio or trio)", "await it inside 'async def'"),
+         RuntimeError, "needs a running event loop (asyncio or trio)", "Await it inside 'async def'"),
     Case("anyio-run-sync-non-callable-asyncio", "await run_sync(42) on asyncio", lambda: _anyio_run(42),  # type: ignore[arg-type]
          TypeError, "expects a callable, got int", "Pass the function itself"),
     Case("anyio-run-sync-non-callable-trio", "await run_sync(42) on trio", lambda: _anyio_run(42, backend="trio"),  # type: ignore[arg-type]
