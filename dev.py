@@ -4,9 +4,10 @@ It needs nothing but Python 3.11 and pip. Each matrix cell gets its own virtual 
 (rebuilt only when its requirements, its interpreter or ``pyproject.toml`` change), so the whole Flask/Quart
 version matrix runs from a clean clone with one command. The cells for other Pythons (3.12, 3.13) find their
 interpreter on PATH or through pyenv; where none is installed the cell is skipped with a message, except under
-``CI=true``, where a missing interpreter fails the run. ``test`` fails when a cell fails, collects no test, or skips one: a green
-run means every selected test ran and passed; a cell whose marker expression selects Quart tests (it does not
-say ``not quart``) also fails when none of them ran, so a wrong expression cannot turn the Quart part off.
+``CI=true``, where a missing interpreter fails the run. ``test`` fails when a cell fails, collects no test, or
+skips one: a green run means every selected test ran and passed; a cell whose marker expression selects Quart
+tests (it does not say ``not quart``) also fails when none of them ran, so a wrong expression cannot turn the
+Quart part off.
 """
 
 from __future__ import annotations
@@ -34,9 +35,14 @@ VENVS = ROOT / ".venvs"
 # asgiref is Flask's "async" extra: copy_current_request_context runs an async function through app.ensure_sync.
 TEST_TOOLS = ["pytest>=8,<10", "hypothesis>=6.100", "anyio>=4.4,<5", "trio>=0.25", "httpx>=0.27", "asgiref>=3.2"]
 ASGI = ["hypercorn>=0.16", "wsproto>=1.2"]
-INTEROP = ["flask-sqlalchemy>=3.1", "opentelemetry-sdk>=1.25", "structlog>=24.1",
-           # ctxsnap.instrument() beside the two thread patches the field uses (docs/instrument.md)
-           "opentelemetry-instrumentation-threading==0.66b1", "sentry-sdk==2.75.0"]
+INTEROP = [
+    "flask-sqlalchemy>=3.1",
+    "opentelemetry-sdk>=1.25",
+    "structlog>=24.1",
+    # ctxsnap.instrument() beside the two thread patches the field uses (docs/instrument.md)
+    "opentelemetry-instrumentation-threading==0.66b1",
+    "sentry-sdk==2.75.0",
+]
 TYPING = ["mypy>=1.10"]
 #: The docs site's pinned tools, read from pyproject's ``docs`` extra so the pins live in one place.
 DOCS = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]["docs"]
@@ -73,22 +79,40 @@ CELLS = [
         ["flask==3.1.3", "quart==0.22.0", *ASGI, *TEST_TOOLS, *INTEROP, *TYPING, *DOCS, *CELERY, *CELERY_INTEROP],
         markers="not stress",
     ),
-    Cell("flask-3.1-quart-0.20", ["flask==3.1.3", "quart==0.20.0", *ASGI, *TEST_TOOLS],
-         markers="not interop and not typing and not stress and not celery"),
-    Cell("flask-3.0-quart-0.19", ["flask==3.0.3", "werkzeug==3.0.6", "quart==0.19.9", *ASGI, *TEST_TOOLS],
-         markers="not interop and not typing and not stress and not celery"),
+    Cell(
+        "flask-3.1-quart-0.20",
+        ["flask==3.1.3", "quart==0.20.0", *ASGI, *TEST_TOOLS],
+        markers="not interop and not typing and not stress and not celery",
+    ),
+    Cell(
+        "flask-3.0-quart-0.19",
+        ["flask==3.0.3", "werkzeug==3.0.6", "quart==0.19.9", *ASGI, *TEST_TOOLS],
+        markers="not interop and not typing and not stress and not celery",
+    ),
     Cell("flask-2.3", ["flask==2.3.3", "werkzeug==2.3.8", *TEST_TOOLS]),
     Cell("flask-2.2", ["flask==2.2.5", "werkzeug==2.2.3", *TEST_TOOLS]),
     Cell("flask-2.0", ["flask==2.0.3", "werkzeug==2.0.3", "jinja2==3.0.3", "itsdangerous==2.0.1", *TEST_TOOLS]),
     Cell(
         "flask-1.1",
-        ["flask==1.1.1", "werkzeug==2.0.3", "jinja2==3.0.3", "itsdangerous==2.0.1", "markupsafe==2.0.1",
-         *TEST_TOOLS],
+        [
+            "flask==1.1.1",
+            "werkzeug==2.0.3",
+            "jinja2==3.0.3",
+            "itsdangerous==2.0.1",
+            "markupsafe==2.0.1",
+            *TEST_TOOLS,
+        ],
     ),
     Cell(
         "flask-1.1-werkzeug-1.0",
-        ["flask==1.1.1", "werkzeug==1.0.1", "jinja2==3.0.3", "itsdangerous==2.0.1", "markupsafe==2.0.1",
-         *TEST_TOOLS],
+        [
+            "flask==1.1.1",
+            "werkzeug==1.0.1",
+            "jinja2==3.0.3",
+            "itsdangerous==2.0.1",
+            "markupsafe==2.0.1",
+            *TEST_TOOLS,
+        ],
         # test_deprecations: the old import paths and ctxsnap.providers() on the per-thread layout too.
         paths=["tests/adapters/flask/test_legacy_werkzeug.py", "tests/test_deprecations.py"],
     ),
@@ -99,7 +123,11 @@ CELLS = [
 # and the conformance suite; the examples, interop, reliability and benchmark-harness tests are not
 # interpreter-sensitive and already run in the main cell, so the new cells leave them out to keep CI short.
 NEW_PYTHON_PATHS = [
-    "tests/adapters", "tests/conformance", "tests/core", "tests/test_packaging.py", "tests/test_deprecations.py"
+    "tests/adapters",
+    "tests/conformance",
+    "tests/core",
+    "tests/test_packaging.py",
+    "tests/test_deprecations.py",
 ]
 CELLS += [
     Cell(
@@ -126,18 +154,36 @@ CELLS += [
 # against: from 3.1.7 a non-printable Host gets 404 where test_bad_environ_raises_bad_request expects 400 (it
 # fails that way without ctxsnap too).
 UPSTREAM_ANYIO = [
-    "anyio==4.16.0", "pytest>=9,<10", "trio>=0.32", "sniffio>=1.3", "blockbuster>=1.5.29", "pytest-mock>=3.14",
-    "pytest-timeout>=2.4", "trustme>=1.0", "truststore>=0.9.1", "uvloop>=0.22.1", "psutil>=5.9",
-    "hypothesis>=6.100", "setuptools>=77", "setuptools-scm>=8",
+    "anyio==4.16.0",
+    "pytest>=9,<10",
+    "trio>=0.32",
+    "sniffio>=1.3",
+    "blockbuster>=1.5.29",
+    "pytest-mock>=3.14",
+    "pytest-timeout>=2.4",
+    "trustme>=1.0",
+    "truststore>=0.9.1",
+    "uvloop>=0.22.1",
+    "psutil>=5.9",
+    "hypothesis>=6.100",
+    "setuptools>=77",
+    "setuptools-scm>=8",
 ]
 UPSTREAM_FLASK = [
-    "flask==3.1.3", "werkzeug==3.1.6", "pytest>=8,<9", "asgiref>=3.8", "greenlet>=3.0", "python-dotenv>=1.0",
+    "flask==3.1.3",
+    "werkzeug==3.1.6",
+    "pytest>=8,<9",
+    "asgiref>=3.8",
+    "greenlet>=3.0",
+    "python-dotenv>=1.0",
     "flit_core>=3.11,<4",
 ]
-CELLS.extend([
-    Cell("upstream-anyio", UPSTREAM_ANYIO, script=("tests/upstream/run.py", "--suite", "anyio")),
-    Cell("upstream-flask", UPSTREAM_FLASK, script=("tests/upstream/run.py", "--suite", "flask")),
-])
+CELLS.extend(
+    [
+        Cell("upstream-anyio", UPSTREAM_ANYIO, script=("tests/upstream/run.py", "--suite", "anyio")),
+        Cell("upstream-flask", UPSTREAM_FLASK, script=("tests/upstream/run.py", "--suite", "flask")),
+    ]
+)
 MAIN = CELLS[0]
 BENCH = Cell(
     "bench",
@@ -201,7 +247,10 @@ def _reports_version(command: list[str], version: str, env: dict[str, str] | Non
     try:
         out = subprocess.run(
             [*command, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
-            capture_output=True, text=True, env=env, timeout=60,
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=60,
         )
     except (OSError, subprocess.TimeoutExpired):
         return False
@@ -265,8 +314,9 @@ def _ensure_venv_locked(cell: Cell, interpreter: str | None) -> Path:
     last = _last_time(cell, "build")
     why = "requirements changed" if stamp_file.exists() else "first run"
     estimate = f"~{_duration(last)} last time" if last else "about 1-2 min"
-    print(f"{_label(cell)}: building environment in {target.relative_to(ROOT)} ({why}, {estimate}) ...",
-          flush=True)
+    print(
+        f"{_label(cell)}: building environment in {target.relative_to(ROOT)} ({why}, {estimate}) ...", flush=True
+    )
     started = time.monotonic()
     shutil.rmtree(target, ignore_errors=True)
     if interpreter is None:
@@ -321,8 +371,18 @@ def run_cell(cell: Cell, extra: list[str], check_quart: bool = False) -> Outcome
         print(f"[{cell.name}] not run: {exc}", flush=True)
         return Outcome(cell.name, missing=str(exc))
     report = Path(tempfile.mkstemp(prefix=f"ctxsnap-{cell.name}-", suffix=".xml")[1])
-    command = [str(python), "-m", "pytest", "-p", "no:cacheprovider", "-m", cell.markers,
-               f"--junitxml={report}", *cell.paths, *extra]
+    command = [
+        str(python),
+        "-m",
+        "pytest",
+        "-p",
+        "no:cacheprovider",
+        "-m",
+        cell.markers,
+        f"--junitxml={report}",
+        *cell.paths,
+        *extra,
+    ]
     if cell.script:
         command = [str(python), *cell.script, f"--junitxml={report}", *extra]
     last = _last_time(cell, "tests")
@@ -347,8 +407,10 @@ def run_cell(cell: Cell, extra: list[str], check_quart: bool = False) -> Outcome
     report.unlink(missing_ok=True)
     if not extra and outcome.exit_code in (0, 1):
         _record_time(cell, "tests", outcome.seconds)
-    print(f"{_label(cell)}: {outcome.passed} passed, {outcome.failed} failed in {_duration(outcome.seconds)}",
-          flush=True)
+    print(
+        f"{_label(cell)}: {outcome.passed} passed, {outcome.failed} failed in {_duration(outcome.seconds)}",
+        flush=True,
+    )
     if code == 5:
         print(f"[{cell.name}] pytest collected no test: that is a failure here", flush=True)
     if outcome.skipped:
@@ -368,17 +430,23 @@ def command_test(args: argparse.Namespace) -> int:
     known = [_last_time(cell, "tests") for cell in cells]
     if all(known) and not args.pytest_args:
         total = _duration(sum(filter(None, known)))
-        print(f"{len(cells)} cell(s); their tests took {total} last time, plus any environment to rebuild",
-              flush=True)
+        print(
+            f"{len(cells)} cell(s); their tests took {total} last time, plus any environment to rebuild",
+            flush=True,
+        )
     else:
-        print(f"{len(cells)} cell(s); a cell without an environment builds one first (about 1-2 min); the whole "
-              "matrix takes 10-25 min on a 2-core machine", flush=True)
+        print(
+            f"{len(cells)} cell(s); a cell without an environment builds one first (about 1-2 min); the whole "
+            "matrix takes 10-25 min on a 2-core machine",
+            flush=True,
+        )
     # Extra pytest arguments (-k, a path) may narrow a run on purpose; the Quart check guards the cells' own.
     outcomes = [run_cell(cell, args.pytest_args, check_quart=not args.pytest_args) for cell in cells]
     print("\ncell                        passed  failed  skipped  exit  seconds")
     for o in outcomes:
         mark = "NOT RUN (no interpreter)" if o.missing else "ok" if o.ok else "FAIL"
-        print(f"{o.cell:<27} {o.passed:>6}  {o.failed:>6}  {o.skipped:>7}  {o.exit_code:>4}  {o.seconds:>7.1f}  {mark}")
+        counts = f"{o.passed:>6}  {o.failed:>6}  {o.skipped:>7}  {o.exit_code:>4}  {o.seconds:>7.1f}"
+        print(f"{o.cell:<27} {counts}  {mark}")
     passed = sum(o.passed for o in outcomes)
     failed = sum(o.failed for o in outcomes) + sum(o.skipped for o in outcomes)
     failed += sum(1 for o in outcomes if not o.ok and o.failed == 0 and o.skipped == 0)

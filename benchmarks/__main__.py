@@ -50,8 +50,10 @@ def run_child(name: str, quick: bool) -> dict[str, Any]:
         started = time.monotonic()
         try:
             completed = subprocess.run(
-                command, cwd=Path(__file__).resolve().parent.parent,
-                timeout=TIMEOUT_LONG.get(name, TIMEOUT_QUICK if quick else TIMEOUT_FULL), capture_output=True,
+                command,
+                cwd=Path(__file__).resolve().parent.parent,
+                timeout=TIMEOUT_LONG.get(name, TIMEOUT_QUICK if quick else TIMEOUT_FULL),
+                capture_output=True,
                 text=True,
             )
         except subprocess.TimeoutExpired:
@@ -59,8 +61,12 @@ def run_child(name: str, quick: bool) -> dict[str, Any]:
         seconds = time.monotonic() - started
         if completed.returncode != 0 or not output.exists():
             tail = (completed.stderr or completed.stdout).strip().splitlines()[-5:]
-            return {"name": name, "title": name, "error": f"exit code {completed.returncode}: {' / '.join(tail)}",
-                    "seconds": seconds}
+            return {
+                "name": name,
+                "title": name,
+                "error": f"exit code {completed.returncode}: {' / '.join(tail)}",
+                "seconds": seconds,
+            }
         result: dict[str, Any] = json.loads(output.read_text())
         result["seconds"] = seconds
         return result
@@ -158,9 +164,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{status} in {result['seconds']:.0f} s", flush=True)
         results.append(result)
     markdown = write_results(results, out, quick=args.quick, machine=machine)
-    if out.resolve() == RESULTS and not args.quick and args.only is None:
-        if refresh_docs(results, json.loads((out / "results.json").read_text())["machine"]):
-            print(f"[bench] refreshed the current results in {DOCS_PAGE}")
+    complete_run = out.resolve() == RESULTS and not args.quick and args.only is None
+    if complete_run and refresh_docs(results, json.loads((out / "results.json").read_text())["machine"]):
+        print(f"[bench] refreshed the current results in {DOCS_PAGE}")
     print(f"[bench] {len(results)} scenario(s) in {time.monotonic() - started:.0f} s; wrote {markdown}")
     for result in results:
         for t in result.get("targets", []):

@@ -24,8 +24,14 @@ VALUES: tuple[Any, ...] = ("req-7f3a9c2e", "tenant-acme", 424242, "en-GB", "4bf9
 carrier = ctxsnap.Carrier("ctxsnap-bench", vars=list(VARIABLES))
 
 app = celery.Celery("ctxsnap_bench", broker=URL, backend=URL)
-app.conf.update(task_serializer="json", accept_content=["json"], broker_connection_retry_on_startup=True,
-                worker_hijack_root_logger=False, worker_prefetch_multiplier=1, result_expires=600)
+app.conf.update(
+    task_serializer="json",
+    accept_content=["json"],
+    broker_connection_retry_on_startup=True,
+    worker_hijack_root_logger=False,
+    worker_prefetch_multiplier=1,
+    result_expires=600,
+)
 install(app, carrier)
 
 

@@ -47,8 +47,9 @@ def task() -> tuple[Any, Any, Any]:
 def describe_seen(seen: tuple[Any, Any, Any], expected: tuple[Any, ...] = EXPECTED) -> str:
     """'g ✓ var ✓ request ✓' style summary of what a worker saw."""
     labels = ("g", "var", "request")
-    return " ".join(f"{label} {'✓' if got == want else '✗'}" for label, got, want in zip(
-        labels, seen, expected, strict=True))
+    return " ".join(
+        f"{label} {'✓' if got == want else '✗'}" for label, got, want in zip(labels, seen, expected, strict=True)
+    )
 
 
 def make_app(executor_workers: int = 1) -> tuple[flask.Flask, Any]:

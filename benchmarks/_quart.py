@@ -30,8 +30,9 @@ def task() -> tuple[Any, Any, Any]:
 
 def describe_seen(seen: tuple[Any, Any, Any]) -> str:
     labels = ("g", "var", "request")
-    return " ".join(f"{label} {'✓' if got == want else '✗'}" for label, got, want in zip(
-        labels, seen, EXPECTED, strict=True))
+    return " ".join(
+        f"{label} {'✓' if got == want else '✗'}" for label, got, want in zip(labels, seen, EXPECTED, strict=True)
+    )
 
 
 def make_app() -> quart.Quart:

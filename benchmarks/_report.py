@@ -208,12 +208,25 @@ def render_plots(results: Sequence[dict[str, Any]], directory: Path) -> list[Pat
                     bars = axes.bar(xs, [v or 0.0 for v in values], width, label=name)
                     for bar, value in zip(bars, values, strict=True):
                         label = "–" if value is None else plot.get("format", "{:.2f}").format(value)
-                        axes.annotate(label, (bar.get_x() + bar.get_width() / 2, bar.get_height()),
-                                      xytext=(0, 2), textcoords="offset points", ha="center", fontsize="small")
+                        axes.annotate(
+                            label,
+                            (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+                            xytext=(0, 2),
+                            textcoords="offset points",
+                            ha="center",
+                            fontsize="small",
+                        )
                 for name, limit in plot.get("limits", {}).items():
                     axes.axhline(limit, linestyle="--", linewidth=0.8, color="grey")
-                    axes.annotate(name, (len(groups) - 0.5, limit), xytext=(2, 2), textcoords="offset points",
-                                  fontsize="x-small", color="grey", ha="right")
+                    axes.annotate(
+                        name,
+                        (len(groups) - 0.5, limit),
+                        xytext=(2, 2),
+                        textcoords="offset points",
+                        fontsize="x-small",
+                        color="grey",
+                        ha="right",
+                    )
                 axes.set_xticks(range(len(groups)), [f"Python {g}" for g in groups])
                 axes.set_ylabel(plot["ylabel"])
                 axes.legend(fontsize="small")
@@ -239,8 +252,14 @@ def render_plots(results: Sequence[dict[str, Any]], directory: Path) -> list[Pat
                 bars = axes.barh(names, values, color=colours)
                 for bar, value in zip(bars, plot["series"].values(), strict=True):
                     label = "fails" if value is None else plot.get("format", "{:.2f}").format(value)
-                    axes.annotate(label, (bar.get_width(), bar.get_y() + bar.get_height() / 2),
-                                  xytext=(3, 0), textcoords="offset points", va="center", fontsize="small")
+                    axes.annotate(
+                        label,
+                        (bar.get_width(), bar.get_y() + bar.get_height() / 2),
+                        xytext=(3, 0),
+                        textcoords="offset points",
+                        va="center",
+                        fontsize="small",
+                    )
                 axes.invert_yaxis()
                 axes.margins(x=0.15)
                 axes.set_xlabel(plot["ylabel"])
@@ -271,10 +290,16 @@ def machine_info() -> dict[str, Any]:
         except importlib.metadata.PackageNotFoundError:
             packages[name] = "not installed"
     try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False,
-            cwd=Path(__file__).resolve().parent,
-        ).stdout.strip() or "unknown"
+        commit = (
+            subprocess.run(
+                ["git", "rev-parse", "--short", "HEAD"],
+                capture_output=True,
+                text=True,
+                check=False,
+                cwd=Path(__file__).resolve().parent,
+            ).stdout.strip()
+            or "unknown"
+        )
     except OSError:
         commit = "unknown"
     load = os.getloadavg() if hasattr(os, "getloadavg") else None

@@ -47,7 +47,8 @@ class CarriedCall(Generic[P, R]):
         return f"<ctxsnap.CarriedCall of {name!r} with {Payload(self.payload)!r}>"
 
 
-def run_carried(carrier: Carrier, payload: str, fn: Callable[..., R], args: tuple[Any, ...],
-                kwargs: dict[str, Any]) -> R:
+def run_carried(
+    carrier: Carrier, payload: str, fn: Callable[..., R], args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> R:
     """What a process-pool child runs: ``fn`` in an empty context holding the carried values."""
     return carrier.run_in(Context(), payload, fn, args, kwargs)

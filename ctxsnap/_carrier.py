@@ -26,7 +26,12 @@ from ._carried_call import CarriedCall, run_carried
 from ._carrier_registry import caller_module, carrier_named, register
 from ._codec import DEFAULT_MAX_BYTES, DEFAULT_MAX_DEPTH, Codec, decode_value, encode_value, refuse_oversize
 from ._declaration import (
-    carried_attributes, carried_variables, checked_codecs, checked_limit, checked_name, checked_secret_key,
+    carried_attributes,
+    carried_variables,
+    checked_codecs,
+    checked_limit,
+    checked_name,
+    checked_secret_key,
     refuse_credentials,
 )
 from ._payload import G_SECTION, VARS_SECTION, Payload, label, malformed_section, open_envelope, seal
@@ -259,5 +264,3 @@ class Carrier:
                 "Pass the function that the other process should run."
             )
         return CarriedCall(self, self.export(), fn)
-
-

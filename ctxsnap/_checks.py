@@ -56,7 +56,7 @@ def check_callable(method: str, fn: object, before: str = "") -> None:
         or (
             not inspect.isroutine(fn)
             and not isinstance(fn, type)
-            and inspect.iscoroutinefunction(getattr(fn, "__call__", None))
+            and inspect.iscoroutinefunction(getattr(fn, "__call__", None))  # noqa: B004  # not callable(): its __call__ is what runs
         )
     ):
         raise_async(method, fn)

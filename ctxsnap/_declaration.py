@@ -16,8 +16,13 @@ from ._codec import Codec, UnportableValueError, check_codec
 from ._payload import G_SECTION, VARS_SECTION
 
 __all__ = [
-    "carried_attributes", "carried_variables", "checked_codecs", "checked_limit", "checked_name",
-    "checked_secret_key", "refuse_credentials",
+    "carried_attributes",
+    "carried_variables",
+    "checked_codecs",
+    "checked_limit",
+    "checked_name",
+    "checked_secret_key",
+    "refuse_credentials",
 ]
 
 #: Names that look like credentials. A carried value travels in clear text through a broker and its logs, so
@@ -31,8 +36,7 @@ _NAME: Final = re.compile(r"[A-Za-z0-9_.:-]{1,100}")
 def checked_name(name: object) -> str:
     if not isinstance(name, str) or not _NAME.fullmatch(name):
         raise TypeError(
-            "Carrier() needs a short name such as 'myapp'. "
-            "Use 1 to 100 letters, digits, '.', '_', ':' or '-'."
+            "Carrier() needs a short name such as 'myapp'. Use 1 to 100 letters, digits, '.', '_', ':' or '-'."
         )
     return name
 

@@ -54,8 +54,11 @@ class Payload(str):
     def __repr__(self) -> str:
         try:
             data = json.loads(self)
-            names = [f"{section}.{name}" if section != VARS_SECTION else name
-                     for section, values in data["d"].items() for name in values]
+            names = [
+                f"{section}.{name}" if section != VARS_SECTION else name
+                for section, values in data["d"].items()
+                for name in values
+            ]
             signed = " signed" if "s" in data else ""
             return f"<ctxsnap payload v{data['v']} of {data['c']!r}{signed}: {', '.join(names) or 'nothing'}>"
         except (ValueError, KeyError, TypeError, AttributeError):
@@ -112,8 +115,9 @@ def open_envelope(carrier: str, payload: object, key: bytes | None) -> dict[str,
 
 
 def malformed_section(carrier: str, section: str) -> PayloadError:
-    return PayloadError(f"Carrier {carrier!r} got a payload with a malformed section {section!r}. {_EXPORTED}",
-                        carrier=carrier)
+    return PayloadError(
+        f"Carrier {carrier!r} got a payload with a malformed section {section!r}. {_EXPORTED}", carrier=carrier
+    )
 
 
 def _parse(carrier: str, payload: object) -> dict[str, Any]:
@@ -129,8 +133,9 @@ def _parse(carrier: str, payload: object) -> dict[str, Any]:
     except ValueError:
         envelope = None
     if not isinstance(envelope, dict) or not isinstance(envelope.get("d"), dict) or "v" not in envelope:
-        raise PayloadError(f"Carrier {carrier!r} got a str that is not a ctxsnap payload. {_EXPORTED}",
-                           carrier=carrier)
+        raise PayloadError(
+            f"Carrier {carrier!r} got a str that is not a ctxsnap payload. {_EXPORTED}", carrier=carrier
+        )
     return envelope
 
 

@@ -134,7 +134,8 @@ def _check_conflicts(
     for variable in include_vars:
         if variable in exclude_vars:
             raise ValueError(
-                f"The ContextVar {variable.name!r} is in both include= and exclude=. Remove it from one of the two."
+                f"The ContextVar {variable.name!r} is in both include= and exclude=. "
+                "Remove it from one of the two."
             )
 
 

@@ -83,9 +83,8 @@ class Snapshot:
             _raise_sealed("run")
         if type(fn) is not FunctionType:
             check_callable("run", fn)
-        elif self._entries:
-            if fn.__code__.co_flags & _ASYNC_FLAGS:
-                _raise_async("run", fn)  # before any provider applies anything
+        elif self._entries and fn.__code__.co_flags & _ASYNC_FLAGS:
+            _raise_async("run", fn)  # before any provider applies anything
         if self._entries:
             return self._run(fn, args, kwargs)
         # Nothing but ContextVars to carry: the run happens here, without a further frame (issue 14).

@@ -38,8 +38,25 @@ def _redis_server(binary: str) -> Iterator[str]:
     port = _free_port()
     pidfile = workdir / "redis.pid"
     subprocess.run(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--daemonize",
-         "yes", "--pidfile", str(pidfile), "--dir", str(workdir), "--logfile", str(workdir / "redis.log")],
+        [
+            binary,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--daemonize",
+            "yes",
+            "--pidfile",
+            str(pidfile),
+            "--dir",
+            str(workdir),
+            "--logfile",
+            str(workdir / "redis.log"),
+        ],
         check=True,
     )
     try:
@@ -59,10 +76,27 @@ def _worker_process(broker: str) -> Iterator[Path]:
     env = {**os.environ, "CTXSNAP_DEMO_BROKER": broker, "PYTHONPATH": str(ROOT)}
     with log.open("w") as out:
         worker = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "examples.celery_example", "worker", "--pool", "threads",
-             "--concurrency", "2", "--without-heartbeat", "--without-gossip", "--without-mingle",
-             "--loglevel", "WARNING"],
-            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "examples.celery_example",
+                "worker",
+                "--pool",
+                "threads",
+                "--concurrency",
+                "2",
+                "--without-heartbeat",
+                "--without-gossip",
+                "--without-mingle",
+                "--loglevel",
+                "WARNING",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
         )
     try:
         yield log
@@ -92,12 +126,16 @@ def _enqueue_and_wait(module: Any, request_id: str, user_id: str) -> dict[str, A
 def demo() -> bool:
     request_id, user_id = f"demo-{uuid.uuid4().hex[:6]}", "user-42"
     binary = shutil.which("redis-server")
-    print("=== Celery: a Flask request enqueues a task; the worker logs the request id and user id it carried ===\n")
+    print(
+        "=== Celery: a Flask request enqueues a task; the worker logs the request id and user id it carried ===\n"
+    )
     with contextlib.ExitStack() as stack:
         if binary is not None:
             broker = stack.enter_context(_redis_server(binary))
             os.environ["CTXSNAP_DEMO_BROKER"] = broker
-            print(f"   broker: redis-server started on {broker} (persistence off); a real `celery worker` process,")
+            print(
+                f"   broker: redis-server started on {broker} (persistence off); a real `celery worker` process,"
+            )
             print("   threads pool, consumes it.\n")
         else:
             os.environ.pop("CTXSNAP_DEMO_BROKER", None)
@@ -111,8 +149,9 @@ def demo() -> bool:
             from celery.contrib.testing.worker import start_worker
 
             log = None
-            stack.enter_context(start_worker(module.celery_app, pool="solo", perform_ping_check=False,
-                                             loglevel="WARNING"))
+            stack.enter_context(
+                start_worker(module.celery_app, pool="solo", perform_ping_check=False, loglevel="WARNING")
+            )
         print(f"   GET /enqueue  X-Request-Id: {request_id}  X-User-Id: {user_id}  Authorization: Bearer ...")
         seen = _enqueue_and_wait(module, request_id, user_id)
         logged = ""
@@ -123,13 +162,18 @@ def demo() -> bool:
                 time.sleep(0.05)
             lines = [line for line in logged.splitlines() if request_id in line]
             print(f"   worker log:   {lines[0].strip() if lines else '(no line logged)'}")
-        print(f"   task saw:     request_id={seen['request_id']}  user_id={seen['user_id']}  "
-              f"Authorization={seen['auth_header']} (not declared)")
+        print(
+            f"   task saw:     request_id={seen['request_id']}  user_id={seen['user_id']}  "
+            f"Authorization={seen['auth_header']} (not declared)"
+        )
     ok = seen["request_id"] == request_id and seen["user_id"] == user_id and seen["auth_header"] is None
     if log is not None:
         ok &= request_id in logged
-    print("\nCelery: the task carried exactly the declared values.\n" if ok else
-          "\nCelery: FAILED: the task did not see the declared values (see above).\n")
+    print(
+        "\nCelery: the task carried exactly the declared values.\n"
+        if ok
+        else "\nCelery: FAILED: the task did not see the declared values (see above).\n"
+    )
     return ok
 
 

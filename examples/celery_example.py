@@ -56,7 +56,9 @@ carrier = ctxsnap.Carrier("ctxsnap-demo", vars=[request_id], g=["user_id"], app=
 
 celery_app = celery.Celery("celery_example", broker=BROKER, backend=BACKEND)
 celery_app.conf.update(
-    task_serializer="json", accept_content=["json"], broker_connection_retry_on_startup=True,
+    task_serializer="json",
+    accept_content=["json"],
+    broker_connection_retry_on_startup=True,
     worker_hijack_root_logger=False,
 )
 install(celery_app, carrier)

@@ -54,8 +54,10 @@ def show_index(urls: dict[bool, str]) -> bool:
 
 def show_fanout(urls: dict[bool, str]) -> bool:
     total = CLIENTS * REQUESTS_EACH * FANOUT
-    print(f"2. GET /fanout?n={FANOUT}: {CLIENTS} clients x {REQUESTS_EACH} requests at once, each request fans out "
-          f"to {FANOUT} tasks on one shared pool")
+    print(
+        f"2. GET /fanout?n={FANOUT}: {CLIENTS} clients x {REQUESTS_EACH} requests at once, each request fans out "
+        f"to {FANOUT} tasks on one shared pool"
+    )
     print("   Does every task see its own request's id (in g, the ContextVar and the header)?\n")
     print_counts_header("own request", "another request")
     ok = True
@@ -81,8 +83,10 @@ def show_fanout(urls: dict[bool, str]) -> bool:
 def show_upload(urls: dict[bool, str]) -> bool:
     payload = uuid.uuid4().bytes * (UPLOAD_SIZE // 16)
     digest = hashlib.sha256(payload).hexdigest()
-    print(f"3. POST /upload ({UPLOAD_SIZE // 1024} KiB file): a pool task reads the upload, then the view reads it "
-          "again")
+    print(
+        f"3. POST /upload ({UPLOAD_SIZE // 1024} KiB file): a pool task reads the upload, then the view reads it "
+        "again"
+    )
     print("   (Flask's own copy_current_request_context closes it when the worker ends: section 4 shows it)\n")
     ok = True
     for label, propagate in MODES:
@@ -92,14 +96,21 @@ def show_upload(urls: dict[bool, str]) -> bool:
         if worker is None:
             worker_text = "worker: cannot see the upload"
         else:
-            worker_text = f"worker read {worker['size']} bytes" + ("" if worker["sha256"] == digest else " (CORRUPT)")
+            worker_text = f"worker read {worker['size']} bytes" + (
+                "" if worker["sha256"] == digest else " (CORRUPT)"
+            )
         if view["closed"]:
             view_text = "view: file CLOSED"
         else:
             view_text = "view read it again: " + ("intact" if view["sha256"] == digest else "CORRUPT")
         print(f"   {label:<17}{worker_text:<34}{view_text}")
         if propagate:
-            ok &= worker is not None and worker["sha256"] == digest and not view["closed"] and view["sha256"] == digest
+            ok &= (
+                worker is not None
+                and worker["sha256"] == digest
+                and not view["closed"]
+                and view["sha256"] == digest
+            )
     print()
     return ok
 

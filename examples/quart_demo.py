@@ -57,8 +57,10 @@ def show_index(urls: dict[bool, str]) -> bool:
 
 def show_fanout(urls: dict[bool, str]) -> bool:
     total = CLIENTS * REQUESTS_EACH * FANOUT
-    print(f"2. GET /fanout?n={FANOUT}: {CLIENTS} clients x {REQUESTS_EACH} requests at once, each request runs "
-          f"{FANOUT} workers at once")
+    print(
+        f"2. GET /fanout?n={FANOUT}: {CLIENTS} clients x {REQUESTS_EACH} requests at once, each request runs "
+        f"{FANOUT} workers at once"
+    )
     print("   Does every worker see its own request's id (in g, the ContextVar and the header)?\n")
     print_counts_header("own request", "another request")
     ok = True
@@ -83,8 +85,10 @@ def show_fanout(urls: dict[bool, str]) -> bool:
 
 def show_websocket(urls: dict[bool, str]) -> bool:
     total = SOCKETS * MESSAGES * 2
-    print(f"3. websocket /ws: {SOCKETS} clients at once, {MESSAGES} messages each; the handler puts each "
-          "message's id")
+    print(
+        f"3. websocket /ws: {SOCKETS} clients at once, {MESSAGES} messages each; the handler puts each "
+        "message's id"
+    )
     print("   in g and the ContextVar, and two workers report what they see (a real wsproto client over TCP).\n")
     print_counts_header("own message", "another message")
     ok = True
@@ -111,8 +115,10 @@ def show_websocket(urls: dict[bool, str]) -> bool:
 def demo() -> bool:
     """Print the Quart section of the demo; True when every ctxsnap worker saw its own request."""
     apps = {propagate: quart_app.create_app(propagate=propagate) for _, propagate in MODES}
-    print(f"=== Quart {version('quart')}: Hypercorn {version('hypercorn')} on 127.0.0.1, real HTTP and websocket "
-          "clients ===\n")
+    print(
+        f"=== Quart {version('quart')}: Hypercorn {version('hypercorn')} on 127.0.0.1, real HTTP and websocket "
+        "clients ===\n"
+    )
     with quart_app.serve(apps[True]) as with_url, quart_app.serve(apps[False]) as without_url:
         urls = {True: with_url, False: without_url}
         ok = show_index(urls)

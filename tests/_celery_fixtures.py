@@ -72,8 +72,25 @@ def redis_url() -> Iterator[str]:
     workdir = Path(tempfile.mkdtemp(prefix="ctxsnap-redis-"))
     pidfile = workdir / "redis.pid"
     subprocess.run(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--daemonize",
-         "yes", "--pidfile", str(pidfile), "--dir", str(workdir), "--logfile", str(workdir / "redis.log")],
+        [
+            binary,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--daemonize",
+            "yes",
+            "--pidfile",
+            str(pidfile),
+            "--dir",
+            str(workdir),
+            "--logfile",
+            str(workdir / "redis.log"),
+        ],
         check=True,
     )
     try:
@@ -90,7 +107,7 @@ def celery_app(redis_url: str) -> Any:
     os.environ["CTXSNAP_REDIS_URL"] = redis_url
     from tests.adapters.celery import celery_app as module
 
-    assert module.REDIS_URL == redis_url, "the Celery test app was imported before the Redis URL was known"
+    assert redis_url == module.REDIS_URL, "the Celery test app was imported before the Redis URL was known"
     return module
 
 
@@ -104,15 +121,38 @@ def redis_client(redis_url: str) -> Any:
 
 
 class Worker:
-    def __init__(self, pool: str, concurrency: int, redis_url: str, queue: str, app_module: str = APP_MODULE) -> None:
+    def __init__(
+        self, pool: str, concurrency: int, redis_url: str, queue: str, app_module: str = APP_MODULE
+    ) -> None:
         self.pool = pool
         self.log = Path(tempfile.mkstemp(prefix=f"ctxsnap-celery-{pool}-", suffix=".log")[1])
         env = {**os.environ, "CTXSNAP_REDIS_URL": redis_url, "PYTHONPATH": str(ROOT)}
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", app_module, "worker", "--pool", pool,
-             "--concurrency", str(concurrency), "--queues", queue, "--without-heartbeat", "--without-gossip",
-             "--without-mingle", "--loglevel", "WARNING", "--hostname", f"{pool}-{os.getpid()}@%h"],
-            cwd=ROOT, env=env, stdout=self.log.open("w"), stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                app_module,
+                "worker",
+                "--pool",
+                pool,
+                "--concurrency",
+                str(concurrency),
+                "--queues",
+                queue,
+                "--without-heartbeat",
+                "--without-gossip",
+                "--without-mingle",
+                "--loglevel",
+                "WARNING",
+                "--hostname",
+                f"{pool}-{os.getpid()}@%h",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=self.log.open("w"),
+            stderr=subprocess.STDOUT,
         )
 
     def stop(self) -> None:
@@ -129,7 +169,9 @@ class Worker:
 
 
 @pytest.fixture(scope="module", params=["threads", "prefork", "solo"])
-def celery_worker(request: pytest.FixtureRequest, celery_app: Any, redis_client: Any, redis_url: str) -> Iterator[Worker]:
+def celery_worker(
+    request: pytest.FixtureRequest, celery_app: Any, redis_client: Any, redis_url: str
+) -> Iterator[Worker]:
     """A real worker of each pool consuming the default queue; tests run once per pool."""
     pool = str(request.param)
     redis_client.delete("celery")  # nothing left over from a worker of another pool

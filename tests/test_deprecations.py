@@ -16,13 +16,26 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
-FLASK_MOVES = [("ctxsnap.adapters.flask", name, "ctxsnap.providers.flask")
-               for name in ("LAYOUT", "APP_PROVIDER", "REQUEST_PROVIDER")]
-QUART_MOVES = [("ctxsnap.adapters.quart", name, "ctxsnap.providers.quart")
-               for name in ("LAYOUT", "MERGED", "AppContextProvider", "_context_var")]
-CORE_MOVES = [("ctxsnap._appcontext", name, "ctxsnap.providers._appcontext")
-              for name in ("REFUSED_CALLBACKS", "copy_state", "fork_app_context", "fork_request_context",
-                           "g_values", "inherited_values_kept", "strip_state")]
+FLASK_MOVES = [
+    ("ctxsnap.adapters.flask", name, "ctxsnap.providers.flask")
+    for name in ("LAYOUT", "APP_PROVIDER", "REQUEST_PROVIDER")
+]
+QUART_MOVES = [
+    ("ctxsnap.adapters.quart", name, "ctxsnap.providers.quart")
+    for name in ("LAYOUT", "MERGED", "AppContextProvider", "_context_var")
+]
+CORE_MOVES = [
+    ("ctxsnap._appcontext", name, "ctxsnap.providers._appcontext")
+    for name in (
+        "REFUSED_CALLBACKS",
+        "copy_state",
+        "fork_app_context",
+        "fork_request_context",
+        "g_values",
+        "inherited_values_kept",
+        "strip_state",
+    )
+]
 
 
 def _check_moved(old: str, name: str, new: str) -> None:

@@ -93,8 +93,7 @@ def asyncio_and_anyio(settings: Settings) -> dict[str, Any]:
         return lambda: run_sync(task)
 
     helpers: dict[str, tuple[Callable[[], Helper], str]] = {
-        "loop.run_in_executor(None, task)": (
-            lambda: lambda: loop.run_in_executor(None, task), "nothing carried"),
+        "loop.run_in_executor(None, task)": (lambda: lambda: loop.run_in_executor(None, task), "nothing carried"),
         "asyncio.to_thread": (lambda: lambda: asyncio.to_thread(task), "one shared copy of the context"),
         "ctxsnap.adapters.asyncio.to_thread": (ctxsnap_to_thread, ""),
         "anyio.to_thread.run_sync": (lambda: lambda: anyio.to_thread.run_sync(task), "anyio's own thread pool"),
@@ -102,7 +101,8 @@ def asyncio_and_anyio(settings: Settings) -> dict[str, Any]:
     }
     try:
         alternatives = _alternatives(
-            loop, context, helpers, lambda seen: "the variable" if seen == expected else "nothing")
+            loop, context, helpers, lambda seen: "the variable" if seen == expected else "nothing"
+        )
         rows = compare(alternatives, reference="loop.run_in_executor(None, task)", settings=settings)
     finally:
         loop.run_until_complete(loop.shutdown_default_executor())
@@ -120,11 +120,19 @@ def asyncio_and_anyio(settings: Settings) -> dict[str, Any]:
         ],
         "tables": [timing_table("await + result, per task", rows, "loop.run_in_executor(None, task)")],
         "targets": [
-            target("async round trip ≤ 1.1× a bare submit (ctxsnap asyncio to_thread vs run_in_executor)", 1.1,
-                   to_thread.ratio, why_missed=_WHY_ASYNC),
-            target("async round trip ≤ 1.1× a bare submit (ctxsnap anyio run_sync vs anyio.to_thread.run_sync, "
-                   "anyio's own pool)", 1.1, _between(rows, anyio_run.name, "anyio.to_thread.run_sync"),
-                   why_missed=_WHY_ASYNC),
+            target(
+                "async round trip ≤ 1.1× a bare submit (ctxsnap asyncio to_thread vs run_in_executor)",
+                1.1,
+                to_thread.ratio,
+                why_missed=_WHY_ASYNC,
+            ),
+            target(
+                "async round trip ≤ 1.1× a bare submit (ctxsnap anyio run_sync vs anyio.to_thread.run_sync, "
+                "anyio's own pool)",
+                1.1,
+                _between(rows, anyio_run.name, "anyio.to_thread.run_sync"),
+                why_missed=_WHY_ASYNC,
+            ),
         ],
         "plots": [],
     }
@@ -143,8 +151,7 @@ def quart_request(settings: Settings) -> dict[str, Any]:
     loop = asyncio.new_event_loop()
     app = _quart.make_app()
     context = contextvars.Context()
-    request_context = loop.run_until_complete(
-        loop.create_task(_quart.enter_request(app), context=context))
+    request_context = loop.run_until_complete(loop.create_task(_quart.enter_request(app), context=context))
     task = _quart.task
 
     def ctxsnap_quart() -> Helper:
@@ -164,8 +171,7 @@ def quart_request(settings: Settings) -> dict[str, Any]:
         return lambda: wrapped()
 
     helpers: dict[str, tuple[Callable[[], Helper], str]] = {
-        "loop.run_in_executor(None, task)": (
-            lambda: lambda: loop.run_in_executor(None, task), "nothing carried"),
+        "loop.run_in_executor(None, task)": (lambda: lambda: loop.run_in_executor(None, task), "nothing carried"),
         "quart.utils.run_sync(task)()": (quart_run_sync, "shares the request's g object"),
         "asyncio.to_thread": (lambda: lambda: asyncio.to_thread(task), "shares the request's g object"),
         "ctxsnap.adapters.quart.to_thread": (ctxsnap_quart, "private copy of g"),
@@ -183,16 +189,19 @@ def quart_request(settings: Settings) -> dict[str, Any]:
         "title": "Async round trip, Quart request context",
         "notes": [
             f"Process {pinning}. Inside a Quart test request with 10 g attributes; each operation is one "
-            "`await helper(task)`; \"sees\" is what the worker's task saw (g, the ContextVar, the request). "
+            '`await helper(task)`; "sees" is what the worker\'s task saw (g, the ContextVar, the request). '
             "ctxsnap's Quart to_thread against quart.utils.run_sync in the same rounds: "
             f"{fmt_ratio(_between(rows, quart_to_thread.name, 'quart.utils.run_sync(task)()'))}."
         ],
         "tables": [timing_table("await + result, per task", rows, "loop.run_in_executor(None, task)")],
         "targets": [
-            target("async round trip ≤ 1.1× a bare submit (ctxsnap Quart to_thread vs run_in_executor, "
-                   "full Quart snapshot)", 1.1, quart_to_thread.ratio,
-                   why_missed=_WHY_ASYNC + "; a full Quart snapshot also forks the app context (a private g) "
-                   "per run"),
+            target(
+                "async round trip ≤ 1.1× a bare submit (ctxsnap Quart to_thread vs run_in_executor, "
+                "full Quart snapshot)",
+                1.1,
+                quart_to_thread.ratio,
+                why_missed=_WHY_ASYNC + "; a full Quart snapshot also forks the app context (a private g) per run",
+            ),
         ],
         "plots": [
             {

@@ -70,12 +70,18 @@ def _codec(settings: Settings) -> dict[str, Any]:
         return json.loads(text)
 
     alternatives = [
-        Alternative("copy_context().run(task)", sync_batch(lambda: copy_context().run(task)),
-                    note="a thread hop's cost; nothing leaves the process"),
+        Alternative(
+            "copy_context().run(task)",
+            sync_batch(lambda: copy_context().run(task)),
+            note="a thread hop's cost; nothing leaves the process",
+        ),
         Alternative("json.dumps + json.loads by hand", sync_batch(by_hand), note="5 values, no checks"),
         Alternative("carrier.export()", sync_batch(carrier.export), note="checks every value, 5 values"),
-        Alternative("carrier.run(payload, task)", sync_batch(lambda: carrier.run(payload, task)),
-                    note="decode, set 5 ContextVars in a context copy, run"),
+        Alternative(
+            "carrier.run(payload, task)",
+            sync_batch(lambda: carrier.run(payload, task)),
+            note="decode, set 5 ContextVars in a context copy, run",
+        ),
         Alternative("export + run", sync_batch(lambda: carrier.run(carrier.export(), task))),
     ]
     rows = compare(alternatives, reference="copy_context().run(task)", settings=settings)
@@ -106,8 +112,23 @@ def _redis() -> Iterator[str]:
     workdir = Path(tempfile.mkdtemp(prefix="ctxsnap-bench-redis-"))
     port = _free_port()
     subprocess.run(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--daemonize",
-         "yes", "--pidfile", str(workdir / "redis.pid"), "--dir", str(workdir)],
+        [
+            binary,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--daemonize",
+            "yes",
+            "--pidfile",
+            str(workdir / "redis.pid"),
+            "--dir",
+            str(workdir),
+        ],
         check=True,
     )
     try:
@@ -130,11 +151,27 @@ def celery_round_trip(settings: Settings) -> dict[str, Any]:
     with _redis() as url:
         os.environ["CTXSNAP_BENCH_REDIS_URL"] = url
         worker = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "benchmarks._celery_app", "worker", "--pool", "threads",
-             "--concurrency", "1", "--without-heartbeat", "--without-gossip", "--without-mingle",
-             "--loglevel", "ERROR"],
-            cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "benchmarks._celery_app",
+                "worker",
+                "--pool",
+                "threads",
+                "--concurrency",
+                "1",
+                "--without-heartbeat",
+                "--without-gossip",
+                "--without-mingle",
+                "--loglevel",
+                "ERROR",
+            ],
+            cwd=ROOT,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         try:
             return _in_values(lambda: _celery(settings))
@@ -153,10 +190,16 @@ def _celery(settings: Settings) -> dict[str, Any]:
     assert bench.carried.delay().get(timeout=120) == expected, "the carrying task did not see its value"
     assert bench.plain.delay().get(timeout=60) is None
     alternatives = [
-        Alternative("plain task .delay().get()", sync_batch(lambda: bench.plain.delay().get(timeout=60)),
-                    note="celery.Task base, nothing carried"),
-        Alternative("carrying task .delay().get()", sync_batch(lambda: bench.carried.delay().get(timeout=60)),
-                    note="install(celery_app, carrier), 5 values; the worker saw them"),
+        Alternative(
+            "plain task .delay().get()",
+            sync_batch(lambda: bench.plain.delay().get(timeout=60)),
+            note="celery.Task base, nothing carried",
+        ),
+        Alternative(
+            "carrying task .delay().get()",
+            sync_batch(lambda: bench.carried.delay().get(timeout=60)),
+            note="install(celery_app, carrier), 5 values; the worker saw them",
+        ),
     ]
     rows = compare(alternatives, reference="plain task .delay().get()", settings=settings)
     return {
@@ -164,9 +207,12 @@ def _celery(settings: Settings) -> dict[str, Any]:
         "notes": ["A real redis-server and a real `celery worker --pool threads --concurrency 1` process."],
         "tables": [timing_table("delay() + get(), per task", rows, "plain task .delay().get()")],
         "targets": [
-            target("Celery round trip with a carrier ≤ 1.05× without", 1.05,
-                   find(rows, "carrying task .delay().get()").ratio,
-                   why_missed="export in the caller and decode + restore in the worker on top of the broker hop"),
+            target(
+                "Celery round trip with a carrier ≤ 1.05× without",
+                1.05,
+                find(rows, "carrying task .delay().get()").ratio,
+                why_missed="export in the caller and decode + restore in the worker on top of the broker hop",
+            ),
         ],
         "plots": [],
     }
@@ -187,10 +233,16 @@ def _process_pool(settings: Settings) -> dict[str, Any]:
     try:
         assert carried.submit(bench.read_first).result() == bench.VALUES[0]
         alternatives = [
-            Alternative("concurrent.futures.ProcessPoolExecutor", sync_batch(
-                lambda: plain.submit(bench.read_first).result()), note="nothing carried"),
-            Alternative("ctxsnap.ProcessPoolExecutor(carrier=...)", sync_batch(
-                lambda: carried.submit(bench.read_first).result()), note="5 values, empty context in the child"),
+            Alternative(
+                "concurrent.futures.ProcessPoolExecutor",
+                sync_batch(lambda: plain.submit(bench.read_first).result()),
+                note="nothing carried",
+            ),
+            Alternative(
+                "ctxsnap.ProcessPoolExecutor(carrier=...)",
+                sync_batch(lambda: carried.submit(bench.read_first).result()),
+                note="5 values, empty context in the child",
+            ),
         ]
         rows = compare(alternatives, reference="concurrent.futures.ProcessPoolExecutor", settings=settings)
     finally:
@@ -201,9 +253,12 @@ def _process_pool(settings: Settings) -> dict[str, Any]:
         "notes": [],
         "tables": [timing_table("submit + result, per task", rows, "concurrent.futures.ProcessPoolExecutor")],
         "targets": [
-            target("process pool round trip with a carrier ≤ 1.2× without", 1.2,
-                   find(rows, "ctxsnap.ProcessPoolExecutor(carrier=...)").ratio,
-                   why_missed="export in the parent, decode and restore in the child"),
+            target(
+                "process pool round trip with a carrier ≤ 1.2× without",
+                1.2,
+                find(rows, "ctxsnap.ProcessPoolExecutor(carrier=...)").ratio,
+                why_missed="export in the parent, decode and restore in the child",
+            ),
         ],
         "plots": [],
     }

@@ -29,8 +29,16 @@ QUICK_SUITES = {"conformance (every adapter, one semantics table)": ["tests/conf
 def _run(arguments: list[str]) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="ctxsnap-conformance-") as tmp:
         report = Path(tmp) / "report.xml"
-        command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--junitxml={report}",
-                   *arguments]
+        command = [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            f"--junitxml={report}",
+            *arguments,
+        ]
         completed = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
         counts = {"passed": 0, "failed": 0, "skipped": 0, "exit code": completed.returncode}
         if report.exists() and report.stat().st_size:
@@ -54,16 +62,23 @@ def conformance(settings: Settings) -> dict[str, Any]:
             {
                 "title": "Test runs",
                 "headers": ["suite", "command", "passed", "failed", "skipped", "pytest's last line"],
-                "rows": [[name, f"`{r['command']}`", r["passed"], r["failed"], r["skipped"], r["summary"]]
-                         for name, r in runs.items()],
+                "rows": [
+                    [name, f"`{r['command']}`", r["passed"], r["failed"], r["skipped"], r["summary"]]
+                    for name, r in runs.items()
+                ],
                 "note": "",
                 "data": runs,
             }
         ],
         "targets": [
-            target("no semantic traded: conformance, state machine and reliability runs green "
-                   f"({sum(r['passed'] for r in runs.values())} passed)", 0, not_green, unit="failed or skipped",
-                   why_missed="see the test runs table"),
+            target(
+                "no semantic traded: conformance, state machine and reliability runs green "
+                f"({sum(r['passed'] for r in runs.values())} passed)",
+                0,
+                not_green,
+                unit="failed or skipped",
+                why_missed="see the test runs table",
+            ),
         ],
         "plots": [],
     }

@@ -92,8 +92,10 @@ def _load(port: int, requests: int, tag: str, deadline: float) -> dict[str, Any]
 def _describe(workers: list[Any], request_id: str) -> str:
     for seen in workers:
         if seen != [request_id] * 3:
-            return " ".join(f"{label} {'✓' if got == request_id else '✗'}" for label, got in zip(
-                ("g", "var", "request"), seen, strict=False))
+            return " ".join(
+                f"{label} {'✓' if got == request_id else '✗'}"
+                for label, got in zip(("g", "var", "request"), seen, strict=False)
+            )
     return f"{len(workers)} results"
 
 
@@ -111,8 +113,9 @@ def _interleaved(ports: dict[str, int], settings: Settings, deadline: float) -> 
     return results
 
 
-def _report(title: str, results: dict[str, list[dict[str, Any]]], baseline: str, notes: list[str],
-            plot_file: str) -> tuple[dict[str, Any], dict[str, float | None]]:
+def _report(
+    title: str, results: dict[str, list[dict[str, Any]]], baseline: str, notes: list[str], plot_file: str
+) -> tuple[dict[str, Any], dict[str, float | None]]:
     body = []
     data = []
     ratios: dict[str, float | None] = {}
@@ -125,22 +128,50 @@ def _report(title: str, results: dict[str, list[dict[str, Any]]], baseline: str,
         first = next((r["first_failure"] for r in rounds if r["first_failure"]), "")
         ratios[name] = ratio
         series[name] = statistics.median(rps)
-        body.append([
-            f"**{name}**" if name == baseline else name,
-            f"{statistics.median(rps):,.0f}", f"{min(rps):,.0f} – {max(rps):,.0f}", fmt_ratio(ratio),
-            f"{totals['ok']}/{totals['requests']}", str(totals["wrong"]), str(totals["errors"]), first,
-        ])
+        body.append(
+            [
+                f"**{name}**" if name == baseline else name,
+                f"{statistics.median(rps):,.0f}",
+                f"{min(rps):,.0f} – {max(rps):,.0f}",
+                fmt_ratio(ratio),
+                f"{totals['ok']}/{totals['requests']}",
+                str(totals["wrong"]),
+                str(totals["errors"]),
+                first,
+            ]
+        )
         data.append({"name": name, "rps": rps, "ratio": ratio, **totals, "first_failure": first})
     table = {
         "title": "Requests per second (fan-out of 4 tasks per request)",
-        "headers": ["variant", "req/s median", "min – max", f"ratio to {baseline}", "correct", "wrong",
-                    "errors", "first failure"],
-        "rows": body, "note": "", "data": data,
+        "headers": [
+            "variant",
+            "req/s median",
+            "min – max",
+            f"ratio to {baseline}",
+            "correct",
+            "wrong",
+            "errors",
+            "first failure",
+        ],
+        "rows": body,
+        "note": "",
+        "data": data,
     }
     result = {
-        "title": title, "notes": notes, "tables": [table], "targets": [],
-        "plots": [{"file": plot_file, "kind": "bars", "title": f"{title}: median requests per second",
-                   "ylabel": "requests per second (higher is better)", "series": series, "format": "{:,.0f}"}],
+        "title": title,
+        "notes": notes,
+        "tables": [table],
+        "targets": [],
+        "plots": [
+            {
+                "file": plot_file,
+                "kind": "bars",
+                "title": f"{title}: median requests per second",
+                "ylabel": "requests per second (higher is better)",
+                "series": series,
+                "format": "{:,.0f}",
+            }
+        ],
     }
     return result, ratios
 
@@ -246,10 +277,13 @@ def flask_fanout(settings: Settings) -> dict[str, Any]:
     requests = results[FLASK_VARIANTS[0]][0]["requests"]
     result, _ = _report(
         "End to end, Flask fan-out view under Werkzeug's threaded server",
-        results, "no propagation (plain pool)",
-        [f"{rounds} interleaved round(s) of {requests} requests per variant, {CLIENTS} keep-alive clients, "
-         f"{FANOUT} pool tasks per request, {POOL_WORKERS}-worker pool per variant. \"correct\": every worker "
-         "reported the request's own id through g, the ContextVar and the header."],
+        results,
+        "no propagation (plain pool)",
+        [
+            f"{rounds} interleaved round(s) of {requests} requests per variant, {CLIENTS} keep-alive clients, "
+            f'{FANOUT} pool tasks per request, {POOL_WORKERS}-worker pool per variant. "correct": every worker '
+            "reported the request's own id through g, the ContextVar and the header."
+        ],
         "e2e_flask.png",
     )
     return result
@@ -362,13 +396,16 @@ def quart_fanout(settings: Settings) -> dict[str, Any]:
     requests = results[QUART_VARIANTS[0]][0]["requests"]
     result, _ = _report(
         "End to end, Quart fan-out view under Hypercorn",
-        results, "no propagation (run_in_executor)",
-        [f"{rounds} interleaved round(s) of {requests} requests per variant, {CLIENTS} keep-alive clients, "
-         f"{FANOUT} `await`ed thread tasks per request, each server on its own event loop thread with a "
-         f"{POOL_WORKERS}-worker default executor. \"correct\": every worker reported the request's own id "
-         "through g, the ContextVar and the header. quart.utils.run_sync and asyncio.to_thread hand the worker "
-         "the request's own g object, so a worker's g writes leak into the request: this read-only check does "
-         "not show that (the test suite does)."],
+        results,
+        "no propagation (run_in_executor)",
+        [
+            f"{rounds} interleaved round(s) of {requests} requests per variant, {CLIENTS} keep-alive clients, "
+            f"{FANOUT} `await`ed thread tasks per request, each server on its own event loop thread with a "
+            f'{POOL_WORKERS}-worker default executor. "correct": every worker reported the request\'s own id '
+            "through g, the ContextVar and the header. quart.utils.run_sync and asyncio.to_thread hand the worker "
+            "the request's own g object, so a worker's g writes leak into the request: this read-only check does "
+            "not show that (the test suite does)."
+        ],
         "e2e_quart.png",
     )
     return result

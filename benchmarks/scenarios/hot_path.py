@@ -113,13 +113,19 @@ def _hot_path(settings: Settings, pinning: str) -> dict[str, Any]:
             Alternative("    g_values() (copy of g's attributes)", sync_batch(lambda: g_values(app_context))),
             Alternative("    what-if: vars(g).copy()", sync_batch(lambda: vars(app_context.g).copy())),
             Alternative("snapshot wrapped() (apply + run)", sync_batch(wrapped)),
-            Alternative("  flask.app provider apply()",
-                        sync_batch(lambda: scratch.run(app_provider.apply, app_state))),
+            Alternative(
+                "  flask.app provider apply()", sync_batch(lambda: scratch.run(app_provider.apply, app_state))
+            ),
             Alternative("    fork_app_context()", sync_batch(lambda: fork_app_context(app_context, values))),
-            Alternative("    what-if: fork from a template made at capture",
-                        sync_batch(_what_if_fork_from_template(app_context, values))),
-            Alternative("what-if: minimal hand-written equivalent", sync_batch(_what_if_minimal(task)),
-                        note="fork + private g + two ContextVar sets, nothing else"),
+            Alternative(
+                "    what-if: fork from a template made at capture",
+                sync_batch(_what_if_fork_from_template(app_context, values)),
+            ),
+            Alternative(
+                "what-if: minimal hand-written equivalent",
+                sync_batch(_what_if_minimal(task)),
+                note="fork + private g + two ContextVar sets, nothing else",
+            ),
             Alternative("snapshot.wrap(task) (build the wrapper)", sync_batch(lambda: snapshot.wrap(task))),
             Alternative("  functools.wraps alone", sync_batch(lambda: functools.wraps(task)(_noop))),
         ],
@@ -134,11 +140,14 @@ def _hot_path(settings: Settings, pinning: str) -> dict[str, Any]:
         trips = compare(
             [
                 Alternative("bare submit", sync_batch(lambda: bare.submit(task).result())),
-                Alternative("ctxsnap.ThreadPoolExecutor.submit",
-                            sync_batch(lambda: shipped.submit(task).result())),
-                Alternative("what-if: same capture and run, no functools.wraps wrapper",
-                            sync_batch(lambda: lean.submit(task).result()),
-                            check=lambda: _expect(lean.submit(task).result())),
+                Alternative(
+                    "ctxsnap.ThreadPoolExecutor.submit", sync_batch(lambda: shipped.submit(task).result())
+                ),
+                Alternative(
+                    "what-if: same capture and run, no functools.wraps wrapper",
+                    sync_batch(lambda: lean.submit(task).result()),
+                    check=lambda: _expect(lean.submit(task).result()),
+                ),
             ],
             reference="bare submit",
             settings=settings,
@@ -153,7 +162,7 @@ def _hot_path(settings: Settings, pinning: str) -> dict[str, Any]:
     return {
         "title": "Hot path breakdown and what-ifs (full Flask snapshot; for the missed targets)",
         "notes": [
-            f"Process {pinning}. Indented rows are parts of the row above them. Rows named \"what-if\" are built "
+            f'Process {pinning}. Indented rows are parts of the row above them. Rows named "what-if" are built '
             "in the benchmark from ctxsnap's internals to measure a possible change; ctxsnap does not ship them. "
             f"The minimal hand-written equivalent (same semantics, no registry or error handling) is "
             f"{fmt_ratio(minimal.ratio)} the floor, so a ≤ 1.5× target is out of reach for any implementation "
@@ -177,10 +186,13 @@ def _plain_round_trips(settings: Settings, bare: Any, shipped: Any, lean: Any) -
     return compare(
         [
             Alternative("bare submit", sync_batch(lambda: bare.submit(_read_one).result())),
-            Alternative("ctxsnap.ThreadPoolExecutor.submit",
-                        sync_batch(lambda: shipped.submit(_read_one).result())),
-            Alternative("what-if: same capture and run, no functools.wraps wrapper",
-                        sync_batch(lambda: lean.submit(_read_one).result())),
+            Alternative(
+                "ctxsnap.ThreadPoolExecutor.submit", sync_batch(lambda: shipped.submit(_read_one).result())
+            ),
+            Alternative(
+                "what-if: same capture and run, no functools.wraps wrapper",
+                sync_batch(lambda: lean.submit(_read_one).result()),
+            ),
         ],
         reference="bare submit",
         settings=settings,

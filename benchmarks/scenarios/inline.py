@@ -50,14 +50,24 @@ def _contextvars_only(settings: Settings, pinning: str) -> dict[str, Any]:
     run_rows = compare(
         [
             Alternative("plain call", sync_batch(task), note="no context carried: the floor of the loop itself"),
-            Alternative("raw ctx.copy().run", sync_batch(lambda: raw_context.copy().run(task)),
-                        note="a Context captured once, a fresh copy per run (what ctxsnap does underneath)"),
-            Alternative("raw ctx.copy().run in a (*args, **kwargs) wrapper", sync_batch(raw_any_arguments),
-                        note="the same, in a hand-written wrapper that passes arguments on, as any wrapper must"),
-            Alternative("ctxsnap wrapped()", sync_batch(wrapped),
-                        note="snapshot.wrap(task) called; captured once"),
-            Alternative("ctxsnap snap.run(task)", sync_batch(lambda: snapshot.run(task)),
-                        note="the public run(), argument checks included"),
+            Alternative(
+                "raw ctx.copy().run",
+                sync_batch(lambda: raw_context.copy().run(task)),
+                note="a Context captured once, a fresh copy per run (what ctxsnap does underneath)",
+            ),
+            Alternative(
+                "raw ctx.copy().run in a (*args, **kwargs) wrapper",
+                sync_batch(raw_any_arguments),
+                note="the same, in a hand-written wrapper that passes arguments on, as any wrapper must",
+            ),
+            Alternative(
+                "ctxsnap wrapped()", sync_batch(wrapped), note="snapshot.wrap(task) called; captured once"
+            ),
+            Alternative(
+                "ctxsnap snap.run(task)",
+                sync_batch(lambda: snapshot.run(task)),
+                note="the public run(), argument checks included",
+            ),
         ],
         reference="raw ctx.copy().run",
         settings=settings,
@@ -66,10 +76,16 @@ def _contextvars_only(settings: Settings, pinning: str) -> dict[str, Any]:
         [
             Alternative("raw copy_context()", sync_batch(copy_context)),
             Alternative("ctxsnap.capture()", sync_batch(ctxsnap.capture)),
-            Alternative("raw copy_context().run(task)", sync_batch(lambda: copy_context().run(task)),
-                        note="capture + run in one Context; unsafe to share between workers"),
-            Alternative("ctxsnap.wrap(task)()", sync_batch(lambda: ctxsnap.wrap(task)()),
-                        note="capture + wrap + run: what ctxsnap.ThreadPoolExecutor.submit adds per task"),
+            Alternative(
+                "raw copy_context().run(task)",
+                sync_batch(lambda: copy_context().run(task)),
+                note="capture + run in one Context; unsafe to share between workers",
+            ),
+            Alternative(
+                "ctxsnap.wrap(task)()",
+                sync_batch(lambda: ctxsnap.wrap(task)()),
+                note="capture + wrap + run: what ctxsnap.ThreadPoolExecutor.submit adds per task",
+            ),
             Alternative("ctxsnap.capture().run(task)", sync_batch(lambda: ctxsnap.capture().run(task))),
         ],
         reference="raw copy_context().run(task)",
@@ -90,7 +106,9 @@ def _contextvars_only(settings: Settings, pinning: str) -> dict[str, Any]:
         ],
         "targets": [
             target(
-                "contextvars-only run ≤ 1.3× raw ctx.copy().run (inline)", 1.3, run_ratio,
+                "contextvars-only run ≤ 1.3× raw ctx.copy().run (inline)",
+                1.3,
+                run_ratio,
                 why_missed="a wrapper that accepts any arguments (`*args, **kwargs`) costs "
                 f"{_added(find(run_rows, any_arguments), find(run_rows, 'raw ctx.copy().run'))} "
                 "more per call on this CPython than the zero-argument lambda the reference is timed with; "
@@ -125,23 +143,41 @@ def _flask_full(settings: Settings, pinning: str, app: Any, executor: Any) -> di
 
     alternatives = [
         Alternative("plain call", sync_batch(task), note="in the request itself: nothing carried"),
-        Alternative("raw copy_context().run(task)", sync_batch(lambda: copy_context().run(task)),
-                    note="the floor; shares the parent's g object and cannot run in two workers at once"),
-        Alternative("ctxsnap.wrap(task)()", sync_batch(lambda: ctxsnap.wrap(task)()),
-                    note="capture + wrap + run: what ctxsnap.ThreadPoolExecutor.submit adds per task"),
+        Alternative(
+            "raw copy_context().run(task)",
+            sync_batch(lambda: copy_context().run(task)),
+            note="the floor; shares the parent's g object and cannot run in two workers at once",
+        ),
+        Alternative(
+            "ctxsnap.wrap(task)()",
+            sync_batch(lambda: ctxsnap.wrap(task)()),
+            note="capture + wrap + run: what ctxsnap.ThreadPoolExecutor.submit adds per task",
+        ),
         Alternative("ctxsnap.capture().run(task)", sync_batch(lambda: ctxsnap.capture().run(task))),
-        Alternative("ctxsnap_flask.copy_current_request_context(task)()",
-                    sync_batch(lambda: ctxsnap_flask.copy_current_request_context(task)())),
-        Alternative("closure from DESIGN.md", sync_batch(lambda: _flask.closure(task)()),
-                    note="decorate + call; pushes a request context copy, runs both teardowns"),
-        Alternative("flask.copy_current_request_context(task)()",
-                    sync_batch(lambda: flask.copy_current_request_context(task)()),
-                    note="decorate + call; empty g in the worker"),
-        Alternative("Flask-Executor wrapper", sync_batch(lambda: executor._prepare_fn(task)()),
-                    note="Executor._prepare_fn(task)(): what its submit wraps each task in"),
-        Alternative("Flask-Threads work item",
-                    sync_batch(lambda: _flask.flask_threads_work_item(app_context, task)),
-                    note="push the one shared app context, run, pop: its per-task path, outside the pool"),
+        Alternative(
+            "ctxsnap_flask.copy_current_request_context(task)()",
+            sync_batch(lambda: ctxsnap_flask.copy_current_request_context(task)()),
+        ),
+        Alternative(
+            "closure from DESIGN.md",
+            sync_batch(lambda: _flask.closure(task)()),
+            note="decorate + call; pushes a request context copy, runs both teardowns",
+        ),
+        Alternative(
+            "flask.copy_current_request_context(task)()",
+            sync_batch(lambda: flask.copy_current_request_context(task)()),
+            note="decorate + call; empty g in the worker",
+        ),
+        Alternative(
+            "Flask-Executor wrapper",
+            sync_batch(lambda: executor._prepare_fn(task)()),
+            note="Executor._prepare_fn(task)(): what its submit wraps each task in",
+        ),
+        Alternative(
+            "Flask-Threads work item",
+            sync_batch(lambda: _flask.flask_threads_work_item(app_context, task)),
+            note="push the one shared app context, run, pop: its per-task path, outside the pool",
+        ),
     ]
     rows = compare(alternatives, reference="raw copy_context().run(task)", settings=settings)
     part_rows = compare(
@@ -181,12 +217,21 @@ def _flask_full(settings: Settings, pinning: str, app: Any, executor: Any) -> di
             timing_table("Capture and run apart", part_rows, "raw copy_context().run(task)"),
         ],
         "targets": [
-            target("full Flask snapshot, capture + run ≤ 1.5× raw copy_context().run", 1.5, full.ratio,
-                   why_missed=why),
-            target("full Flask snapshot, capture + run ≤ 0.1× the hand-written closure", 0.1,
-                   versus("closure from DESIGN.md"), why_missed=why),
-            target("full Flask snapshot, capture + run ≤ 0.08× Flask-Executor's wrapper", 0.08,
-                   versus("Flask-Executor wrapper"), why_missed=why),
+            target(
+                "full Flask snapshot, capture + run ≤ 1.5× raw copy_context().run", 1.5, full.ratio, why_missed=why
+            ),
+            target(
+                "full Flask snapshot, capture + run ≤ 0.1× the hand-written closure",
+                0.1,
+                versus("closure from DESIGN.md"),
+                why_missed=why,
+            ),
+            target(
+                "full Flask snapshot, capture + run ≤ 0.08× Flask-Executor's wrapper",
+                0.08,
+                versus("Flask-Executor wrapper"),
+                why_missed=why,
+            ),
         ],
         "plots": [
             {

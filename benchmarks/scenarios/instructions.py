@@ -45,8 +45,14 @@ def _child(python: str, arguments: list[str], *, under_callgrind: Path | None = 
         command = [python, "-m", "benchmarks._instructions", *arguments, "--out", str(output)]
         if under_callgrind is not None:
             command = [
-                "valgrind", "--tool=callgrind", "-q", "--dump-before=getppid", "--dump-instr=no", "--dump-line=no",
-                f"--callgrind-out-file={under_callgrind / 'cg.out'}", *command,
+                "valgrind",
+                "--tool=callgrind",
+                "-q",
+                "--dump-before=getppid",
+                "--dump-instr=no",
+                "--dump-line=no",
+                f"--callgrind-out-file={under_callgrind / 'cg.out'}",
+                *command,
             ]
         env = {**os.environ, "PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1"}
         if under_callgrind is not None:
@@ -64,7 +70,9 @@ def _child(python: str, arguments: list[str], *, under_callgrind: Path | None = 
 def _site_packages(python: str) -> list[str]:
     completed = subprocess.run(
         [python, "-c", "import json, site; print(json.dumps(site.getsitepackages()))"],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     paths: list[str] = json.loads(completed.stdout)
     return paths
@@ -98,12 +106,18 @@ def measure(python: str, group: str, quick: bool) -> dict[str, Any]:
     calls = QUICK_CALLS if quick else CALLS[group]
     with tempfile.TemporaryDirectory(prefix="ctxsnap-callgrind-") as tmp:
         directory = Path(tmp)
-        run = _child(python, ["--group", group, "--mode", "callgrind", "--calls", str(calls)],
-                     under_callgrind=directory)
+        run = _child(
+            python, ["--group", group, "--mode", "callgrind", "--calls", str(calls)], under_callgrind=directory
+        )
         instructions = per_call_instructions(dump_totals(directory), run["cases"], calls)
     wall = _child(python, ["--group", group, "--mode", "wall", *(["--quick"] if quick else [])])
-    return {"python": run["python"], "instructions": instructions, "wall": {r["name"]: r for r in wall["rows"]},
-            "pinning": wall["pinning"], "calls": calls}
+    return {
+        "python": run["python"],
+        "instructions": instructions,
+        "wall": {r["name"]: r for r in wall["rows"]},
+        "pinning": wall["pinning"],
+        "calls": calls,
+    }
 
 
 def _minor(version: str) -> str:
@@ -136,21 +150,29 @@ def _instruction_ratio(measured: dict[str, Any], name: str, reference: str) -> f
 
 
 def _table(version: str, group: str, measured: dict[str, Any], floor: str) -> dict[str, Any]:
-    headers = ["case", "instructions / call", "ratio to floor (instructions)", "wall median / call",
-               "ratio to floor (wall)", "wall ratio min – max"]
+    headers = [
+        "case",
+        "instructions / call",
+        "ratio to floor (instructions)",
+        "wall median / call",
+        "ratio to floor (wall)",
+        "wall ratio min – max",
+    ]
     body = []
     for name, count in measured["instructions"].items():
         reference = cases.BARE_SUBMIT if name == cases.CTXSNAP_SUBMIT else floor
         row = measured["wall"].get(name, {})
         shown = f"{name} (vs bare submit)" if reference != floor else name
-        body.append([
-            f"**{shown}**" if name == floor else shown,
-            f"{count:,.0f}",
-            fmt_ratio(_instruction_ratio(measured, name, reference)),
-            fmt_time(row.get("median")) if not row.get("error") else f"fails: {row['error']}",
-            fmt_ratio(_wall_ratio(measured, name, reference)),
-            _wall_spread(measured, name, reference),
-        ])
+        body.append(
+            [
+                f"**{shown}**" if name == floor else shown,
+                f"{count:,.0f}",
+                fmt_ratio(_instruction_ratio(measured, name, reference)),
+                fmt_time(row.get("median")) if not row.get("error") else f"fails: {row['error']}",
+                fmt_ratio(_wall_ratio(measured, name, reference)),
+                _wall_spread(measured, name, reference),
+            ]
+        )
     return {
         "title": f"Python {version}, {group}",
         "headers": headers,
@@ -178,10 +200,15 @@ def instructions(settings: Settings) -> dict[str, Any]:
     versions = sorted(by_python)
     for version in versions:
         cv, fl = by_python[version]["contextvars"], by_python[version]["flask"]
-        tables.append(_table(version, "contextvars only (10 ContextVars, Flask not imported)", cv,
-                             cases.CV_FLOOR))
-        tables.append(_table(version, "Flask request (10 g attributes; task reads g, a ContextVar, a header)", fl,
-                             cases.FLASK_FLOOR))
+        tables.append(_table(version, "contextvars only (10 ContextVars, Flask not imported)", cv, cases.CV_FLOOR))
+        tables.append(
+            _table(
+                version,
+                "Flask request (10 g attributes; task reads g, a ContextVar, a header)",
+                fl,
+                cases.FLASK_FLOOR,
+            )
+        )
         flask_limit = FLASK_LIMITS.get(version, 1.8)
         flask_full = _instruction_ratio(fl, cases.FLASK_CAPTURE_RUN, cases.FLASK_FLOOR)
         cv_full = _instruction_ratio(cv, cases.CV_CAPTURE_RUN, cases.CV_FLOOR)
@@ -190,31 +217,53 @@ def instructions(settings: Settings) -> dict[str, Any]:
         submit, bare = cases.CTXSNAP_SUBMIT, cases.BARE_SUBMIT
         flask_run, flask_floor = cases.FLASK_CAPTURE_RUN, cases.FLASK_FLOOR
         targets += [
-            target(f"[{version}] full Flask capture().run(task) ≤ {flask_limit:g}× raw copy_context().run "
-                   "(instructions)", flask_limit, flask_full,
-                   why_missed=f"wall {fmt_ratio(wall_of(fl, flask_run, flask_floor))}; "
-                   "see the Flask table for where it goes"),
-            target(f"[{version}] contextvars only: capture().run(task) ≤ 2.5× copy_context().run "
-                   "(instructions)", 2.5, cv_full,
-                   why_missed=f"wall {fmt_ratio(wall_of(cv, cases.CV_CAPTURE_RUN, cases.CV_FLOOR))}"),
-            target(f"[{version}] contextvars only: snap.wrap(fn)() ≤ 1.3× ctx.copy().run(fn) (instructions)",
-                   1.3, cv_wrapped,
-                   why_missed=f"wall {fmt_ratio(wall_of(cv, cases.CV_WRAPPED, cases.CV_COPY_RUN))}"),
-            target(f"[{version}] pool round trip ≤ 1.1× a bare submit, contextvars only (wall)", 1.1,
-                   wall_of(cv, submit, bare),
-                   why_missed=f"spread {spread_of(cv, submit, bare)}; "
-                   f"{fmt_ratio(ratio_of(cv, submit, bare))} in instructions"),
-            target(f"[{version}] pool round trip ≤ 1.3× a bare submit, from a Flask request (wall)", 1.3,
-                   wall_of(fl, submit, bare),
-                   why_missed=f"spread {spread_of(fl, submit, bare)}; "
-                   f"{fmt_ratio(ratio_of(fl, submit, bare))} in instructions"),
-            target(f"[{version}] full Flask capture().run(task) ≤ 0.1× the hand-written closure (wall)", 0.1,
-                   wall_of(fl, flask_run, cases.CLOSURE),
-                   why_missed=f"{fmt_ratio(ratio_of(fl, flask_run, cases.CLOSURE))} in instructions; the closure's "
-                   "cost is mostly Flask's own push and pop of a request context"),
-            target(f"[{version}] full Flask capture().run(task) ≤ 0.08× Flask-Executor's wrapper (wall)", 0.08,
-                   wall_of(fl, flask_run, cases.FLASK_EXECUTOR),
-                   why_missed=f"{fmt_ratio(ratio_of(fl, flask_run, cases.FLASK_EXECUTOR))} in instructions"),
+            target(
+                f"[{version}] full Flask capture().run(task) ≤ {flask_limit:g}× raw copy_context().run "
+                "(instructions)",
+                flask_limit,
+                flask_full,
+                why_missed=f"wall {fmt_ratio(wall_of(fl, flask_run, flask_floor))}; "
+                "see the Flask table for where it goes",
+            ),
+            target(
+                f"[{version}] contextvars only: capture().run(task) ≤ 2.5× copy_context().run (instructions)",
+                2.5,
+                cv_full,
+                why_missed=f"wall {fmt_ratio(wall_of(cv, cases.CV_CAPTURE_RUN, cases.CV_FLOOR))}",
+            ),
+            target(
+                f"[{version}] contextvars only: snap.wrap(fn)() ≤ 1.3× ctx.copy().run(fn) (instructions)",
+                1.3,
+                cv_wrapped,
+                why_missed=f"wall {fmt_ratio(wall_of(cv, cases.CV_WRAPPED, cases.CV_COPY_RUN))}",
+            ),
+            target(
+                f"[{version}] pool round trip ≤ 1.1× a bare submit, contextvars only (wall)",
+                1.1,
+                wall_of(cv, submit, bare),
+                why_missed=f"spread {spread_of(cv, submit, bare)}; "
+                f"{fmt_ratio(ratio_of(cv, submit, bare))} in instructions",
+            ),
+            target(
+                f"[{version}] pool round trip ≤ 1.3× a bare submit, from a Flask request (wall)",
+                1.3,
+                wall_of(fl, submit, bare),
+                why_missed=f"spread {spread_of(fl, submit, bare)}; "
+                f"{fmt_ratio(ratio_of(fl, submit, bare))} in instructions",
+            ),
+            target(
+                f"[{version}] full Flask capture().run(task) ≤ 0.1× the hand-written closure (wall)",
+                0.1,
+                wall_of(fl, flask_run, cases.CLOSURE),
+                why_missed=f"{fmt_ratio(ratio_of(fl, flask_run, cases.CLOSURE))} in instructions; the closure's "
+                "cost is mostly Flask's own push and pop of a request context",
+            ),
+            target(
+                f"[{version}] full Flask capture().run(task) ≤ 0.08× Flask-Executor's wrapper (wall)",
+                0.08,
+                wall_of(fl, flask_run, cases.FLASK_EXECUTOR),
+                why_missed=f"{fmt_ratio(ratio_of(fl, flask_run, cases.FLASK_EXECUTOR))} in instructions",
+            ),
         ]
         for label, value in (
             ("Flask capture().run / floor", flask_full),
@@ -224,13 +273,21 @@ def instructions(settings: Settings) -> dict[str, Any]:
             plot_series.setdefault(label, []).append(value)
 
     summary = [
-        [version,
-         _both(_instruction_ratio(by_python[version]["flask"], cases.FLASK_CAPTURE_RUN, cases.FLASK_FLOOR),
-               _wall_ratio(by_python[version]["flask"], cases.FLASK_CAPTURE_RUN, cases.FLASK_FLOOR)),
-         _both(_instruction_ratio(by_python[version]["contextvars"], cases.CV_CAPTURE_RUN, cases.CV_FLOOR),
-               _wall_ratio(by_python[version]["contextvars"], cases.CV_CAPTURE_RUN, cases.CV_FLOOR)),
-         _both(_instruction_ratio(by_python[version]["contextvars"], cases.CV_WRAPPED, cases.CV_COPY_RUN),
-               _wall_ratio(by_python[version]["contextvars"], cases.CV_WRAPPED, cases.CV_COPY_RUN))]
+        [
+            version,
+            _both(
+                _instruction_ratio(by_python[version]["flask"], cases.FLASK_CAPTURE_RUN, cases.FLASK_FLOOR),
+                _wall_ratio(by_python[version]["flask"], cases.FLASK_CAPTURE_RUN, cases.FLASK_FLOOR),
+            ),
+            _both(
+                _instruction_ratio(by_python[version]["contextvars"], cases.CV_CAPTURE_RUN, cases.CV_FLOOR),
+                _wall_ratio(by_python[version]["contextvars"], cases.CV_CAPTURE_RUN, cases.CV_FLOOR),
+            ),
+            _both(
+                _instruction_ratio(by_python[version]["contextvars"], cases.CV_WRAPPED, cases.CV_COPY_RUN),
+                _wall_ratio(by_python[version]["contextvars"], cases.CV_WRAPPED, cases.CV_COPY_RUN),
+            ),
+        ]
         for version in versions
     ]
     return {
@@ -243,9 +300,12 @@ def instructions(settings: Settings) -> dict[str, Any]:
         "tables": [
             {
                 "title": "Summary: ratio to the floor, side by side",
-                "headers": ["Python", "Flask capture().run(task) / copy_context().run(task)",
-                            "contextvars capture().run(task) / copy_context().run(task)",
-                            "contextvars snap.wrap(fn)() / ctx.copy().run(fn)"],
+                "headers": [
+                    "Python",
+                    "Flask capture().run(task) / copy_context().run(task)",
+                    "contextvars capture().run(task) / copy_context().run(task)",
+                    "contextvars snap.wrap(fn)() / ctx.copy().run(fn)",
+                ],
                 "rows": summary,
                 "note": "",
             },
@@ -260,8 +320,12 @@ def instructions(settings: Settings) -> dict[str, Any]:
                 "ylabel": "× the floor (lower is better)",
                 "groups": versions,
                 "series": plot_series,
-                "limits": {"1.3× (wrapped)": 1.3, "1.5× (Flask, 3.11)": 1.5, "1.8× (Flask, 3.12+)": 1.8,
-                           "2.5× (contextvars capture().run)": 2.5},
+                "limits": {
+                    "1.3× (wrapped)": 1.3,
+                    "1.5× (Flask, 3.11)": 1.5,
+                    "1.8× (Flask, 3.12+)": 1.8,
+                    "2.5× (contextvars capture().run)": 2.5,
+                },
             }
         ],
     }

@@ -49,13 +49,17 @@ def _start_join(make: Callable[[], threading.Thread]) -> Callable[[], None]:
 
 
 def _alternatives(task: Callable[[], Any], plain: Any, own: Any, explicit: bool) -> list[Alternative]:
-    pool_names = ("ctxsnap.ThreadPoolExecutor.submit (explicit)", own) if explicit else ("submit, unpatched", plain)
+    pool_names = (
+        ("ctxsnap.ThreadPoolExecutor.submit (explicit)", own) if explicit else ("submit, unpatched", plain)
+    )
     thread_name = "ctxsnap.Thread.start (explicit)" if explicit else "Thread.start, unpatched"
     thread_class: type[threading.Thread] = ctxsnap.Thread if explicit else threading.Thread
     return [
         Alternative(thread_name, _batch(_start_join(lambda: thread_class(target=task)), instrumented=False)),
-        Alternative("Thread.start, instrumented",
-                    _batch(_start_join(lambda: threading.Thread(target=task)), instrumented=True)),
+        Alternative(
+            "Thread.start, instrumented",
+            _batch(_start_join(lambda: threading.Thread(target=task)), instrumented=True),
+        ),
         Alternative(pool_names[0], _batch(lambda: pool_names[1].submit(task).result(), instrumented=False)),
         Alternative("submit, instrumented", _batch(lambda: plain.submit(task).result(), instrumented=True)),
     ]
@@ -72,6 +76,7 @@ def instrument_overhead(settings: Settings) -> dict[str, Any]:
 
     app = flask.Flask("ctxsnap_bench")  # no Flask-Executor needed: the scenario runs in the main cell too
     try:
+
         def no_framework() -> list[Any]:
             _set_variables()
             return _timed(_alternatives(_read_one, plain, own, explicit=False), settings)
@@ -95,20 +100,37 @@ def instrument_overhead(settings: Settings) -> dict[str, Any]:
             "of 10 ContextVars; in the request it reads g, a ContextVar and a request header."
         ],
         "tables": [
-            timing_table("No Flask/Quart context: instrumented against unpatched", bare, "Thread.start, unpatched"),
-            timing_table("Inside a Flask request: instrumented against the explicit helpers", in_request,
-                         "ctxsnap.Thread.start (explicit)"),
+            timing_table(
+                "No Flask/Quart context: instrumented against unpatched", bare, "Thread.start, unpatched"
+            ),
+            timing_table(
+                "Inside a Flask request: instrumented against the explicit helpers",
+                in_request,
+                "ctxsnap.Thread.start (explicit)",
+            ),
         ],
         "targets": [
-            target("instrumented Thread.start ≤ 1.2× unpatched (no framework context)", 1.2,
-                   ratio(bare, "Thread.start, instrumented", "Thread.start, unpatched")),
-            target("instrumented submit ≤ 1.2× unpatched (no framework context)", 1.2,
-                   ratio(bare, "submit, instrumented", "submit, unpatched"),
-                   why_missed="the capture (a copy of the context) and the run in a fresh copy are paid per call"),
-            target("instrumented Thread.start ≤ 1.1× ctxsnap.Thread (in a request)", 1.1,
-                   ratio(in_request, "Thread.start, instrumented", "ctxsnap.Thread.start (explicit)")),
-            target("instrumented submit ≤ 1.1× ctxsnap.ThreadPoolExecutor (in a request)", 1.1,
-                   ratio(in_request, "submit, instrumented", "ctxsnap.ThreadPoolExecutor.submit (explicit)")),
+            target(
+                "instrumented Thread.start ≤ 1.2× unpatched (no framework context)",
+                1.2,
+                ratio(bare, "Thread.start, instrumented", "Thread.start, unpatched"),
+            ),
+            target(
+                "instrumented submit ≤ 1.2× unpatched (no framework context)",
+                1.2,
+                ratio(bare, "submit, instrumented", "submit, unpatched"),
+                why_missed="the capture (a copy of the context) and the run in a fresh copy are paid per call",
+            ),
+            target(
+                "instrumented Thread.start ≤ 1.1× ctxsnap.Thread (in a request)",
+                1.1,
+                ratio(in_request, "Thread.start, instrumented", "ctxsnap.Thread.start (explicit)"),
+            ),
+            target(
+                "instrumented submit ≤ 1.1× ctxsnap.ThreadPoolExecutor (in a request)",
+                1.1,
+                ratio(in_request, "submit, instrumented", "ctxsnap.ThreadPoolExecutor.submit (explicit)"),
+            ),
         ],
         "plots": [],
     }

@@ -57,12 +57,18 @@ def _growth_over_tasks(pool: concurrent.futures.Executor, task: Callable[[], Any
         del batch
     gc.collect()
     after, peak = tracemalloc.get_traced_memory()
-    return {"before": before, "after": after, "growth": after - before, "peak_above_start": peak - before,
-            "tasks": tasks}
+    return {
+        "before": before,
+        "after": after,
+        "growth": after - before,
+        "peak_above_start": peak - before,
+        "tasks": tasks,
+    }
 
 
-def _bytes_per_queued_task(pool_type: type[concurrent.futures.ThreadPoolExecutor], task: Callable[[], Any],
-                           count: int) -> float:
+def _bytes_per_queued_task(
+    pool_type: type[concurrent.futures.ThreadPoolExecutor], task: Callable[[], Any], count: int
+) -> float:
     """Traced growth per task waiting in a pool's queue: what a backlog of submitted tasks costs.
 
     The one worker is held on an event while ``count`` tasks are submitted, so every task (its work item,
@@ -115,7 +121,8 @@ def memory(settings: Settings) -> dict[str, Any]:
             "ctxsnap.wrap(task) (Flask request)": lambda: ctxsnap.wrap(task),
             "closure from DESIGN.md (Flask request)": lambda: _flask.closure(task),
             "flask.copy_current_request_context(task)": lambda: __import__("flask").copy_current_request_context(
-                task),
+                task
+            ),
             "Flask-Executor wrapper (Flask request)": lambda: executor._prepare_fn(task),
         }
         for name, make in request_makers.items():
@@ -137,7 +144,8 @@ def memory(settings: Settings) -> dict[str, Any]:
         }
     with ctxsnap.ThreadPoolExecutor(max_workers=4) as pool:
         growth["ctxsnap.ThreadPoolExecutor (contextvars only)"] = contextvars_context.run(
-            _growth_over_tasks, pool, _read_one, tasks)
+            _growth_over_tasks, pool, _read_one, tasks
+        )
     for name, pool_type in {
         "bare ThreadPoolExecutor (contextvars only)": concurrent.futures.ThreadPoolExecutor,
         "ctxsnap.ThreadPoolExecutor (contextvars only)": ctxsnap.ThreadPoolExecutor,
@@ -167,20 +175,30 @@ def memory(settings: Settings) -> dict[str, Any]:
                 "title": "Bytes retained per queued task (the worker held, every task waiting in the queue)",
                 "headers": ["pool", "bytes per queued task", "ctxsnap adds"],
                 "rows": [
-                    [name, fmt_bytes(value),
-                     fmt_bytes(value - queued[name.replace("ctxsnap.", "bare ")]) if name.startswith("ctxsnap")
-                     else ""]
+                    [
+                        name,
+                        fmt_bytes(value),
+                        fmt_bytes(value - queued[name.replace("ctxsnap.", "bare ")])
+                        if name.startswith("ctxsnap")
+                        else "",
+                    ]
                     for name, value in queued.items()
                 ],
-                "note": f"{objects:,} tasks submitted behind a blocked worker; traced growth divided by their number.",
+                "note": f"{objects:,} tasks queued behind a blocked worker; traced growth divided by the count.",
                 "data": queued,
             },
             {
                 "title": f"Traced memory before and after {tasks:,} tasks",
                 "headers": ["pool", "before", "after", "growth", "growth per task", "peak above start"],
                 "rows": [
-                    [name, fmt_bytes(g["before"]), fmt_bytes(g["after"]), fmt_bytes(g["growth"]),
-                     f"{g['growth'] / tasks:.3f} B", fmt_bytes(g["peak_above_start"])]
+                    [
+                        name,
+                        fmt_bytes(g["before"]),
+                        fmt_bytes(g["after"]),
+                        fmt_bytes(g["growth"]),
+                        f"{g['growth'] / tasks:.3f} B",
+                        fmt_bytes(g["peak_above_start"]),
+                    ]
                     for name, g in growth.items()
                 ],
                 "note": "",
@@ -188,9 +206,13 @@ def memory(settings: Settings) -> dict[str, Any]:
             },
         ],
         "targets": [
-            target(f"memory flat over {tasks:,} tasks (growth per task, worst ctxsnap pool)", 1.0, worst,
-                   unit="B/task",
-                   why_missed="something is kept per task; compare with the bare pool's growth in the table"),
+            target(
+                f"memory flat over {tasks:,} tasks (growth per task, worst ctxsnap pool)",
+                1.0,
+                worst,
+                unit="B/task",
+                why_missed="something is kept per task; compare with the bare pool's growth in the table",
+            ),
         ],
         "plots": [
             {

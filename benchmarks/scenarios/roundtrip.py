@@ -52,15 +52,24 @@ def _contextvars_only(settings: Settings, pinning: str) -> dict[str, Any]:
             "ctxsnap.ContextExecutor(pool).submit": context_executor.submit(task).result(),
         }
         alternatives = [
-            Alternative("bare submit", sync_batch(_round_trip(lambda: bare.submit(task))),
-                        note="concurrent.futures.ThreadPoolExecutor, nothing carried"),
-            Alternative("raw submit(copy_context().run, task)",
-                        sync_batch(_round_trip(lambda: raw.submit(copy_context().run, task)))),
-            Alternative("ctxsnap.ThreadPoolExecutor.submit",
-                        sync_batch(_round_trip(lambda: snap_pool.submit(task))),
-                        note="captures at each submit"),
-            Alternative("ctxsnap.ContextExecutor(pool).submit",
-                        sync_batch(_round_trip(lambda: context_executor.submit(task)))),
+            Alternative(
+                "bare submit",
+                sync_batch(_round_trip(lambda: bare.submit(task))),
+                note="concurrent.futures.ThreadPoolExecutor, nothing carried",
+            ),
+            Alternative(
+                "raw submit(copy_context().run, task)",
+                sync_batch(_round_trip(lambda: raw.submit(copy_context().run, task))),
+            ),
+            Alternative(
+                "ctxsnap.ThreadPoolExecutor.submit",
+                sync_batch(_round_trip(lambda: snap_pool.submit(task))),
+                note="captures at each submit",
+            ),
+            Alternative(
+                "ctxsnap.ContextExecutor(pool).submit",
+                sync_batch(_round_trip(lambda: context_executor.submit(task))),
+            ),
         ]
         for alt in alternatives:
             alt.note = f"{alt.note}; worker saw the variable: {'yes' if seen[alt.name] == expected else 'no'}"
@@ -75,8 +84,12 @@ def _contextvars_only(settings: Settings, pinning: str) -> dict[str, Any]:
         "notes": [f"Process {pinning}. Each operation is `pool.submit(task).result()`."],
         "tables": [timing_table("submit + result, per task", rows, "bare submit")],
         "targets": [
-            target("round trip ≤ 1.1× a bare submit (contextvars only)", 1.1, ratio,
-                   why_missed="capture + the per-run Context copy are paid on top of the hop"),
+            target(
+                "round trip ≤ 1.1× a bare submit (contextvars only)",
+                1.1,
+                ratio,
+                why_missed="capture + the per-run Context copy are paid on top of the hop",
+            ),
         ],
         "plots": [],
     }
@@ -111,13 +124,19 @@ def _flask_full(settings: Settings, pinning: str, executor: Any) -> dict[str, An
     submits: dict[str, tuple[Callable[[], concurrent.futures.Future[Any]], str]] = {
         "bare submit": (lambda: bare.submit(task), "nothing carried"),
         "raw submit(copy_context().run, task)": (
-            lambda: bare.submit(copy_context().run, task), "shares the request's g object"),
+            lambda: bare.submit(copy_context().run, task),
+            "shares the request's g object",
+        ),
         "ctxsnap.ThreadPoolExecutor.submit": (lambda: snap_pool.submit(task), "captures at each submit"),
         "submit(ctxsnap_flask.copy_current_request_context(task))": (
-            lambda: bare.submit(ctxsnap_flask.copy_current_request_context(task)), ""),
+            lambda: bare.submit(ctxsnap_flask.copy_current_request_context(task)),
+            "",
+        ),
         "submit(closure from DESIGN.md)": (lambda: bare.submit(_flask.closure(task)), "runs both teardowns"),
         "submit(flask.copy_current_request_context(task))": (
-            lambda: bare.submit(flask.copy_current_request_context(task)), "runs both teardowns"),
+            lambda: bare.submit(flask.copy_current_request_context(task)),
+            "runs both teardowns",
+        ),
         "Flask-Executor submit": (lambda: executor.submit(task), "EXECUTOR_MAX_WORKERS=1"),
         "Flask-Threads pool submit": (lambda: threads_pool.submit(task), "one app context shared by all tasks"),
     }
@@ -141,13 +160,17 @@ def _flask_full(settings: Settings, pinning: str, executor: Any) -> dict[str, An
         "title": "Round trip through a one-worker pool, full Flask snapshot",
         "notes": [
             f"Process {pinning}. Inside a request with 10 g attributes; each operation is "
-            "`submit(task).result()`; \"sees\" is what the worker's task saw (g, the ContextVar, the request)."
+            '`submit(task).result()`; "sees" is what the worker\'s task saw (g, the ContextVar, the request).'
         ],
         "tables": [timing_table("submit + result, per task", rows, "bare submit")],
         "targets": [
-            target("round trip ≤ 1.1× a bare submit (full Flask snapshot)", 1.1, ratio,
-                   why_missed="the full Flask capture + apply (fork of the app context, private g) is paid on "
-                   "top of the hop; the bare submit carries nothing at all"),
+            target(
+                "round trip ≤ 1.1× a bare submit (full Flask snapshot)",
+                1.1,
+                ratio,
+                why_missed="the full Flask capture + apply (fork of the app context, private g) is paid on "
+                "top of the hop; the bare submit carries nothing at all",
+            ),
         ],
         "plots": [
             {

@@ -77,8 +77,9 @@ def _sweep_table(
     return {"title": title, "headers": headers, "rows": body, "note": "", "data": [r.as_dict() for r in rows]}
 
 
-def _sweep_plot(file: str, title: str, rows: list[Row], operations: list[str], sizes: list[int],
-                xlabel: str) -> dict[str, Any]:
+def _sweep_plot(
+    file: str, title: str, rows: list[Row], operations: list[str], sizes: list[int], xlabel: str
+) -> dict[str, Any]:
     series = {}
     for operation in operations:
         values = []
@@ -86,8 +87,17 @@ def _sweep_plot(file: str, title: str, rows: list[Row], operations: list[str], s
             median = find(rows, f"{operation} @ {size}").median
             values.append(None if median is None else median * 1e6)
         series[operation] = values
-    return {"file": file, "kind": "lines", "title": title, "xlabel": xlabel, "ylabel": "µs per operation",
-            "x": sizes, "series": series, "logx": True, "logy": True}
+    return {
+        "file": file,
+        "kind": "lines",
+        "title": title,
+        "xlabel": xlabel,
+        "ylabel": "µs per operation",
+        "x": sizes,
+        "series": series,
+        "logx": True,
+        "logy": True,
+    }
 
 
 def contextvars_count(settings: Settings) -> dict[str, Any]:
@@ -115,8 +125,10 @@ def contextvars_count(settings: Settings) -> dict[str, Any]:
             alternatives.append(Alternative(f"{name} @ {count}", _in_context(context, sync_batch(operation))))
     rows = compare(alternatives, reference=f"raw copy_context() @ {VARIABLE_COUNTS[0]}", settings=settings)
     names = list(operations)
-    capture_flat = ratio_between(find(rows, f"ctxsnap.capture() @ {VARIABLE_COUNTS[-1]}"),
-                                 find(rows, f"ctxsnap.capture() @ {VARIABLE_COUNTS[0]}"))
+    capture_flat = ratio_between(
+        find(rows, f"ctxsnap.capture() @ {VARIABLE_COUNTS[-1]}"),
+        find(rows, f"ctxsnap.capture() @ {VARIABLE_COUNTS[0]}"),
+    )
     return {
         "title": "Scaling with the number of ContextVars set (0 to 10,000)",
         "notes": [
@@ -127,11 +139,23 @@ def contextvars_count(settings: Settings) -> dict[str, Any]:
         ],
         "tables": [_sweep_table("Cost against ContextVars set", rows, names, VARIABLE_COUNTS, "vars")],
         "targets": [
-            target("capture cost flat in the number of ContextVars (ctxsnap.capture() at 10,000 vs 0)", 1.2,
-                   capture_flat, why_missed="capture does work proportional to the context's size"),
+            target(
+                "capture cost flat in the number of ContextVars (ctxsnap.capture() at 10,000 vs 0)",
+                1.2,
+                capture_flat,
+                why_missed="capture does work proportional to the context's size",
+            ),
         ],
-        "plots": [_sweep_plot("scaling_contextvars.png", "Cost against the number of ContextVars set", rows,
-                              names, VARIABLE_COUNTS, "ContextVars set")],
+        "plots": [
+            _sweep_plot(
+                "scaling_contextvars.png",
+                "Cost against the number of ContextVars set",
+                rows,
+                names,
+                VARIABLE_COUNTS,
+                "ContextVars set",
+            )
+        ],
     }
 
 
@@ -166,8 +190,9 @@ def g_attributes(settings: Settings) -> dict[str, Any]:
             operation = context.run(factory)
             alternatives.append(Alternative(f"{name} @ {count}", _in_context(context, sync_batch(operation))))
     try:
-        rows = compare(alternatives, reference=f"raw copy_context().run(task) @ {G_ATTRIBUTE_COUNTS[0]}",
-                       settings=settings)
+        rows = compare(
+            alternatives, reference=f"raw copy_context().run(task) @ {G_ATTRIBUTE_COUNTS[0]}", settings=settings
+        )
     finally:
         executor.shutdown(wait=True)
     names = list(operations)
@@ -180,8 +205,16 @@ def g_attributes(settings: Settings) -> dict[str, Any]:
         ],
         "tables": [_sweep_table("Cost against g attributes", rows, names, G_ATTRIBUTE_COUNTS, "g attrs")],
         "targets": [],
-        "plots": [_sweep_plot("scaling_g.png", "Cost against the number of g attributes (Flask request)", rows,
-                              names, G_ATTRIBUTE_COUNTS, "g attributes")],
+        "plots": [
+            _sweep_plot(
+                "scaling_g.png",
+                "Cost against the number of g attributes (Flask request)",
+                rows,
+                names,
+                G_ATTRIBUTE_COUNTS,
+                "g attributes",
+            )
+        ],
     }
 
 
@@ -249,7 +282,8 @@ def reuse_across_workers(settings: Settings) -> dict[str, Any]:
         pools: list[Any] = []
         wrappers["ctxsnap snap.wrap(task), reused"] = reuse(ctxsnap.capture().wrap(work))
         wrappers["ctxsnap_flask.copy_current_request_context, reused"] = reuse(
-            ctxsnap_flask.copy_current_request_context(work))
+            ctxsnap_flask.copy_current_request_context(work)
+        )
         wrappers["flask.copy_current_request_context, reused"] = reuse(flask.copy_current_request_context(work))
         wrappers["closure from DESIGN.md, reused"] = reuse(_flask.closure(work))
         wrappers["one copy_context(), ctx.run reused"] = reuse(functools.partial(shared_context.run, work))
@@ -270,8 +304,7 @@ def reuse_across_workers(settings: Settings) -> dict[str, Any]:
         for round_index in range(rounds):
             shift = round_index % len(order)
             for key in order[shift:] + order[:shift]:
-                results.setdefault(key, []).append(
-                    _run_batch(submitters[key], tasks_per_run, deadline))
+                results.setdefault(key, []).append(_run_batch(submitters[key], tasks_per_run, deadline))
     for pool in pools:
         # wait=False: a hung Flask-Threads worker is a finding, and must not hang the benchmark with it.
         if isinstance(pool, concurrent.futures.ThreadPoolExecutor):
@@ -293,7 +326,14 @@ class _MapFuture:
 
 def _run_batch(submit: Callable[[int], list[Any]], count: int, deadline: float) -> dict[str, Any]:
     outcome: dict[str, Any] = {
-        "ok": 0, "wrong": 0, "errors": 0, "hung": 0, "first_error": "", "first_wrong": "", "seconds": 0.0}
+        "ok": 0,
+        "wrong": 0,
+        "errors": 0,
+        "hung": 0,
+        "first_error": "",
+        "first_wrong": "",
+        "seconds": 0.0,
+    }
     started = time.perf_counter()
     try:
         futures = submit(count)
@@ -314,8 +354,10 @@ def _run_batch(submit: Callable[[int], list[Any]], count: int, deadline: float) 
             outcome["wrong"] += 1
             if not outcome["first_wrong"]:
                 outcome["first_wrong"] = (
-                    f"saw {_flask.describe_seen(value)}" if isinstance(value, tuple) and len(value) == 3
-                    else f"saw {value!r}")
+                    f"saw {_flask.describe_seen(value)}"
+                    if isinstance(value, tuple) and len(value) == 3
+                    else f"saw {value!r}"
+                )
 
     end = time.monotonic() + deadline
     for future in futures:
@@ -342,8 +384,9 @@ def _run_batch(submit: Callable[[int], list[Any]], count: int, deadline: float) 
     return outcome
 
 
-def _reuse_report(results: dict[tuple[str, int], list[dict[str, Any]]], names: list[str], count: int,
-                  rounds: int) -> dict[str, Any]:
+def _reuse_report(
+    results: dict[tuple[str, int], list[dict[str, Any]]], names: list[str], count: int, rounds: int
+) -> dict[str, Any]:
     import statistics
 
     body = []
@@ -358,36 +401,63 @@ def _reuse_report(results: dict[tuple[str, int], list[dict[str, Any]]], names: l
             totals = {k: sum(o[k] for o in outcomes) for k in ("ok", "wrong", "errors", "hung")}
             # An error says more than a wrong value (which may be the first symptom of the same race).
             first = next((o["first_error"] for o in outcomes if o["first_error"]), "") or next(
-                (o["first_wrong"] for o in outcomes if o["first_wrong"]), "")
+                (o["first_wrong"] for o in outcomes if o["first_wrong"]), ""
+            )
             series[name].append(throughput)
             total = count * len(outcomes)
-            body.append([
-                name, str(workers),
-                "–" if throughput is None else f"{throughput:,.0f}",
-                f"{totals['ok']}/{total}", str(totals["wrong"]), str(totals["errors"]), str(totals["hung"]), first,
-            ])
-            data.append({"name": name, "workers": workers, "throughput": throughput, **totals,
-                         "first_error": first})
+            body.append(
+                [
+                    name,
+                    str(workers),
+                    "–" if throughput is None else f"{throughput:,.0f}",
+                    f"{totals['ok']}/{total}",
+                    str(totals["wrong"]),
+                    str(totals["errors"]),
+                    str(totals["hung"]),
+                    first,
+                ]
+            )
+            data.append(
+                {"name": name, "workers": workers, "throughput": throughput, **totals, "first_error": first}
+            )
     return {
         "title": "One wrapped callable reused across 1, 2, 4, 8 workers (full Flask snapshot)",
         "notes": [
             f"Each run submits {count:,} calls of one wrapper (made once, in a request) to a pool of N workers; "
             f"{rounds} interleaved round(s). The task reads g, a ContextVar and the request, sleeps 0.5 ms, reads "
-            "again. \"correct\" counts tasks that saw all three unchanged; \"wrong\" ran but saw something else "
-            "(for example an empty g); \"errors\" raised (Flask-Executor's map stops at the first one, the "
-            "tasks after it count as errors too); \"hung\" did not finish within the deadline. "
+            'again. "correct" counts tasks that saw all three unchanged; "wrong" ran but saw something else '
+            '(for example an empty g); "errors" raised (Flask-Executor\'s map stops at the first one, the '
+            'tasks after it count as errors too); "hung" did not finish within the deadline. '
             "Throughput is the median over rounds in which every task was correct."
         ],
-        "tables": [{
-            "title": "Reuse across workers",
-            "headers": ["alternative", "workers", "tasks/s", "correct", "wrong", "errors", "hung",
-                        "first failure"],
-            "rows": body, "note": "", "data": data,
-        }],
+        "tables": [
+            {
+                "title": "Reuse across workers",
+                "headers": [
+                    "alternative",
+                    "workers",
+                    "tasks/s",
+                    "correct",
+                    "wrong",
+                    "errors",
+                    "hung",
+                    "first failure",
+                ],
+                "rows": body,
+                "note": "",
+                "data": data,
+            }
+        ],
         "targets": [],
-        "plots": [{
-            "file": "scaling_reuse.png", "kind": "lines",
-            "title": "One wrapper reused across N workers: tasks/s when every task was correct",
-            "xlabel": "workers", "ylabel": "tasks per second", "x": WORKER_COUNTS, "series": series,
-        }],
+        "plots": [
+            {
+                "file": "scaling_reuse.png",
+                "kind": "lines",
+                "title": "One wrapper reused across N workers: tasks/s when every task was correct",
+                "xlabel": "workers",
+                "ylabel": "tasks per second",
+                "x": WORKER_COUNTS,
+                "series": series,
+            }
+        ],
     }

@@ -62,7 +62,7 @@ def _call_off_loop(func: Callable[..., R], args: tuple[Any, ...]) -> R:
 
 async def run_sync(
     func: Callable[[Unpack[Ts]], R],
-    *args: Unpack[Ts],
+    *args: *Ts,
     abandon_on_cancel: bool = False,
     cancellable: bool | None = None,
     limiter: anyio.CapacityLimiter | None = None,

@@ -56,7 +56,7 @@ def run_in_executor(
     executor: Executor | None,
     func: Callable[[Unpack[Ts]], R],
     /,
-    *args: Unpack[Ts],
+    *args: *Ts,
     include: Selection = None,
     exclude: Selection = None,
 ) -> asyncio.Future[R]:

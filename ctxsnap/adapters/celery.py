@@ -82,8 +82,15 @@ class Task(celery.Task):  # type: ignore[misc]
     flask_app: Any = None
 
     def apply_async(
-        self, args: Any = None, kwargs: Any = None, task_id: Any = None, producer: Any = None, link: Any = None,
-        link_error: Any = None, shadow: Any = None, **options: Any,
+        self,
+        args: Any = None,
+        kwargs: Any = None,
+        task_id: Any = None,
+        producer: Any = None,
+        link: Any = None,
+        link_error: Any = None,
+        shadow: Any = None,
+        **options: Any,
     ) -> Any:
         headers = _with_payload(self.carrier, options.get("headers"))
         if headers is not None:

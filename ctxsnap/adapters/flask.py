@@ -27,9 +27,9 @@ except ModuleNotFoundError as exc:
         name="flask",
     ) from None
 
-from .._moved import moved_names
 from .._capture import capture as _capture
 from .._checks import check_callable
+from .._moved import moved_names
 from .._planning import Selection
 from .._snapshot import Snapshot
 from .._wrapping import wrap_checked

@@ -20,8 +20,8 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor, Future
 from typing import Any, ParamSpec, TypeVar
 
-from .._carrier import CarriedCall, Carrier, run_carried
 from .._capture import PlannedCapture, capture, is_wrapped, runner, wrapped_or_checked
+from .._carrier import CarriedCall, Carrier, run_carried
 from .._checks import check_callable, check_executor
 from .._planning import Selection
 from .._snapshot import Snapshot
@@ -34,7 +34,10 @@ R = TypeVar("R")
 
 
 def _submit(
-    submit: Callable[..., Future[Any]], fn: Callable[..., R], args: tuple[Any, ...], kwargs: dict[str, Any],
+    submit: Callable[..., Future[Any]],
+    fn: Callable[..., R],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
     take_snapshot: Callable[[], Snapshot],
 ) -> Future[R]:
     if wrapped_or_checked("submit", fn):
@@ -60,7 +63,11 @@ class ContextExecutor(Executor):
     """
 
     def __init__(
-        self, executor: Executor, *, include: Selection = None, exclude: Selection = None,
+        self,
+        executor: Executor,
+        *,
+        include: Selection = None,
+        exclude: Selection = None,
         carrier: Carrier | None = None,
     ) -> None:
         self._carrier = _check_carrier("ContextExecutor", carrier, required=False)
@@ -158,7 +165,10 @@ def _check_carrier(where: str, carrier: object, *, required: bool) -> Carrier | 
 
 
 def _submit_carried(
-    submit: Callable[..., Future[Any]], carrier: Carrier, fn: Callable[..., R], args: tuple[Any, ...],
+    submit: Callable[..., Future[Any]],
+    carrier: Carrier,
+    fn: Callable[..., R],
+    args: tuple[Any, ...],
     kwargs: dict[str, Any],
 ) -> Future[R]:
     if isinstance(fn, CarriedCall):

@@ -27,10 +27,10 @@ except ModuleNotFoundError as exc:
         name="quart",
     ) from None
 
-from .._moved import moved_names
-from .._capture import is_wrapped, runner
 from .._capture import capture as _core_capture
+from .._capture import is_wrapped, runner
 from .._checks import check_callable
+from .._moved import moved_names
 from .._planning import Selection
 from .._snapshot import Snapshot
 from ..providers._policy import CONFIG_G, CONFIG_TEARDOWN, EXTENSION_KEY, GPolicy
@@ -50,6 +50,7 @@ __getattr__ = moved_names(
 
 
 # -- the extension and the per-capture policy ---------------------------------------------------------------------
+
 
 class CtxSnap:
     """The Quart extension: ``CtxSnap(app)`` or ``CtxSnap().init_app(app)``; per-app policy for ``g`` and teardown.
@@ -103,6 +104,7 @@ def capture(
 
 
 # -- the thread helper ----------------------------------------------------------------------------------------
+
 
 async def to_thread(func: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
     """Run ``func(*args, **kwargs)`` in a worker thread, inside the caller's snapshot; await the result.

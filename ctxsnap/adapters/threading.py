@@ -54,9 +54,7 @@ class Thread(threading.Thread):
         start_in_snapshot(self, self._ctxsnap_capture(), super().start)
 
 
-def start_in_snapshot(
-    thread: threading.Thread, snapshot: Snapshot, start: Callable[[], None]
-) -> None:
+def start_in_snapshot(thread: threading.Thread, snapshot: Snapshot, start: Callable[[], None]) -> None:
     """Start ``thread`` by calling ``start()`` so that its ``run()`` executes inside ``snapshot``.
 
     Shared by :class:`Thread` and ``ctxsnap.instrument()``. The replacement ``run`` is a bound method of the

@@ -186,7 +186,9 @@ def _guarded_class(cls: type) -> type:
             raise AttributeError(f"{cls.__name__!r} object has no attribute 'pop'")
         return original_pop(self, name, *default)
 
-    guarded = type(cls.__name__, (cls,), {"pop": pop, "__module__": cls.__module__, "__qualname__": cls.__qualname__})
+    guarded = type(
+        cls.__name__, (cls,), {"pop": pop, "__module__": cls.__module__, "__qualname__": cls.__qualname__}
+    )
     _GUARDED_CLASSES[cls] = guarded
     return guarded
 

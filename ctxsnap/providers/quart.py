@@ -110,6 +110,7 @@ _AFTER_CALLBACKS: Final = ("_after_request_functions", "_after_websocket_functio
 
 # -- providers ------------------------------------------------------------------------------------------------
 
+
 def _fork(mode: int, context: Any, values: dict[str, Any]) -> Any:
     # A fork per run, not per capture: one wrapped callable running in two workers gives each its own g. Even
     # under "share" the child gets a fork holding the parent's g, never the parent's object: extensions key

@@ -33,8 +33,9 @@ def create_app() -> flask.Flask:
 
 
 CARRIER = ctxsnap.Carrier("ctxsnap-tests", vars=[REQUEST_ID, TENANT], g=["user_id"], app=create_app)
-SIGNED = ctxsnap.Carrier("ctxsnap-tests-signed", vars=[REQUEST_ID], g=["user_id"], app=create_app,
-                         secret_key="test secret")
+SIGNED = ctxsnap.Carrier(
+    "ctxsnap-tests-signed", vars=[REQUEST_ID], g=["user_id"], app=create_app, secret_key="test secret"
+)
 
 
 def observe(*_: Any) -> dict[str, Any]:

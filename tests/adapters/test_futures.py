@@ -233,8 +233,8 @@ def test_the_with_statement_waits_and_shuts_the_wrapped_executor_down(
 @pytest.mark.parametrize("drop_in", [False, True], ids=["ContextExecutor", "ThreadPoolExecutor"])
 def test_cancel_futures_cancels_what_is_still_queued(drop_in: bool) -> None:
     plain = concurrent.futures.ThreadPoolExecutor(1)
-    executor: concurrent.futures.Executor = ctxsnap.ThreadPoolExecutor(1) if drop_in else ctxsnap.ContextExecutor(
-        plain
+    executor: concurrent.futures.Executor = (
+        ctxsnap.ThreadPoolExecutor(1) if drop_in else ctxsnap.ContextExecutor(plain)
     )
     started, gate = threading.Event(), threading.Event()
 

@@ -99,6 +99,7 @@ def in_request(app: flask.Flask, body: Callable[[], Any]) -> Any:
 
 # -- on, off, reversible --------------------------------------------------------------------------------------
 
+
 def test_off_is_the_standard_library(app: flask.Flask) -> None:
     def body() -> Any:
         with concurrent.futures.ThreadPoolExecutor(1) as pool:
@@ -199,6 +200,7 @@ def test_instrument_and_uninstrument_from_many_threads_at_once_leave_one_layer()
 
 # -- switches and selection -------------------------------------------------------------------------------------
 
+
 def test_each_switch_patches_only_its_hand_offs() -> None:
     ctxsnap.instrument(threads=False, asyncio=False, anyio=False)
     assert ctxsnap.instrumentation() == (
@@ -208,9 +210,10 @@ def test_each_switch_patches_only_its_hand_offs() -> None:
     assert vars(threading.Thread)["start"] is ORIGINALS[(threading.Thread, "start")]
     ctxsnap.instrument(executors=False, asyncio=False)  # replaces the settings: executors restored
     assert ctxsnap.instrumentation() == ("threading.Thread.start", "anyio.to_thread.run_sync")
-    assert vars(concurrent.futures.ThreadPoolExecutor)["submit"] is ORIGINALS[
-        (concurrent.futures.ThreadPoolExecutor, "submit")
-    ]
+    assert (
+        vars(concurrent.futures.ThreadPoolExecutor)["submit"]
+        is ORIGINALS[(concurrent.futures.ThreadPoolExecutor, "submit")]
+    )
 
 
 def test_include_and_exclude_apply_to_every_capture(app: flask.Flask) -> None:
@@ -243,7 +246,9 @@ def test_include_and_exclude_apply_to_every_capture(app: flask.Flask) -> None:
         ({"exclude": 42}, TypeError, "exclude="),
     ],
 )
-def test_bad_arguments_fail_clearly_and_patch_nothing(arguments: dict[str, Any], error: type, message: str) -> None:
+def test_bad_arguments_fail_clearly_and_patch_nothing(
+    arguments: dict[str, Any], error: type, message: str
+) -> None:
     with pytest.raises(error, match=message):
         ctxsnap.instrument(**arguments)
     assert ctxsnap.instrumentation() == ()
@@ -259,6 +264,7 @@ def test_bad_arguments_leave_the_previous_settings_in_force() -> None:
 
 
 # -- what passes through unchanged ------------------------------------------------------------------------------
+
 
 def test_input_the_standard_library_accepts_passes_through(app: flask.Flask) -> None:
     async def coroutine_function() -> str:
@@ -294,6 +300,7 @@ def test_ctxsnaps_own_helpers_are_not_captured_twice(app: flask.Flask) -> None:
 
 
 # -- subclasses -------------------------------------------------------------------------------------------------
+
 
 class DefinedBefore(concurrent.futures.ThreadPoolExecutor):
     """A third-party pool defined at import, before instrument(): it overrides submit and calls the base."""
@@ -334,6 +341,7 @@ def test_subclasses_defined_before_and_after_instrument_capture(app: flask.Flask
 
 
 # -- pool workers start clean -----------------------------------------------------------------------------------
+
 
 def _worker_state() -> tuple[str, bool]:
     return REQUEST_ID.get(), flask.has_app_context()
@@ -407,6 +415,7 @@ def test_a_finished_instrumented_thread_keeps_no_request_alive(app: flask.Flask)
 
 # -- wrappers left under another tool's wrapper -----------------------------------------------------------------
 
+
 def test_a_wrapper_copied_elsewhere_does_nothing_once_uninstrumented(app: flask.Flask) -> None:
     """What OpenTelemetry does to Timer: it copies the Thread.start it finds into Timer's own class dict."""
 
@@ -448,6 +457,7 @@ def test_a_wrapper_under_another_tools_is_not_wrapped_again_and_is_taken_out_onc
 
 
 # -- the config key ---------------------------------------------------------------------------------------------
+
 
 def test_the_flask_config_key_instruments_and_rejects_a_non_bool(app: flask.Flask) -> None:
     app.config["CTXSNAP_INSTRUMENT"] = "yes"

@@ -42,7 +42,9 @@ def method(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture
 def pool(method: str) -> Iterator[ctxsnap.ProcessPoolExecutor]:
-    with ctxsnap.ProcessPoolExecutor(1, carrier=support.CARRIER, mp_context=multiprocessing.get_context(method)) as p:
+    with ctxsnap.ProcessPoolExecutor(
+        1, carrier=support.CARRIER, mp_context=multiprocessing.get_context(method)
+    ) as p:
         yield p
 
 
@@ -56,7 +58,9 @@ def test_context_executor_with_a_carrier(method: str) -> None:
     processes = concurrent.futures.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context(method))
     with ctxsnap.ContextExecutor(processes, carrier=support.CARRIER) as executor:
         seen = in_request(lambda: executor.submit(support.observe).result(TIMEOUT), "req-ce")
-        mapped = in_request(lambda: list(executor.map(support.echo_request_id, [1, 2], timeout=TIMEOUT)), "req-map")
+        mapped = in_request(
+            lambda: list(executor.map(support.echo_request_id, [1, 2], timeout=TIMEOUT)), "req-map"
+        )
     assert support.view(seen) == support.declared_view("req-ce")
     assert mapped == [(1, "req-map"), (2, "req-map")]
 
@@ -73,7 +77,8 @@ def test_nothing_leaks_to_the_next_task(method: str) -> None:
     assert support.view(first) == support.declared_view("req-a")
     assert first["pid"] == after["pid"] == raw_after["pid"]
     assert support.view(after) == {key: None for key in support.EXPECTED_KEYS} | {
-        "app_context": False, "request_context": False
+        "app_context": False,
+        "request_context": False,
     }
     # The worker's own context after a carried task is what it was before: the task's writes went nowhere.
     assert support.view(raw_after) == support.view(raw_before)
@@ -99,9 +104,11 @@ def test_refused_value_raises_at_submit_and_nothing_runs(tmp_path: Path) -> None
 
 
 def test_task_errors_propagate() -> None:
-    with ctxsnap.ProcessPoolExecutor(1, carrier=support.CARRIER) as pool:
-        with pytest.raises(LookupError, match="raised by the task"):
-            in_request(lambda: pool.submit(support.fail).result(TIMEOUT))
+    with (
+        ctxsnap.ProcessPoolExecutor(1, carrier=support.CARRIER) as pool,
+        pytest.raises(LookupError, match="raised by the task"),
+    ):
+        in_request(lambda: pool.submit(support.fail).result(TIMEOUT))
 
 
 def test_app_factory_runs_once_per_worker_process(pool: ctxsnap.ProcessPoolExecutor) -> None:

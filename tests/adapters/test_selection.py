@@ -127,13 +127,17 @@ def test_include_flask_outside_any_request_carries_nothing_not_even_contextvars(
             inside = ctxsnap.capture(include=["flask"])
             inside_with_vars = ctxsnap.capture(include=["flask", "contextvars"])
         return (
-            outside.providers, outside.run(seen),
-            inside.providers, inside.run(lambda: (seen(), flask.request.path)),
+            outside.providers,
+            outside.run(seen),
+            inside.providers,
+            inside.run(lambda: (seen(), flask.request.path)),
             inside_with_vars.run(seen),
         )
 
     assert in_context(capture_both) == (
-        (), (None, None, ""),
-        ("flask.app", "flask.request"), ((None, None, ""), "/inside"),
+        (),
+        (None, None, ""),
+        ("flask.app", "flask.request"),
+        ((None, None, ""), "/inside"),
         ("kept", "secret", ""),
     )

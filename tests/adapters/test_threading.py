@@ -206,8 +206,14 @@ class AsyncCall:
         ({"target": print, "include": [3]}, TypeError, "as an entry. Pass provider names"),
     ],
     ids=[
-        "non-callable-target", "async-target", "async-partial", "async-call", "args-not-iterable",
-        "kwargs-not-a-mapping", "unknown-provider", "bad-selection-type",
+        "non-callable-target",
+        "async-target",
+        "async-partial",
+        "async-call",
+        "args-not-iterable",
+        "kwargs-not-a-mapping",
+        "unknown-provider",
+        "bad-selection-type",
     ],
 )
 def test_bad_arguments_fail_at_construction(kwargs: dict[str, Any], error: type[Exception], message: str) -> None:

@@ -152,7 +152,8 @@ def test_a_failed_scenario_is_reported_not_hidden() -> None:
     rows = compare([only], reference="only", settings=SMOKE, calibrate_with=lambda batch, seconds: 1)
     table = timing_table("t", rows, "only")
     markdown = render_markdown(
-        [{"title": "e2e", "error": "timed out", "tables": [table]}], _machine(), quick=False)
+        [{"title": "e2e", "error": "timed out", "tables": [table]}], _machine(), quick=False
+    )
     assert "**The scenario failed:** `timed out`" in markdown
     assert "Quick smoke run" not in markdown
 
@@ -160,7 +161,10 @@ def test_a_failed_scenario_is_reported_not_hidden() -> None:
 def test_the_command_line_writes_a_result_set(tmp_path: Path) -> None:
     completed = subprocess.run(
         [sys.executable, "-m", "benchmarks", "--quick", "--only", "inline-contextvars", "--out", str(tmp_path)],
-        cwd=ROOT, capture_output=True, text=True, timeout=300,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert completed.returncode == 0, completed.stderr
     data = json.loads((tmp_path / "results.json").read_text())

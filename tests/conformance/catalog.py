@@ -61,7 +61,9 @@ ENTRIES: tuple[Entry, ...] = (
     Entry("instrumented.asyncio.to_thread@flask", "`asyncio.to_thread` (instrumented)", "flask"),
     Entry("instrumented.run_in_executor@flask", "`loop.run_in_executor(pool)` (instrumented)", "flask"),
     Entry("instrumented.run_in_executor-default@flask", "`loop.run_in_executor(None)` (instrumented)", "flask"),
-    Entry("instrumented.anyio.run_sync-asyncio@flask", "`anyio.to_thread.run_sync` (asyncio, instrumented)", "flask"),
+    Entry(
+        "instrumented.anyio.run_sync-asyncio@flask", "`anyio.to_thread.run_sync` (asyncio, instrumented)", "flask"
+    ),
     Entry("instrumented.anyio.run_sync-trio@flask", "`anyio.to_thread.run_sync` (trio, instrumented)", "flask"),
     Entry("instrumented.thread@quart", "`threading.Thread` (instrumented)", "quart"),
     Entry("instrumented.submit@quart", "`ThreadPoolExecutor.submit` (instrumented)", "quart"),
@@ -69,7 +71,9 @@ ENTRIES: tuple[Entry, ...] = (
     Entry("instrumented.asyncio.to_thread@quart", "`asyncio.to_thread` (instrumented)", "quart"),
     Entry("instrumented.run_in_executor@quart", "`loop.run_in_executor(pool)` (instrumented)", "quart"),
     Entry("instrumented.run_in_executor-default@quart", "`loop.run_in_executor(None)` (instrumented)", "quart"),
-    Entry("instrumented.anyio.run_sync-asyncio@quart", "`anyio.to_thread.run_sync` (asyncio, instrumented)", "quart"),
+    Entry(
+        "instrumented.anyio.run_sync-asyncio@quart", "`anyio.to_thread.run_sync` (asyncio, instrumented)", "quart"
+    ),
 )
 ENTRY_IDS: tuple[str, ...] = tuple(entry.id for entry in ENTRIES)
 

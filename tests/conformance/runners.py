@@ -44,6 +44,7 @@ UPLOAD = b"the parent's uploaded file"
 
 # -- what a scenario yields -----------------------------------------------------------------------------------
 
+
 @dataclass
 class Start:
     fn: Callable[..., Any]
@@ -102,6 +103,7 @@ def probe_state() -> tuple[int, dict[contextvars.ContextVar[Any], Any], dict[str
 
 
 # -- the framework side -----------------------------------------------------------------------------------------
+
 
 @dataclass
 class Framework:
@@ -212,6 +214,7 @@ def quart_framework() -> Framework:
 
 # -- handles the sync adapters give back --------------------------------------------------------------------------
 
+
 class FutureHandle:
     def __init__(self, future: concurrent.futures.Future[Any], exposed: tuple[Any, ...] = ()) -> None:
         self.future = future
@@ -258,6 +261,7 @@ class _Box:
 
 
 # -- runners ----------------------------------------------------------------------------------------------------
+
 
 class Runner:
     """One adapter: sync runners define ``start``/``start_many``/``probe``, async ones ``call``/``call_probe``."""
@@ -490,6 +494,7 @@ class AnyioRunner(Runner):
 
 # -- the standard hand-offs while ctxsnap.instrument() is on ------------------------------------------------------
 
+
 class Instrumented(Runner):
     """``ctxsnap.instrument()`` for the play; every probe runs inside ``ctxsnap.detached()``, that is plain."""
 
@@ -535,8 +540,10 @@ class InstrumentedMapRunner(InstrumentedSubmitRunner):
 
     def start(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> Any:
         # map() calls fn(*items) for each tuple of items; a call without arguments maps _call over [fn].
-        results = self.pool.map(fn, *([arg] for arg in args), timeout=TIMEOUT) if args else self.pool.map(
-            _call, [fn], timeout=TIMEOUT
+        results = (
+            self.pool.map(fn, *([arg] for arg in args), timeout=TIMEOUT)
+            if args
+            else self.pool.map(_call, [fn], timeout=TIMEOUT)
         )
         return ManyHandle(lambda: list(results)[0], (results,))
 
@@ -658,6 +665,7 @@ RUNNERS: dict[str, Runner] = {entry.id: _runner_classes()[entry.id](entry) for e
 
 
 # -- the parent, as a scenario sees it ----------------------------------------------------------------------------
+
 
 @dataclass
 class Parent:
@@ -824,6 +832,7 @@ async def _until(condition: Callable[[], bool], sleep: Callable[[float], Awaitab
 
 
 # -- hosts: holding the parent inside a framework's context -------------------------------------------------------
+
 
 def _flask_context(app: flask.Flask, where: str) -> AbstractContextManager[Any]:
     if where == "request":

@@ -47,7 +47,9 @@ class ProcessTransport:
 
     def __init__(self, name: str) -> None:
         self.name = name
-        method = {"pool-forkserver": "forkserver", "pool-spawn": "spawn", "context-executor": "spawn"}.get(name, "fork")
+        method = {"pool-forkserver": "forkserver", "pool-spawn": "spawn", "context-executor": "spawn"}.get(
+            name, "fork"
+        )
         context = multiprocessing.get_context(method)
         self._mp_pool: Any = None
         self._executor: Any = None
@@ -62,7 +64,8 @@ class ProcessTransport:
 
     def send(self, fn: Callable[..., Any], *args: Any) -> Callable[[], Any]:
         if self._executor is not None:
-            return lambda future=self._executor.submit(fn, *args): future.result(TIMEOUT)
+            future = self._executor.submit(fn, *args)
+            return lambda: future.result(TIMEOUT)
         async_result = self._mp_pool.apply_async(support.CARRIER.wrap(fn), args)
         return lambda: async_result.get(TIMEOUT)
 
@@ -74,8 +77,9 @@ class ProcessTransport:
             self._mp_pool.join()
 
 
-@pytest.fixture(scope="module", params=["pool-fork", "pool-forkserver", "pool-spawn", "context-executor",
-                                        "mp-pool-wrap"])
+@pytest.fixture(
+    scope="module", params=["pool-fork", "pool-forkserver", "pool-spawn", "context-executor", "mp-pool-wrap"]
+)
 def transport(request: pytest.FixtureRequest) -> Iterator[ProcessTransport]:
     opened = ProcessTransport(str(request.param))
     try:

@@ -37,7 +37,9 @@ def test_every_entry_is_checked_against_every_row_that_applies_to_any_adapter() 
     missing = {entry: rows for entry, rows in missing.items() if rows}
     # A Thread has no next task; Flask's drop-in, like Flask's own decorator, needs a request context.
     threads = ("thread@flask", "instrumented.thread@flask", "instrumented.thread@quart")
-    assert missing == {**{thread: ["hygiene"] for thread in threads}, "flask-drop-in@flask": ["no_context"]}, missing
+    assert missing == {**{thread: ["hygiene"] for thread in threads}, "flask-drop-in@flask": ["no_context"]}, (
+        missing
+    )
 
 
 @pytest.mark.parametrize("name", ["test_something", "test_colour__is_blue"])

@@ -68,6 +68,7 @@ def wait(event: threading.Event) -> None:
 
 # -- contextvars ------------------------------------------------------------------------------------------------
 
+
 @conformance()
 def test_contextvars__child_sees_every_variable_as_it_was_at_capture(entry: str) -> None:
     def scenario(p: Parent) -> Play:
@@ -111,6 +112,7 @@ def test_contextvars__a_child_set_reaches_neither_the_parent_nor_a_sibling(entry
 
 
 # -- g --------------------------------------------------------------------------------------------------------
+
 
 @conformance()
 def test_g__child_gets_its_own_g_holding_a_shallow_copy(entry: str) -> None:
@@ -190,6 +192,7 @@ def test_g__the_share_policy_lets_the_child_write_the_parents_g(entry: str) -> N
 
 # -- request, session, websocket ----------------------------------------------------------------------------------
 
+
 @conformance()
 def test_request__request_and_session_are_the_parents_objects(entry: str) -> None:
     def scenario(p: Parent) -> Play:
@@ -252,6 +255,7 @@ def test_request__the_websocket_is_the_parents_object(entry: str) -> None:
 
 # -- current_app ----------------------------------------------------------------------------------------------
 
+
 @conformance()
 def test_current_app__is_available_in_a_request_snapshot(entry: str) -> None:
     def scenario(p: Parent) -> Play:
@@ -277,6 +281,7 @@ def test_current_app__is_available_with_an_app_context_and_no_request(entry: str
 
 
 # -- no context at all --------------------------------------------------------------------------------------------
+
 
 @conformance(works_without_request)
 def test_no_context__capture_works_and_carries_contextvars(entry: str) -> None:
@@ -399,6 +404,7 @@ def test_teardown__in_a_websocket_the_opt_in_runs_teardown_appcontext_and_never_
 
 
 # -- reuse ------------------------------------------------------------------------------------------------------
+
 
 def _reused_child(p: Parent, runs: int) -> Callable[[int], tuple[Any, ...]]:
     """A child whose runs prove each has a private copy: all are in at once, each writes before any reads."""
@@ -600,6 +606,7 @@ def test_hygiene__the_worker_is_as_before_after_a_provider_raised(entry: str) ->
 
 # -- late child -------------------------------------------------------------------------------------------------
 
+
 @conformance()
 def test_late_child__a_child_running_after_the_request_ended_sees_its_snapshot(entry: str) -> None:
     def scenario(p: Parent) -> Play:
@@ -622,6 +629,7 @@ def test_late_child__a_child_running_after_the_request_ended_sees_its_snapshot(e
 
 
 # -- sealing ----------------------------------------------------------------------------------------------------
+
 
 @conformance()
 def test_sealing__a_sealed_snapshot_refuses_new_work_and_what_it_wrapped_still_runs(entry: str) -> None:
@@ -646,6 +654,7 @@ def test_sealing__a_sealed_snapshot_refuses_new_work_and_what_it_wrapped_still_r
 
 
 # -- errors -----------------------------------------------------------------------------------------------------
+
 
 @conformance()
 def test_errors__the_tasks_exception_propagates_unchanged(entry: str) -> None:
@@ -701,6 +710,7 @@ def test_errors__a_provider_failing_in_apply_raises_provider_error_and_undoes_th
 
 
 # -- privacy ----------------------------------------------------------------------------------------------------
+
 
 @conformance()
 def test_privacy__what_the_adapter_hands_out_neither_shows_nor_pickles_values(entry: str) -> None:

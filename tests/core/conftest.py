@@ -31,4 +31,3 @@ def registered() -> Iterator[Register]:
     for name in reversed(names):
         if any(p.name == name for p in ctxsnap.providers()):
             ctxsnap.unregister_provider(name)
-

@@ -76,7 +76,11 @@ def in_thread(snap: ctxsnap.Snapshot) -> dict[str, str | None]:
 @pytest.mark.usefixtures("family")
 def test_everything_is_carried_by_default() -> None:
     assert in_thread(ctxsnap.capture()) == {
-        "kept": "k", "dropped": "d", "other": "o", "alpha": "alpha (applied)", "beta": "beta (applied)"
+        "kept": "k",
+        "dropped": "d",
+        "other": "o",
+        "alpha": "alpha (applied)",
+        "beta": "beta (applied)",
     }
 
 
@@ -86,7 +90,11 @@ def test_include_a_provider_by_full_name_carries_only_it() -> None:
     assert snap.providers == ("test.sel.alpha",)
     # contextvars is not included, so no variable travels except what the included provider installs.
     assert in_thread(snap) == {
-        "kept": None, "dropped": None, "other": None, "alpha": "alpha (applied)", "beta": None
+        "kept": None,
+        "dropped": None,
+        "other": None,
+        "alpha": "alpha (applied)",
+        "beta": None,
     }
 
 
@@ -120,8 +128,13 @@ def test_exclude_may_narrow_an_included_prefix() -> None:
 def test_exclude_contextvars_carries_providers_only() -> None:
     snap = ctxsnap.capture(exclude="contextvars")
     assert "contextvars" not in snap.providers
-    assert in_thread(snap) == {"kept": None, "dropped": None, "other": None, "alpha": "alpha (applied)",
-                               "beta": "beta (applied)"}
+    assert in_thread(snap) == {
+        "kept": None,
+        "dropped": None,
+        "other": None,
+        "alpha": "alpha (applied)",
+        "beta": "beta (applied)",
+    }
 
 
 def test_framework_names_are_accepted_while_the_framework_is_not_in_use() -> None:
@@ -189,8 +202,11 @@ def test_bad_types_are_refused(argument: str, selection: Any, message: str) -> N
 @pytest.mark.parametrize("name", ["nope", "flsk", "flask.requets", "contextvar", "", "test.sel.alpha"])
 @pytest.mark.parametrize("argument", ["include", "exclude"])
 def test_unknown_names_are_refused_with_the_registered_names(argument: str, name: str) -> None:
-    with pytest.raises(ValueError, match=rf"{argument}= names an unknown provider {name!r}\. Check the spelling; the registered providers "
-                                         r"are 'contextvars'"):
+    with pytest.raises(
+        ValueError,
+        match=rf"{argument}= names an unknown provider {name!r}\. Check the spelling; the registered providers "
+        r"are 'contextvars'",
+    ):
         ctxsnap.capture(**{argument: [name]})
 
 
@@ -208,7 +224,11 @@ def test_an_empty_include_is_refused() -> None:
 def run_fresh(code: str) -> list[str]:
     """Run ``code`` in a new interpreter with no third-party providers; return its printed lines."""
     result = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, cwd=ROOT, timeout=120,
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
         env={"CTXSNAP_DISABLE_ENTRY_POINTS": "1", "PATH": ""},
     )
     assert result.returncode == 0, result.stderr

@@ -49,8 +49,21 @@ TENANT = new_var("tenant")
 
 @pytest.mark.parametrize(
     "value",
-    ["text", "ünïcode ✓", 0, -(2**70), 1.5, -0.0, True, False, None, [], {}, [1, "a", None, [2.5]],
-     {"a": {"b": [1, {"c": None}]}}],
+    [
+        "text",
+        "ünïcode ✓",
+        0,
+        -(2**70),
+        1.5,
+        -0.0,
+        True,
+        False,
+        None,
+        [],
+        {},
+        [1, "a", None, [2.5]],
+        {"a": {"b": [1, {"c": None}]}},
+    ],
 )
 def test_portable_values_round_trip(value: Any) -> None:
     carrier = make(REQUEST_ID)
@@ -144,7 +157,9 @@ def test_depth_limit() -> None:
 
 def test_oversize_payload_names_the_largest_value() -> None:
     carrier = make(REQUEST_ID, TENANT, max_bytes=200)
-    with pytest.raises(ctxsnap.UnportableValueError, match="over max_bytes=200.*the ContextVar 'tenant'") as caught:
+    with pytest.raises(
+        ctxsnap.UnportableValueError, match="over max_bytes=200.*the ContextVar 'tenant'"
+    ) as caught:
         export_with(carrier, request_id="small", tenant="x" * 300)
     assert "xxxx" not in str(caught.value)
     assert caught.value.variable == "the ContextVar 'tenant'"
@@ -159,8 +174,19 @@ def test_default_max_bytes_is_8_kib() -> None:
 
 
 @pytest.mark.parametrize(
-    "name", ["authorization", "Cookie", "password", "db_passwd", "client_secret", "csrf_token", "session_id",
-             "api_key", "ApiKey", "x-api-key"],
+    "name",
+    [
+        "authorization",
+        "Cookie",
+        "password",
+        "db_passwd",
+        "client_secret",
+        "csrf_token",
+        "session_id",
+        "api_key",
+        "ApiKey",
+        "x-api-key",
+    ],
 )
 def test_credential_names_are_refused_at_declaration(name: str) -> None:
     with pytest.raises(ctxsnap.UnportableValueError, match=f"{name!r} looks like a credential"):
@@ -268,7 +294,9 @@ def test_payload_of_another_carrier_is_refused() -> None:
 def test_repr_names_variables_never_values() -> None:
     carrier = make(REQUEST_ID, TENANT, g=["user_id"], secret_key="k")
     payload = in_fresh(lambda: (REQUEST_ID.set("VALUE-1"), carrier.export())[1])
-    assert repr(carrier) == f"<ctxsnap.Carrier {carrier.name!r} vars=['request_id', 'tenant'] g=['user_id'] signed>"
+    assert (
+        repr(carrier) == f"<ctxsnap.Carrier {carrier.name!r} vars=['request_id', 'tenant'] g=['user_id'] signed>"
+    )
     assert repr(payload) == f"<ctxsnap payload v1 of {carrier.name!r} signed: request_id>"
     wrapped = in_fresh(lambda: (REQUEST_ID.set("VALUE-2"), carrier.wrap(len))[1])
     assert "VALUE" not in repr(wrapped) and "request_id" in repr(wrapped)
@@ -345,7 +373,10 @@ def test_errors_pickle_with_their_attributes() -> None:
         export_with(carrier, request_id=object())
     copy = pickle.loads(pickle.dumps(refused.value))
     assert (type(copy), str(copy), copy.carrier, copy.variable) == (
-        ctxsnap.UnportableValueError, str(refused.value), carrier.name, "the ContextVar 'request_id'"
+        ctxsnap.UnportableValueError,
+        str(refused.value),
+        carrier.name,
+        "the ContextVar 'request_id'",
     )
     with pytest.raises(ctxsnap.PayloadError) as bad:
         carrier.run("nope", print)

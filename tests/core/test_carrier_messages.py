@@ -104,75 +104,188 @@ def an_encode_returning_a_set() -> None:
 REFUSALS: list[tuple[str, Callable[[], Any], type[Exception], str]] = [
     # declaration
     ("name", lambda: ctxsnap.Carrier("has space"), TypeError, r"needs a short name.*letters, digits"),
-    ("vars not a list", lambda: ctxsnap.Carrier("x", vars=REQUEST_ID), TypeError,  # type: ignore[arg-type]
-     r"takes a list, got ContextVar\. Wrap a single item"),
-    ("vars of strings", lambda: make("request_id"), TypeError,  # type: ignore[arg-type]
-     r"takes ContextVar objects, got str\. Pass the variables"),
-    ("two variables, one name", lambda: make(REQUEST_ID, contextvars.ContextVar("request_id")), ValueError,
-     r"two ContextVars named 'request_id'\. Give each a name"),
+    (
+        "vars not a list",
+        lambda: ctxsnap.Carrier("x", vars=REQUEST_ID),
+        TypeError,  # type: ignore[arg-type]
+        r"takes a list, got ContextVar\. Wrap a single item",
+    ),
+    (
+        "vars of strings",
+        lambda: make("request_id"),
+        TypeError,  # type: ignore[arg-type]
+        r"takes ContextVar objects, got str\. Pass the variables",
+    ),
+    (
+        "two variables, one name",
+        lambda: make(REQUEST_ID, contextvars.ContextVar("request_id")),
+        ValueError,
+        r"two ContextVars named 'request_id'\. Give each a name",
+    ),
     ("g names", lambda: make(g=["not an identifier"]), TypeError, r"takes attribute names.*Pass identifiers"),
     ("g of objects", lambda: make(g=[object()]), TypeError, r"takes attribute names, got object\."),
-    ("allow_sensitive entries", lambda: make(allow_sensitive=[1]), TypeError,
-     r"takes names or ContextVars, got int\. List what you mean to carry"),
-    ("credential", lambda: make(contextvars.ContextVar("password")), ctxsnap.UnportableValueError,
-     r"'password' looks like a credential\. If it is not one, pass allow_sensitive=\['password'\]"),
-    ("max_bytes", lambda: make(max_bytes=0), TypeError,
-     r"max_bytes=\.\.\.\) takes a positive int\. Pass one such as max_bytes=8192"),
-    ("max_depth", lambda: make(max_depth=True), TypeError,
-     r"max_depth=\.\.\.\) takes a positive int\. Pass one such as max_depth=16"),
+    (
+        "allow_sensitive entries",
+        lambda: make(allow_sensitive=[1]),
+        TypeError,
+        r"takes names or ContextVars, got int\. List what you mean to carry",
+    ),
+    (
+        "credential",
+        lambda: make(contextvars.ContextVar("password")),
+        ctxsnap.UnportableValueError,
+        r"'password' looks like a credential\. If it is not one, pass allow_sensitive=\['password'\]",
+    ),
+    (
+        "max_bytes",
+        lambda: make(max_bytes=0),
+        TypeError,
+        r"max_bytes=\.\.\.\) takes a positive int\. Pass one such as max_bytes=8192",
+    ),
+    (
+        "max_depth",
+        lambda: make(max_depth=True),
+        TypeError,
+        r"max_depth=\.\.\.\) takes a positive int\. Pass one such as max_depth=16",
+    ),
     ("secret_key", lambda: make(secret_key=b""), TypeError, r"secret_key=\.\.\.\) takes a non-empty str or bytes"),
-    ("codec shape", lambda: make(REQUEST_ID, codecs={REQUEST_ID: str}), TypeError,
-     r"codec for 'request_id' must be a pair \(encode, decode\)\. Pass two functions"),
-    ("codec for a variable not carried", lambda: make(codecs={WHEN: (str, str)}), ValueError,
-     r"names the ContextVar 'when', which it does not carry\. Add it to vars="),
-    ("codec for an unknown name", lambda: make(codecs={"user_id": (str, str)}), ValueError,
-     r"names 'user_id', not one of its g attributes\. Add it to g="),
+    (
+        "codec shape",
+        lambda: make(REQUEST_ID, codecs={REQUEST_ID: str}),
+        TypeError,
+        r"codec for 'request_id' must be a pair \(encode, decode\)\. Pass two functions",
+    ),
+    (
+        "codec for a variable not carried",
+        lambda: make(codecs={WHEN: (str, str)}),
+        ValueError,
+        r"names the ContextVar 'when', which it does not carry\. Add it to vars=",
+    ),
+    (
+        "codec for an unknown name",
+        lambda: make(codecs={"user_id": (str, str)}),
+        ValueError,
+        r"names 'user_id', not one of its g attributes\. Add it to g=",
+    ),
     ("a name taken", a_second_carrier_named_like_the_first, ValueError, r"already exists.*name of its own"),
-    ("a carrier a worker cannot find", a_lost_carrier, LookupError,
-     r"No ctxsnap carrier named 'messages-\d+' in this process\. Define it at the top level"),
+    (
+        "a carrier a worker cannot find",
+        a_lost_carrier,
+        LookupError,
+        r"No ctxsnap carrier named 'messages-\d+' in this process\. Define it at the top level",
+    ),
     # export
-    ("an object", lambda: export_with(make(REQUEST_ID), {SHOWN}), ctxsnap.UnportableValueError,
-     r"Cannot carry the ContextVar 'request_id': a builtins\.set is not portable\. Declare a codec"),
-    ("NaN", lambda: export_with(make(REQUEST_ID), [float("nan")]), ctxsnap.UnportableValueError,
-     r"'request_id': it holds NaN or infinity\. Declare a codec"),
-    ("a key", lambda: export_with(make(REQUEST_ID), {1: SHOWN}), ctxsnap.UnportableValueError,
-     r"'request_id': dict key of type int\. Declare a codec"),
-    ("depth", lambda: export_with(make(REQUEST_ID, max_depth=1), [[SHOWN]]), ctxsnap.UnportableValueError,
-     r"'request_id': nested deeper than max_depth=1\. Declare a codec"),
-    ("size", an_oversize_payload, ctxsnap.UnportableValueError,
-     r"payload is \d+ bytes, over max_bytes=100\. Shrink the largest value, the ContextVar 'request_id'"),
-    ("a raising encode", a_raising_encode, ctxsnap.UnportableValueError,
-     r"Could not encode the ContextVar 'when': its codec raised ZeroDivisionError\. Fix the codec's encode"),
-    ("an encode returning a set", an_encode_returning_a_set, ctxsnap.UnportableValueError,
-     r"a builtins\.set is not portable\. Make its codec's encode return"),
-    ("wrap", lambda: make().wrap(42), TypeError,  # type: ignore[arg-type]
-     r"Carrier\.wrap\(\) takes a callable, got int\. Pass the function"),
+    (
+        "an object",
+        lambda: export_with(make(REQUEST_ID), {SHOWN}),
+        ctxsnap.UnportableValueError,
+        r"Cannot carry the ContextVar 'request_id': a builtins\.set is not portable\. Declare a codec",
+    ),
+    (
+        "NaN",
+        lambda: export_with(make(REQUEST_ID), [float("nan")]),
+        ctxsnap.UnportableValueError,
+        r"'request_id': it holds NaN or infinity\. Declare a codec",
+    ),
+    (
+        "a key",
+        lambda: export_with(make(REQUEST_ID), {1: SHOWN}),
+        ctxsnap.UnportableValueError,
+        r"'request_id': dict key of type int\. Declare a codec",
+    ),
+    (
+        "depth",
+        lambda: export_with(make(REQUEST_ID, max_depth=1), [[SHOWN]]),
+        ctxsnap.UnportableValueError,
+        r"'request_id': nested deeper than max_depth=1\. Declare a codec",
+    ),
+    (
+        "size",
+        an_oversize_payload,
+        ctxsnap.UnportableValueError,
+        r"payload is \d+ bytes, over max_bytes=100\. Shrink the largest value, the ContextVar 'request_id'",
+    ),
+    (
+        "a raising encode",
+        a_raising_encode,
+        ctxsnap.UnportableValueError,
+        r"Could not encode the ContextVar 'when': its codec raised ZeroDivisionError\. Fix the codec's encode",
+    ),
+    (
+        "an encode returning a set",
+        an_encode_returning_a_set,
+        ctxsnap.UnportableValueError,
+        r"a builtins\.set is not portable\. Make its codec's encode return",
+    ),
+    (
+        "wrap",
+        lambda: make().wrap(42),
+        TypeError,  # type: ignore[arg-type]
+        r"Carrier\.wrap\(\) takes a callable, got int\. Pass the function",
+    ),
     # worker
-    ("not a str", lambda: make().decode(42), ctxsnap.PayloadError,  # type: ignore[arg-type]
-     r"takes a payload str, got int\. Pass the str that Carrier\.export\(\) returned"),
-    ("not a payload", lambda: make().decode("{}"), ctxsnap.PayloadError,
-     r"got a str that is not a ctxsnap payload\. Pass the str"),
-    ("a version", lambda: make().decode('{"v":2,"c":"x","d":{}}'), ctxsnap.PayloadError,
-     r"cannot read payload version 2, only 1\. Run the same ctxsnap version"),
-    ("another carrier", another_carriers_payload, ctxsnap.PayloadError,
-     r"got a payload of the carrier 'messages-\d+'\. Run it with the carrier that exported it"),
+    (
+        "not a str",
+        lambda: make().decode(42),
+        ctxsnap.PayloadError,  # type: ignore[arg-type]
+        r"takes a payload str, got int\. Pass the str that Carrier\.export\(\) returned",
+    ),
+    (
+        "not a payload",
+        lambda: make().decode("{}"),
+        ctxsnap.PayloadError,
+        r"got a str that is not a ctxsnap payload\. Pass the str",
+    ),
+    (
+        "a version",
+        lambda: make().decode('{"v":2,"c":"x","d":{}}'),
+        ctxsnap.PayloadError,
+        r"cannot read payload version 2, only 1\. Run the same ctxsnap version",
+    ),
+    (
+        "another carrier",
+        another_carriers_payload,
+        ctxsnap.PayloadError,
+        r"got a payload of the carrier 'messages-\d+'\. Run it with the carrier that exported it",
+    ),
     ("unsigned", signed_then_unsigned, ctxsnap.PayloadError, r"refused an unsigned payload\. Give the exporting"),
-    ("tampered", signed_then_tampered, ctxsnap.PayloadError,
-     r"signature does not match\. Use one secret_key on both sides"),
-    ("a section", lambda: (lambda c: c.decode(envelope(c, {"vars": [SHOWN]})))(make()), ctxsnap.PayloadError,
-     r"malformed section 'vars'\. Pass the str"),
-    ("a failing decode", a_failing_decode, ctxsnap.PayloadError,
-     r"Could not decode the ContextVar 'when': its codec raised ValueError\. Fix the codec's decode"),
-    ("run", lambda: make().run('{"v":1}', 42), TypeError,  # type: ignore[arg-type]
-     r"Carrier\.run\(\) takes a callable to run, got int\. Pass the payload, then the function"),
+    (
+        "tampered",
+        signed_then_tampered,
+        ctxsnap.PayloadError,
+        r"signature does not match\. Use one secret_key on both sides",
+    ),
+    (
+        "a section",
+        lambda: (lambda c: c.decode(envelope(c, {"vars": [SHOWN]})))(make()),
+        ctxsnap.PayloadError,
+        r"malformed section 'vars'\. Pass the str",
+    ),
+    (
+        "a failing decode",
+        a_failing_decode,
+        ctxsnap.PayloadError,
+        r"Could not decode the ContextVar 'when': its codec raised ValueError\. Fix the codec's decode",
+    ),
+    (
+        "run",
+        lambda: make().run('{"v":1}', 42),
+        TypeError,  # type: ignore[arg-type]
+        r"Carrier\.run\(\) takes a callable to run, got int\. Pass the payload, then the function",
+    ),
     ("g without an app", g_without_an_app, RuntimeError, r"carries g but has no app for it\. Pass app="),
-    ("g in an app no provider knows", g_in_an_app_no_provider_knows, TypeError,
-     r"No ctxsnap provider can restore g in a SimpleNamespace\. Pass a Flask or Quart app"),
+    (
+        "g in an app no provider knows",
+        g_in_an_app_no_provider_knows,
+        TypeError,
+        r"No ctxsnap provider can restore g in a SimpleNamespace\. Pass a Flask or Quart app",
+    ),
 ]
 
 
-@pytest.mark.parametrize(("trigger", "error", "key_words"), [case[1:] for case in REFUSALS],
-                         ids=[case[0] for case in REFUSALS])
+@pytest.mark.parametrize(
+    ("trigger", "error", "key_words"), [case[1:] for case in REFUSALS], ids=[case[0] for case in REFUSALS]
+)
 def test_refusal(trigger: Callable[[], Any], error: type[Exception], key_words: str) -> None:
     with pytest.raises(error, match=key_words) as caught:
         contextvars.Context().run(trigger)

@@ -18,7 +18,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 
-PLUGIN = '''
+PLUGIN = """
 import contextvars
 import ctxsnap
 
@@ -42,10 +42,10 @@ def factory():
 
 class Misnamed(SpanProvider):
     name = "test.ep.other"
-'''
+"""
 
 # What the child thread sees, and which providers were active, printed for the test to compare.
-SCRIPT = '''
+SCRIPT = """
 import threading, ctxsnap
 from ctxsnap_test_plugin import span
 span.set("parent span")
@@ -54,7 +54,7 @@ seen = []
 thread = threading.Thread(target=lambda: seen.append(snap.run(span.get, None)))
 thread.start(); thread.join()
 print([p.name for p in ctxsnap.providers()], seen[0])
-'''
+"""
 
 
 def write_distribution(site: Path, entry_points: dict[str, str], module: str = PLUGIN) -> None:
@@ -109,7 +109,7 @@ def test_discovery_can_be_switched_off(tmp_path: Path) -> None:
 
 def test_a_provider_registered_by_hand_before_the_first_capture_wins(tmp_path: Path) -> None:
     write_distribution(tmp_path, {"test.ep.span": "ctxsnap_test_plugin:SpanProvider"})
-    code = '''
+    code = """
     import ctxsnap, ctxsnap_test_plugin as plugin
     class Mine(plugin.SpanProvider):
         def capture(self):
@@ -117,25 +117,28 @@ def test_a_provider_registered_by_hand_before_the_first_capture_wins(tmp_path: P
     mine = Mine()
     ctxsnap.register_provider(mine)
     print([p is mine for p in ctxsnap.providers() if p.name == "test.ep.span"])
-    '''
+    """
     result = run_python(tmp_path, code)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[True]"
 
 
-BROKEN_CAPTURE = '''
+BROKEN_CAPTURE = """
 import ctxsnap
 for attempt in range(2):
     try:
         ctxsnap.capture()
     except ctxsnap.ProviderError as exc:
         print(attempt, exc.provider, exc.phase, "|", exc)
-'''
+"""
 
 
 def test_a_plugin_that_fails_to_import_fails_every_capture_with_the_fix(tmp_path: Path) -> None:
-    write_distribution(tmp_path, {"test.ep.broken": "ctxsnap_test_plugin:SpanProvider"},
-                       module="raise ImportError('the plugin needs a library that is missing')\n")
+    write_distribution(
+        tmp_path,
+        {"test.ep.broken": "ctxsnap_test_plugin:SpanProvider"},
+        module="raise ImportError('the plugin needs a library that is missing')\n",
+    )
     result = run_python(tmp_path, BROKEN_CAPTURE)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.strip().splitlines()
@@ -182,7 +185,7 @@ def test_the_diagnostic_lists_a_plugin_and_reports_a_broken_one(tmp_path: Path) 
 # What the first capture reads from disk: an audit hook records every file opened, directory listed and module
 # imported while it runs. anyio's blocking-call detector failed two of anyio's own tests when the first capture,
 # on the event loop, scanned every installed distribution's metadata for entry points (issue 11).
-FIRST_CAPTURE = '''
+FIRST_CAPTURE = """
 import importlib.metadata, json, sys
 import ctxsnap
 from ctxsnap_test_plugin import span
@@ -210,7 +213,7 @@ print(json.dumps({
     "providers": list(snapshot.providers),
     "discovery_reads_files": bool(during_discovery),
 }))
-'''
+"""
 
 
 def test_the_first_capture_reads_no_file_the_plugins_were_loaded_at_import(tmp_path: Path) -> None:
@@ -224,9 +227,12 @@ def test_the_first_capture_reads_no_file_the_plugins_were_loaded_at_import(tmp_p
 
 
 def test_a_broken_plugin_does_not_break_import_ctxsnap_and_its_failure_reads_no_file(tmp_path: Path) -> None:
-    write_distribution(tmp_path, {"test.ep.broken": "ctxsnap_test_plugin:SpanProvider"},
-                       module="raise ImportError('the plugin needs a library that is missing')\n")
-    code = '''
+    write_distribution(
+        tmp_path,
+        {"test.ep.broken": "ctxsnap_test_plugin:SpanProvider"},
+        module="raise ImportError('the plugin needs a library that is missing')\n",
+    )
+    code = """
     import sys
     import ctxsnap
     events = []
@@ -236,7 +242,7 @@ def test_a_broken_plugin_does_not_break_import_ctxsnap_and_its_failure_reads_no_
         ctxsnap.capture()
     except ctxsnap.ProviderError as exc:
         print(exc.phase, events)
-    '''
+    """
     result = run_python(tmp_path, code)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "load []"

@@ -152,8 +152,11 @@ def test_every_ctxsnap_exception_pickles_and_copies(make: Any, duplicate: Any) -
 
 
 def test_every_public_exception_is_covered_by_the_pickling_test() -> None:
-    public = {name for name in ctxsnap.__all__ if isinstance(getattr(ctxsnap, name), type)
-              and issubclass(getattr(ctxsnap, name), BaseException)}
+    public = {
+        name
+        for name in ctxsnap.__all__
+        if isinstance(getattr(ctxsnap, name), type) and issubclass(getattr(ctxsnap, name), BaseException)
+    }
     assert public <= {name.partition("-")[0] for name in ERRORS}
 
 

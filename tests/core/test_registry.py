@@ -92,7 +92,10 @@ def test_unregister_returns_the_provider_and_removes_it(registered: Register) ->
     registered(provider)
     assert ctxsnap.unregister_provider("test.reg.removed") is provider
     assert "test.reg.removed" not in names()
-    with pytest.raises(LookupError, match=r"No provider named 'test.reg.removed' is registered\. Pass one of the registered names: "):
+    with pytest.raises(
+        LookupError,
+        match=r"No provider named 'test.reg.removed' is registered\. Pass one of the registered names: ",
+    ):
         ctxsnap.unregister_provider("test.reg.removed")
 
 
@@ -146,13 +149,28 @@ class AbstractOnly(ctxsnap.Provider):
         (NoApply(), r"lacks the method\(s\) apply\. Subclass ctxsnap.Provider"),
         (SimpleNamespace(name="test.reg.x"), r"lacks the method\(s\) capture, apply"),
         (SimpleNamespace(name="test.reg.x", capture=print, apply=print, undo="no"), "'undo' .* not callable"),
-        (SimpleNamespace(name="test.reg.x", capture=print, apply=print, needs_undo=True),
-         "'needs_undo' attribute that is not callable"),
-        (SimpleNamespace(name="test.reg.x", capture=print, apply=print, owned_vars=[work]),
-         "invalid 'owned_vars'.*Make it a tuple of ContextVar objects"),
+        (
+            SimpleNamespace(name="test.reg.x", capture=print, apply=print, needs_undo=True),
+            "'needs_undo' attribute that is not callable",
+        ),
+        (
+            SimpleNamespace(name="test.reg.x", capture=print, apply=print, owned_vars=[work]),
+            "invalid 'owned_vars'.*Make it a tuple of ContextVar objects",
+        ),
     ],
-    ids=["class", "no-name", "empty-name", "space", "trailing-dot", "int-name", "no-apply", "no-methods",
-         "undo-not-callable", "needs-undo-not-callable", "owned-vars-list"],
+    ids=[
+        "class",
+        "no-name",
+        "empty-name",
+        "space",
+        "trailing-dot",
+        "int-name",
+        "no-apply",
+        "no-methods",
+        "undo-not-callable",
+        "needs-undo-not-callable",
+        "owned-vars-list",
+    ],
 )
 def test_malformed_providers_are_refused_and_leave_the_registry_unchanged(provider: Any, message: str) -> None:
     before = ctxsnap.providers()
@@ -379,7 +397,7 @@ def test_a_framework_adapter_loads_once_when_many_threads_capture_at_once() -> N
     A stand-in ``flask`` module and a deliberately slow stand-in adapter (served by an import hook in a fresh
     interpreter) keep this independent of the real Flask adapter.
     """
-    code = r'''
+    code = r"""
 import importlib.abc, importlib.util, sys, threading, time, types
 sys.modules["flask"] = types.ModuleType("flask")
 imports = []
@@ -411,16 +429,20 @@ threads = [threading.Thread(target=capture) for _ in range(8)]
 for t in threads: t.start()
 for t in threads: t.join()
 print(len(imports), sorted(set(seen)))
-'''
+"""
     out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120,
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
         env={"CTXSNAP_DISABLE_ENTRY_POINTS": "1", "PATH": ""},
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "1 [('contextvars', 'flask.app')]"
 
 
-# -- owned variables outlive their provider (issue 11, defect 8) ----------------------------------------------------
+# -- owned variables outlive their provider (issue 11, defect 8) --------------------------------------------------
 
 owned_var: contextvars.ContextVar[list[str]] = contextvars.ContextVar("core_registry_owned")
 

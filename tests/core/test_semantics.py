@@ -32,6 +32,7 @@ def _each_test_starts_from_none() -> Iterator[None]:
     for var, token in reversed(tokens):
         var.reset(token)
 
+
 Result = Callable[[], Any]
 
 
@@ -162,8 +163,16 @@ class ContextThread(Via):
         pass
 
 
-VIAS = [SnapshotRun, SnapshotWrap, ModuleWrap, ContextExecutorSubmit, ContextExecutorMap, DropInSubmit, DropInMap,
-        ContextThread]
+VIAS = [
+    SnapshotRun,
+    SnapshotWrap,
+    ModuleWrap,
+    ContextExecutorSubmit,
+    ContextExecutorMap,
+    DropInSubmit,
+    DropInMap,
+    ContextThread,
+]
 WITH_WORKER = [via for via in VIAS if via.has_worker]
 
 
@@ -351,8 +360,13 @@ def raises(_: object = None) -> None:
 
 @pytest.mark.parametrize(
     "task, fail_in",
-    [(read_then_write, None), (raises, None), (read_then_write, "apply"), (read_then_write, "undo"),
-     (read_then_write, "capture")],
+    [
+        (read_then_write, None),
+        (raises, None),
+        (read_then_write, "apply"),
+        (read_then_write, "undo"),
+        (read_then_write, "capture"),
+    ],
     ids=["normal-task", "raising-task", "raising-apply", "raising-undo", "raising-capture"],
 )
 def test_the_next_plain_task_on_the_worker_sees_nothing_of_the_snapshot(

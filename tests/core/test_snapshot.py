@@ -185,17 +185,15 @@ def test_leaving_the_with_block_seals_the_snapshot_but_wrapped_callables_still_r
         snap.wrap(read)
     with pytest.raises(ctxsnap.SnapshotClosedError, match=r"take a new snapshot with ctxsnap\.capture\(\)"):
         snap.run(read)
-    with pytest.raises(ctxsnap.SnapshotClosedError):
-        with snap:
-            pass
+    with pytest.raises(ctxsnap.SnapshotClosedError), snap:
+        pass
     assert in_fresh_thread(wrapped) == ("inside the block", None)
     assert wrapped() == ("inside the block", None)
 
 
 def test_the_block_seals_also_when_it_raises() -> None:
-    with pytest.raises(KeyError):
-        with ctxsnap.capture() as snap:
-            raise KeyError("inside")
+    with pytest.raises(KeyError), ctxsnap.capture() as snap:
+        raise KeyError("inside")
     with pytest.raises(ctxsnap.SnapshotClosedError):
         snap.run(read)
 
@@ -376,4 +374,3 @@ def test_pickling_is_refused_with_the_reason(protocol: int) -> None:
     snap = ctxsnap.capture()
     with pytest.raises(TypeError, match=r"cannot be pickled: it holds live objects of this process"):
         pickle.dumps(snap, protocol=protocol)
-

@@ -15,6 +15,9 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_paramspec_is_kept_through_wrap_run_and_submit() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "mypy", "--strict", "--no-incremental", "tests/core/check_wrap_types.py"],
-        capture_output=True, text=True, cwd=ROOT, timeout=600,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=600,
     )
     assert result.returncode == 0, result.stdout + result.stderr

@@ -77,9 +77,7 @@ def test_fanout_workers_all_see_their_request(ctxsnap_url: str) -> None:
     body = _get(ctxsnap_url, "/fanout?n=6", "req-fanout-1")
 
     assert len(body["workers"]) == 6
-    assert all(
-        (w["g"], w["var"], w["header"]) == ("req-fanout-1",) * 3 for w in body["workers"]
-    ), body["workers"]
+    assert all((w["g"], w["var"], w["header"]) == ("req-fanout-1",) * 3 for w in body["workers"]), body["workers"]
 
 
 def test_fanout_without_ctxsnap_sees_nothing(plain_url: str) -> None:

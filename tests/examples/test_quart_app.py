@@ -28,7 +28,6 @@ from tests.support import TIMEOUT
 pytestmark = pytest.mark.quart
 
 
-
 @pytest.fixture(scope="module")
 def quart_app() -> ModuleType:
     from examples import quart_app
@@ -67,6 +66,7 @@ def _sees(worker: dict[str, Any], request_id: str) -> bool:
 
 # -- GET / -------------------------------------------------------------------------------------------------------
 
+
 def test_the_to_thread_worker_and_the_thread_see_g_contextvar_and_header(ctxsnap_url: str) -> None:
     body = _get(ctxsnap_url, "/", "req-index-1")
     assert body["request_id"] == "req-index-1"
@@ -89,6 +89,7 @@ def test_without_ctxsnap_quarts_run_sync_shares_g_and_a_plain_thread_sees_nothin
 
 
 # -- GET /fanout --------------------------------------------------------------------------------------------------
+
 
 def test_concurrent_clients_fanning_out_never_see_another_requests_id(ctxsnap_url: str) -> None:
     clients, requests_each, fanout = 6, 4, 4
@@ -132,6 +133,7 @@ def test_fanout_refuses_a_bad_n_and_says_what_it_takes(ctxsnap_url: str, n: str)
 
 
 # -- websocket /ws ------------------------------------------------------------------------------------------------
+
 
 def test_a_websocket_message_is_seen_by_the_handlers_to_thread_workers(
     quart_app: ModuleType, ctxsnap_url: str
@@ -184,6 +186,7 @@ def test_concurrent_websocket_clients_never_see_another_clients_id(
 
 
 # -- the server itself --------------------------------------------------------------------------------------------
+
 
 def test_serve_binds_loopback_on_an_ephemeral_port_and_shuts_down_cleanly(quart_app: ModuleType) -> None:
     threads_before = set(threading.enumerate())

@@ -1,4 +1,4 @@
-"""One coexistence scenario of ``ctxsnap.instrument()`` with a real thread instrumentation, in a process of its own.
+"""One coexistence scenario of ``ctxsnap.instrument()`` with a real thread instrumentation, in its own process.
 
 ``python tests/interop/coexistence.py TOOL ORDER REMOVED`` installs TOOL (``otel``: OpenTelemetry's
 ThreadingInstrumentor; ``sentry``: sentry-sdk's ThreadingIntegration, no DSN) and ctxsnap in ORDER

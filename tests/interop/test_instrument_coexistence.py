@@ -58,7 +58,9 @@ def test_removing_the_tool_leaves_ctxsnap_working(tool: str, order: str) -> None
 
 @pytest.mark.parametrize("order", ["tool-first", "ctxsnap-first"])
 @pytest.mark.parametrize("tool", ["otel", "sentry"])
-def test_uninstrumenting_ctxsnap_leaves_the_tool_working_and_ctxsnaps_wrappers_inert(tool: str, order: str) -> None:
+def test_uninstrumenting_ctxsnap_leaves_the_tool_working_and_ctxsnaps_wrappers_inert(
+    tool: str, order: str
+) -> None:
     report = scenario(tool, order, removed="ctxsnap")
     assert report["instrumentation"] == []
     nothing = {"tool": True, "path": None, "user": None, "private_g": False}

@@ -42,7 +42,9 @@ def tracing() -> Iterator[tuple[Any, Any]]:
     provider.shutdown()
 
 
-def _traced_app(tracer: Any, pool: concurrent.futures.Executor, thread_class: type[threading.Thread]) -> flask.Flask:
+def _traced_app(
+    tracer: Any, pool: concurrent.futures.Executor, thread_class: type[threading.Thread]
+) -> flask.Flask:
     from opentelemetry import context as otel_context
     from opentelemetry import trace
 

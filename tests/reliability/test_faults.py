@@ -140,7 +140,7 @@ def test_provider_failing_in_undo_still_lets_every_other_undo_run(worker: Worker
 
 
 def test_provider_raising_a_base_exception_in_undo_still_lets_every_other_undo_run(worker: WorkerProbe) -> None:
-    """An interrupt from one undo (a teardown function calling sys.exit) must not leave the others' state pushed."""
+    """An interrupt from one undo (a teardown calling sys.exit) must not leave the others' state pushed."""
 
     class AbortsInUndo(RaisesIn):
         def undo(self, state: object, token: Any, exc: BaseException | None) -> None:
@@ -393,9 +393,8 @@ def test_provider_failing_in_capture_leaves_the_request_as_it_was() -> None:
     with app.test_request_context("/"):
         flask.g.request_id = "parent"
         g_before = flask.g._get_current_object()  # type: ignore[attr-defined]
-        with registered(RaisesIn("test.capture", "capture")):
-            with pytest.raises(ctxsnap.ProviderError):
-                ctxsnap.capture()
+        with registered(RaisesIn("test.capture", "capture")), pytest.raises(ctxsnap.ProviderError):
+            ctxsnap.capture()
         assert flask.g._get_current_object() is g_before  # type: ignore[attr-defined]
         assert vars(flask.g) == {"request_id": "parent"}
         assert flask.has_request_context()

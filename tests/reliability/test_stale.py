@@ -51,9 +51,8 @@ def test_close_seals_a_snapshot_taken_without_a_with_block() -> None:
         snap.run(_reads)
     # Closing it again is harmless; entering it again is the reuse that sealing refuses.
     snap.close()
-    with pytest.raises(ctxsnap.SnapshotClosedError):
-        with snap:
-            pass
+    with pytest.raises(ctxsnap.SnapshotClosedError), snap:
+        pass
     assert snap.sealed
 
 
@@ -97,7 +96,7 @@ def test_a_kept_snapshot_never_leaks_into_later_requests_on_a_shared_pool() -> N
                 seen += list(pool.map(lambda _: identity(), range(4)))
                 seen.append(ctxsnap.wrap(identity)())
                 from_thread: list[dict[str, Any]] = []
-                thread = ctxsnap.Thread(target=lambda: from_thread.append(identity()))
+                thread = ctxsnap.Thread(target=lambda sink=from_thread: sink.append(identity()))
                 thread.start()
                 thread.join(timeout=30)
                 seen += from_thread

@@ -225,7 +225,7 @@ class SnapshotMachine(RuleBasedStateMachine):
                 job.release.set()
             for worker in self.workers:
                 worker.shutdown(wait=True)
-            for var, token in zip(VARIABLES, self.tokens):
+            for var, token in zip(VARIABLES, self.tokens, strict=False):
                 var.reset(token)
             self.request_context.pop()
 

@@ -45,9 +45,7 @@ SUBSTITUTIONS: dict[str, Substitution] = {
     ),
     # Quart's sdist ships no tests: this suite runs from a checkout of its repository (run.py --source), by
     # hand, and its result is recorded in docs/async.md. quart.app imports run_sync by name.
-    "quart": Substitution(
-        "ctxsnap_substitution:quart_run_sync", ("quart.utils:run_sync", "quart.app:run_sync")
-    ),
+    "quart": Substitution("ctxsnap_substitution:quart_run_sync", ("quart.utils:run_sync", "quart.app:run_sync")),
 }
 
 #: The ``g`` policy of :func:`quart_run_sync` (``--ctxsnap-quart-g``).
@@ -74,6 +72,7 @@ def quart_run_sync(func: Callable[..., Any]) -> Callable[..., Coroutine[None, No
 
     _wrapper._quart_async_wrapper = True
     return _wrapper
+
 
 #: Upstream's own skips and expected failures, which have nothing to do with the substituted function. They are
 #: deselected, not run, because the matrix treats a skip as a failure. Each entry must match a collected test:
@@ -107,6 +106,7 @@ UPSTREAM_SKIPS: dict[str, dict[str, str]] = {
     "flask": {},
     "quart": {},
 }
+
 
 def _resolve(spelling: str) -> tuple[Any, str]:
     module_name, attribute = spelling.split(":")
@@ -173,9 +173,7 @@ class SubstitutionPlugin:
         target = " and ".join(SUBSTITUTIONS[self.suite].targets)
         replacement = SUBSTITUTIONS[self.suite].replacement
         terminalreporter.write_sep("-", f"ctxsnap substituted for {target}")
-        terminalreporter.write_line(
-            f"{replacement} ran {calls} time(s), called by {len(self.calls)} test(s)"
-        )
+        terminalreporter.write_line(f"{replacement} ran {calls} time(s), called by {len(self.calls)} test(s)")
         for problem in self.problems:
             terminalreporter.write_line(f"FAILURE: {problem}", red=True)
 
@@ -202,7 +200,6 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         action="store_true",
         help="the suite's whole selection runs: every test UPSTREAM_SKIPS lists must be collected",
     )
-
 
     parser.addoption(
         "--ctxsnap-quart-g",

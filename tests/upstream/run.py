@@ -64,8 +64,21 @@ def sdist(distribution: str, version: str) -> Path:
     CACHE.mkdir(parents=True, exist_ok=True)
     # --no-build-isolation: pip reads the sdist's metadata with the build backends the cell installs, instead
     # of downloading them into a fresh environment for every sdist (about a minute for anyio's setuptools-scm).
-    command = [sys.executable, "-m", "pip", "download", "--disable-pip-version-check", "-q", "--no-deps",
-               "--no-binary", ":all:", "--no-build-isolation", "-d", str(CACHE), f"{distribution}=={version}"]
+    command = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--disable-pip-version-check",
+        "-q",
+        "--no-deps",
+        "--no-binary",
+        ":all:",
+        "--no-build-isolation",
+        "-d",
+        str(CACHE),
+        f"{distribution}=={version}",
+    ]
     subprocess.run(command, check=True)
     found = sorted(CACHE.glob(f"{stem}.tar.gz"))
     if not found:
@@ -77,8 +90,10 @@ def unpack(archive: Path, into: Path) -> Path:
     """Unpack only the test tree and the project's pytest configuration; return the unpacked project root."""
     with tarfile.open(archive) as tar:
         members = [
-            m for m in tar.getmembers()
-            if (m.isfile() or m.isdir()) and len(Path(m.name).parts) >= 2
+            m
+            for m in tar.getmembers()
+            if (m.isfile() or m.isdir())
+            and len(Path(m.name).parts) >= 2
             and (Path(m.name).parts[1] == "tests" or Path(m.name).parts[1:] == ("pyproject.toml",))
         ]
         tar.extractall(into, members=members, filter="data")
@@ -111,13 +126,25 @@ def run_suite(suite: Suite, workdir: Path, pytest_args: list[str], source: Path 
     narrowed = not files or any(arg.startswith(("-k", "-m", "--deselect")) for arg in pytest_args)
     whole_run = [] if narrowed else ["--ctxsnap-whole-run"]
     command = [
-        sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "ctxsnap_substitution",
-        f"--ctxsnap-substitute={suite.name}", *whole_run, f"--rootdir={project}", "-c",
-        str(project / "pyproject.toml"), f"--junitxml={report}", "-o", f"junit_suite_name=upstream-{suite.name}",
-        *files, *pytest_args,
+        sys.executable,
+        "-m",
+        "pytest",
+        "-p",
+        "no:cacheprovider",
+        "-p",
+        "ctxsnap_substitution",
+        f"--ctxsnap-substitute={suite.name}",
+        *whole_run,
+        f"--rootdir={project}",
+        "-c",
+        str(project / "pyproject.toml"),
+        f"--junitxml={report}",
+        "-o",
+        f"junit_suite_name=upstream-{suite.name}",
+        *files,
+        *pytest_args,
     ]
-    print(f"[upstream] {suite.distribution} {version} from {origin}: pytest {' '.join(command[3:])}",
-          flush=True)
+    print(f"[upstream] {suite.distribution} {version} from {origin}: pytest {' '.join(command[3:])}", flush=True)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(HERE), os.environ.get("PYTHONPATH")]))}
     code = subprocess.run(command, cwd=project, env=env).returncode
     return code, report
@@ -135,8 +162,12 @@ def merge(reports: list[Path], target: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="tests/upstream/run.py", description=__doc__.splitlines()[0])
-    parser.add_argument("--suite", action="append", choices=[s.name for s in SUITES],
-                        help="run only this suite (repeatable); default: all")
+    parser.add_argument(
+        "--suite",
+        action="append",
+        choices=[s.name for s in SUITES],
+        help="run only this suite (repeatable); default: all",
+    )
     parser.add_argument("--junitxml", type=Path, help="write the merged JUnit report here")
     parser.add_argument("--source", type=Path, help="run the one --suite from this unpacked project tree")
     args, pytest_args = parser.parse_known_args(argv)
@@ -150,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
             merge([report for _, report in results], args.junitxml)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    failed = [suite.name for suite, (code, _) in zip(suites, results) if code != 0]
+    failed = [suite.name for suite, (code, _) in zip(suites, results, strict=False) if code != 0]
     if failed:
         print(f"[upstream] failed: {', '.join(failed)}", flush=True)
     # pytest's own exit codes: 5 (nothing collected) counts as a failure, like every other non-zero code.

@@ -151,8 +151,9 @@ def instrumented(
     """``instrument(...)`` for the block, then back to exactly the settings before it (for tests)."""
     with _state.lock:
         previous = _state.current
-        instrument(threads=threads, executors=executors, asyncio=asyncio, anyio=anyio, include=include,
-                   exclude=exclude)
+        instrument(
+            threads=threads, executors=executors, asyncio=asyncio, anyio=anyio, include=include, exclude=exclude
+        )
     try:
         yield
     finally:

@@ -62,8 +62,13 @@ def _asyncio_targets() -> list[Target]:
     import asyncio.threads
 
     return [
-        Target("asyncio", asyncio.base_events.BaseEventLoop, "run_in_executor",
-               "asyncio.BaseEventLoop.run_in_executor", _stdlib.wrap_run_in_executor),
+        Target(
+            "asyncio",
+            asyncio.base_events.BaseEventLoop,
+            "run_in_executor",
+            "asyncio.BaseEventLoop.run_in_executor",
+            _stdlib.wrap_run_in_executor,
+        ),
         # Both names: ``asyncio.to_thread`` is re-exported from ``asyncio.threads``.
         Target("asyncio", asyncio.threads, "to_thread", "asyncio.threads.to_thread", _stdlib.wrap_to_thread),
         Target("asyncio", asyncio, "to_thread", "asyncio.to_thread", _stdlib.wrap_to_thread),

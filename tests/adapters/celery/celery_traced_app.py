@@ -20,16 +20,22 @@ QUEUE = "ctxsnap-traced"
 URL = os.environ.get("CTXSNAP_REDIS_URL", "memory://")
 
 app = celery.Celery("ctxsnap_traced", broker=URL, backend=URL if URL != "memory://" else None)
-app.conf.update(task_serializer="json", result_serializer="json", accept_content=["json"],
-                broker_connection_retry_on_startup=True, worker_hijack_root_logger=False,
-                task_default_queue=QUEUE, worker_prefetch_multiplier=1)
+app.conf.update(
+    task_serializer="json",
+    result_serializer="json",
+    accept_content=["json"],
+    broker_connection_retry_on_startup=True,
+    worker_hijack_root_logger=False,
+    task_default_queue=QUEUE,
+    worker_prefetch_multiplier=1,
+)
 install(app, support.CARRIER)
 
 _instrumented = False
 
 
 def instrument() -> None:
-    """OpenTelemetry (SDK tracer provider + CeleryInstrumentor) and Sentry (CeleryIntegration), once per process."""
+    """OpenTelemetry (SDK tracer provider, CeleryInstrumentor) and Sentry (CeleryIntegration), once per process."""
     global _instrumented
     if _instrumented:
         return
@@ -47,8 +53,13 @@ def instrument() -> None:
 
     trace.set_tracer_provider(TracerProvider())
     CeleryInstrumentor().instrument()
-    sentry_sdk.init(dsn="http://public@127.0.0.1:9/1", transport=DropEverything, traces_sample_rate=1.0,
-                    integrations=[CeleryIntegration()], default_integrations=False)
+    sentry_sdk.init(
+        dsn="http://public@127.0.0.1:9/1",
+        transport=DropEverything,
+        traces_sample_rate=1.0,
+        integrations=[CeleryIntegration()],
+        default_integrations=False,
+    )
 
 
 @worker_process_init.connect

@@ -20,7 +20,6 @@ from tests.support import TIMEOUT
 pytestmark = pytest.mark.celery
 
 
-
 def in_request(fn: Any, request_id: str = "req-1", **values: Any) -> Any:
     """Call ``fn()`` inside a Flask request, after the handler-like set-up, in a fresh context."""
 
@@ -44,7 +43,9 @@ def test_task_sees_exactly_the_declared_values(celery_worker: Any, celery_app: A
 def test_nothing_leaks_to_the_next_task(celery_worker: Any, celery_app: Any) -> None:
     """A task that sets everything, then tasks without values and a carrier-less task, on every worker slot."""
     slots = 1 if celery_worker.pool == "solo" else 4
-    polluted = [in_request(lambda n=n: celery_app.observe_then_pollute.delay(), f"req-p{n}") for n in range(slots * 3)]
+    polluted = [
+        in_request(lambda n=n: celery_app.observe_then_pollute.delay(), f"req-p{n}") for n in range(slots * 3)
+    ]
     assert [support.view(p.get(timeout=TIMEOUT)) for p in polluted] == [
         support.declared_view(f"req-p{n}") for n in range(slots * 3)
     ]
@@ -110,9 +111,9 @@ def test_delay_inside_a_task_forwards_the_current_values(celery_worker: Any, cel
 
 def test_explicit_headers_win(celery_worker: Any, celery_app: Any) -> None:
     other = in_request(lambda: support.CARRIER.export(), "req-explicit")
-    seen = in_request(
-        lambda: celery_app.observe.apply_async(headers={"ctxsnap": str(other)}), "req-ignored"
-    ).get(timeout=TIMEOUT)
+    seen = in_request(lambda: celery_app.observe.apply_async(headers={"ctxsnap": str(other)}), "req-ignored").get(
+        timeout=TIMEOUT
+    )
     assert seen["request_id"] == "req-explicit"
 
 
@@ -167,9 +168,12 @@ def test_tampered_payload_does_not_run(celery_worker: Any, celery_app: Any) -> N
         with pytest.raises(ctxsnap.PayloadError, match=message):
             result.get(timeout=TIMEOUT)
     # An unsigned carrier ignores a signature it cannot check; a signed one refuses it (tests/core).
-    assert support.view(celery_app.observe.apply_async(headers={"ctxsnap": forged}).get(timeout=TIMEOUT))[
-        "request_id"
-    ] == "x"
+    assert (
+        support.view(celery_app.observe.apply_async(headers={"ctxsnap": forged}).get(timeout=TIMEOUT))[
+            "request_id"
+        ]
+        == "x"
+    )
 
 
 def test_install_is_checked(celery_app: Any) -> None:
@@ -180,14 +184,26 @@ def test_install_is_checked(celery_app: Any) -> None:
     late = celery.Celery("late")
     late.finalize()
     refusals: list[tuple[type[Exception], str, Any]] = [
-        (ValueError, r"already installed on the Celery app .*\. Call install\(\) once",
-         lambda: install(celery_app.app, support.CARRIER)),
-        (TypeError, r"takes a ctxsnap\.Carrier, got str\. Declare what crosses",
-         lambda: install(celery.Celery("x"), "carrier")),  # type: ignore[arg-type]
-        (TypeError, r"takes a celery\.Celery app, got object\. Pass the app itself",
-         lambda: install(object(), support.CARRIER)),
-        (RuntimeError, r"after the Celery app 'late' created its tasks\. .*before defining tasks",
-         lambda: install(late, support.CARRIER)),
+        (
+            ValueError,
+            r"already installed on the Celery app .*\. Call install\(\) once",
+            lambda: install(celery_app.app, support.CARRIER),
+        ),
+        (
+            TypeError,
+            r"takes a ctxsnap\.Carrier, got str\. Declare what crosses",
+            lambda: install(celery.Celery("x"), "carrier"),
+        ),  # type: ignore[arg-type]
+        (
+            TypeError,
+            r"takes a celery\.Celery app, got object\. Pass the app itself",
+            lambda: install(object(), support.CARRIER),
+        ),
+        (
+            RuntimeError,
+            r"after the Celery app 'late' created its tasks\. .*before defining tasks",
+            lambda: install(late, support.CARRIER),
+        ),
     ]
     for error, key_words, call in refusals:
         with pytest.raises(error, match=key_words) as caught:

@@ -19,7 +19,6 @@ from tests.support import TIMEOUT
 pytestmark = pytest.mark.celery
 
 
-
 @pytest.fixture(scope="module")
 def traced(celery_app: Any) -> Any:
     # celery_app first: it sets CTXSNAP_REDIS_URL, which this app reads at import.
@@ -32,8 +31,13 @@ def traced(celery_app: Any) -> Any:
 @pytest.fixture(scope="module", params=["threads", "prefork", "solo"])
 def traced_worker(request: pytest.FixtureRequest, traced: Any, redis_url: str) -> Iterator[Worker]:
     pool = str(request.param)
-    running = Worker(pool, 1 if pool == "solo" else 2, redis_url, traced.QUEUE,
-                     app_module="tests.adapters.celery.celery_traced_app")
+    running = Worker(
+        pool,
+        1 if pool == "solo" else 2,
+        redis_url,
+        traced.QUEUE,
+        app_module="tests.adapters.celery.celery_traced_app",
+    )
     try:
         try:
             contextvars.Context().run(traced.observe.delay).get(timeout=90)

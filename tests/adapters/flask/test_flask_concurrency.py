@@ -85,7 +85,9 @@ def test_the_ctxsnap_pool_map_in_a_view(app: flask.Flask) -> None:
     assert {(r["user"], r["path"], r["var"]) for r in results} == {("bob", "/fan", "req-3")}
 
 
-def test_teardown_mode_runs_concurrently_too(app: flask.Flask, pool: ThreadPoolExecutor, lifecycle: Lifecycle) -> None:
+def test_teardown_mode_runs_concurrently_too(
+    app: flask.Flask, pool: ThreadPoolExecutor, lifecycle: Lifecycle
+) -> None:
     barrier = threading.Barrier(WORKERS)
     with app.test_request_context("/report"):
         flask.g.user = "ann"

@@ -137,7 +137,10 @@ def _selection_probe() -> dict[str, Any]:
     [
         ({}, {"app": True, "request": True, "g": "ann", "path": "/p", "var": "req-2"}),
         ({"exclude": "flask"}, {"app": False, "request": False, "g": None, "path": None, "var": "req-2"}),
-        ({"exclude": ["flask.request"]}, {"app": True, "request": False, "g": "ann", "path": None, "var": "req-2"}),
+        (
+            {"exclude": ["flask.request"]},
+            {"app": True, "request": False, "g": "ann", "path": None, "var": "req-2"},
+        ),
         # Where the request lives in the app context (Flask 3.2), a request brings an app context of its own, with
         # an empty g: the parent's g stays behind with flask.app.
         (
@@ -148,7 +151,15 @@ def _selection_probe() -> dict[str, Any]:
         ({"include": "flask.app"}, {"app": True, "request": False, "g": "ann", "path": None, "var": None}),
         ({"include": [request_id]}, {"app": False, "request": False, "g": None, "path": None, "var": "req-2"}),
     ],
-    ids=["default", "exclude-flask", "exclude-request", "exclude-app", "include-flask", "include-app", "include-var"],
+    ids=[
+        "default",
+        "exclude-flask",
+        "exclude-request",
+        "exclude-app",
+        "include-flask",
+        "include-app",
+        "include-var",
+    ],
 )
 def test_include_and_exclude(
     app: flask.Flask, pool: ThreadPoolExecutor, selection: dict[str, Any], expected: dict[str, Any]
@@ -174,7 +185,7 @@ def test_snapshot_names_the_flask_providers_that_captured(app: flask.Flask) -> N
             assert "s3cr3t" not in repr(snapshot)
 
 
-# -- a built-in provider unregistered or replaced (issue 11, defect 8) ---------------------------------------------
+# -- a built-in provider unregistered or replaced (issue 11, defect 8) --------------------------------------------
 # Without the app provider the app context's variable used to travel through the plain ContextVar copy: the
 # worker held the request's own app context, and its g writes landed in the request's g.
 

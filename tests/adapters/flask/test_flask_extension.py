@@ -63,7 +63,11 @@ def test_without_the_extension_the_config_keys_are_not_read(app: flask.Flask, po
     [
         ({"CTXSNAP_G": "deep"}, ValueError, r"Unknown g policy 'deep'.*must be 'copy' \(the default\) or 'share'"),
         ({"CTXSNAP_TEARDOWN": "yes"}, TypeError, r"teardown got 'yes'.*must be True or False"),
-        ({"CTXSNAP_G": "share", "CTXSNAP_TEARDOWN": True}, ValueError, r"g='share' cannot be combined with teardown"),
+        (
+            {"CTXSNAP_G": "share", "CTXSNAP_TEARDOWN": True},
+            ValueError,
+            r"g='share' cannot be combined with teardown",
+        ),
     ],
 )
 def test_bad_config_fails_at_init_app(
@@ -81,9 +85,11 @@ def test_bad_config_set_after_init_app_fails_at_capture_naming_the_provider(app:
     ctxsnap_flask.CtxSnap(app)
     app.config["CTXSNAP_G"] = "deep"
 
-    with app.test_request_context("/"):
-        with pytest.raises(ctxsnap.ProviderError, match="'flask.app' failed during capture") as caught:
-            ctxsnap.capture()
+    with (
+        app.test_request_context("/"),
+        pytest.raises(ctxsnap.ProviderError, match="'flask.app' failed during capture") as caught,
+    ):
+        ctxsnap.capture()
     assert isinstance(caught.value.__cause__, ValueError)
     assert "Unknown g policy 'deep'" in str(caught.value)
 
@@ -99,9 +105,8 @@ def test_bad_config_set_after_init_app_fails_at_capture_naming_the_provider(app:
 def test_bad_capture_arguments(
     app: flask.Flask, arguments: dict[str, Any], error: type[Exception], message: str
 ) -> None:
-    with app.test_request_context("/"):
-        with pytest.raises(error, match=message):
-            ctxsnap_flask.capture(**arguments)
+    with app.test_request_context("/"), pytest.raises(error, match=message):
+        ctxsnap_flask.capture(**arguments)
 
 
 def test_capture_teardown_over_a_shared_g_in_the_config_is_refused(app: flask.Flask) -> None:
@@ -111,7 +116,11 @@ def test_capture_teardown_over_a_shared_g_in_the_config_is_refused(app: flask.Fl
     with app.test_request_context("/"):
         with pytest.raises(ctxsnap.ProviderError, match="g='share' cannot be combined with teardown"):
             ctxsnap_flask.capture(teardown=True)
-        assert ctxsnap_flask.capture(g="copy", teardown=True).providers == ("contextvars", "flask.app", "flask.request")
+        assert ctxsnap_flask.capture(g="copy", teardown=True).providers == (
+            "contextvars",
+            "flask.app",
+            "flask.request",
+        )
 
 
 def test_init_app_rejects_what_is_not_an_app() -> None:
@@ -133,9 +142,8 @@ def test_the_drop_in_needs_a_request_context_like_flasks(app: flask.Flask) -> No
 
     with pytest.raises(RuntimeError, match="was called outside a request context"):
         ctxsnap_flask.copy_current_request_context(job)
-    with app.app_context():
-        with pytest.raises(RuntimeError, match="use ctxsnap.wrap"):
-            ctxsnap_flask.copy_current_request_context(job)
+    with app.app_context(), pytest.raises(RuntimeError, match="use ctxsnap.wrap"):
+        ctxsnap_flask.copy_current_request_context(job)
 
 
 def test_the_drop_in_keeps_the_signature_and_always_copies_g(app: flask.Flask, pool: ThreadPoolExecutor) -> None:
@@ -212,15 +220,16 @@ def test_the_drop_in_runs_an_async_function_through_ensure_sync_like_flasks(
 def test_the_drop_in_names_itself_when_refusing_what_it_cannot_run(
     app: flask.Flask, argument: Any, message: str
 ) -> None:
-    with app.test_request_context("/"):
-        with pytest.raises(TypeError, match=message):
-            ctxsnap_flask.copy_current_request_context(argument)
+    with app.test_request_context("/"), pytest.raises(TypeError, match=message):
+        ctxsnap_flask.copy_current_request_context(argument)
 
 
 def test_the_drop_in_names_itself_when_refusing_an_async_generator(app: flask.Flask) -> None:
     async def stream() -> Any:
         yield 1
 
-    with app.test_request_context("/"):
-        with pytest.raises(TypeError, match=r"^copy_current_request_context\(\) got the async callable"):
-            ctxsnap_flask.copy_current_request_context(stream)
+    with (
+        app.test_request_context("/"),
+        pytest.raises(TypeError, match=r"^copy_current_request_context\(\) got the async callable"),
+    ):
+        ctxsnap_flask.copy_current_request_context(stream)

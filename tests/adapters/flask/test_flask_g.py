@@ -1,4 +1,4 @@
-"""``g`` in the worker: a private shallow copy by default (pallets/flask#3306), the parent's own ``g`` by opt-in."""
+"""``g`` in the worker: a private shallow copy by default (pallets/flask#3306), the parent's ``g`` by opt-in."""
 
 from __future__ import annotations
 

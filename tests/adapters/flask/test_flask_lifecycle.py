@@ -241,9 +241,7 @@ def test_after_this_request_in_a_worker_is_refused_and_the_response_is_untouched
     assert "Register the callback in the view" in str(errors[0])
 
 
-def test_teardown_mode_hands_the_tasks_exception_to_teardown(
-    app: flask.Flask, pool: ThreadPoolExecutor
-) -> None:
+def test_teardown_mode_hands_the_tasks_exception_to_teardown(app: flask.Flask, pool: ThreadPoolExecutor) -> None:
     seen: list[BaseException | None] = []
     app.teardown_appcontext(seen.append)
 
@@ -282,7 +280,14 @@ def test_a_worker_that_starts_after_its_request_ended(app: flask.Flask, pool: Th
     assert app.test_client().get("/search?q=cats").get_data(as_text=True) == "queued"
     assert not flask.has_request_context()
 
-    expected = {"user": "ann", "path": "/search", "arg": "cats", "app": app.name, "var": "req-6", "url": "/items/7"}
+    expected = {
+        "user": "ann",
+        "path": "/search",
+        "arg": "cats",
+        "app": app.name,
+        "var": "req-6",
+        "url": "/items/7",
+    }
     assert pool.submit(later[0]).result(TIMEOUT) == expected
     results: list[dict[str, Any]] = []
     thread = threading.Thread(target=lambda: results.append(later[0]()))

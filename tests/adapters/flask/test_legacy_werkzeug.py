@@ -34,7 +34,7 @@ def test_the_adapter_detects_how_this_werkzeug_keeps_contexts() -> None:
         expected = "contextvars"
     else:  # Flask main (3.2.0.dev): the request context merged into the app context, pallets/flask#5812
         expected = "contextvars-merged"
-    assert flask_providers.LAYOUT == expected
+    assert expected == flask_providers.LAYOUT
     cell = os.environ.get("CTXSNAP_CELL")
     if cell is not None:  # under dev.py: the legacy cell really runs the legacy Werkzeug
         assert PER_THREAD is cell.endswith("werkzeug-1.0")
@@ -88,9 +88,8 @@ def test_the_drop_in_and_the_extension(app: flask.Flask, pool: ThreadPoolExecuto
         with pytest.raises(RuntimeError, match=UPGRADE):
             ctxsnap_flask.CtxSnap(app)
         assert "ctxsnap" not in app.extensions
-        with app.test_request_context("/"):
-            with pytest.raises(RuntimeError, match=UPGRADE):
-                ctxsnap_flask.copy_current_request_context(_carried)
+        with app.test_request_context("/"), pytest.raises(RuntimeError, match=UPGRADE):
+            ctxsnap_flask.copy_current_request_context(_carried)
     else:
         ctxsnap_flask.CtxSnap(app)
         with app.test_request_context("/"):

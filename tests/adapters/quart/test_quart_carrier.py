@@ -46,6 +46,11 @@ def test_g_crosses_into_the_carriers_quart_app(app: Any) -> None:
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         seen = pool.submit(carrier.run, payload, probe).result(30)
         after = pool.submit(probe).result(30)
-    assert seen == {"request_id": "q-1", "user_id": 7, "undeclared": None, "app": "quart_carrier_worker",
-                    "request": False}
+    assert seen == {
+        "request_id": "q-1",
+        "user_id": 7,
+        "undeclared": None,
+        "app": "quart_carrier_worker",
+        "request": False,
+    }
     assert after == {"request_id": None, "user_id": None, "undeclared": None, "app": None, "request": False}

@@ -39,6 +39,7 @@ def _in_thread(fn: Any) -> tuple[Any, int]:
 
 # -- the extension ----------------------------------------------------------------------------------------------
 
+
 def test_the_extension_registers_itself_and_fills_in_the_defaults(app: Any) -> None:
     from ctxsnap.adapters.quart import CtxSnap
 
@@ -97,6 +98,7 @@ def test_a_setting_changed_on_a_running_app_to_a_bad_value_fails_the_capture_nam
 
 
 # -- the g policy -------------------------------------------------------------------------------------------------
+
 
 def _g_after_child_write(app: Any, **capture_options: Any) -> tuple[Any, Any]:
     import quart
@@ -202,6 +204,7 @@ def test_the_override_is_not_inherited_by_a_capture_made_inside_the_child(app: A
 
 
 # -- teardown mode ----------------------------------------------------------------------------------------------
+
 
 def _teardown_app(app: Any, lifecycle: Lifecycle) -> None:
     import quart

@@ -229,10 +229,10 @@ def test_the_adapter_detects_where_this_quart_keeps_its_contexts() -> None:
     from ctxsnap.providers import quart as provider
 
     release = tuple(int(part) for part in importlib.metadata.version("quart").split(".")[:2])
-    assert provider.LAYOUT == ("contextvars-merged" if release >= (0, 23) else "contextvars")
+    assert ("contextvars-merged" if release >= (0, 23) else "contextvars") == provider.LAYOUT
 
 
-# -- after_this_request / after_this_websocket in a worker (issue 11, defect 9) -------------------------------------
+# -- after_this_request / after_this_websocket in a worker (issue 11, defect 9) -----------------------------------
 
 
 def test_after_this_request_in_a_worker_is_refused_and_the_response_is_untouched(app: Any) -> None:
@@ -294,7 +294,7 @@ def test_after_this_websocket_in_a_worker_is_refused(app: Any) -> None:
     assert len(errors) == 1 and "cannot be used in a ctxsnap worker" in errors[0]
 
 
-# -- quart.app unregistered or replaced (issue 11, defect 8) -------------------------------------------------------
+# -- quart.app unregistered or replaced (issue 11, defect 8) ------------------------------------------------------
 
 
 class _NothingCaptured(ctxsnap.Provider):
@@ -350,6 +350,6 @@ def test_without_the_app_provider_the_worker_never_shares_the_parents_g(app: Any
         results = run(main())
     finally:
         _register_again(registered)
-    for (workers_g, parents_g, _), parents_user in zip(results, ["cli", "alice"]):
+    for (workers_g, parents_g, _), parents_user in zip(results, ["cli", "alice"], strict=False):
         assert workers_g is not parents_g
         assert _ == parents_user

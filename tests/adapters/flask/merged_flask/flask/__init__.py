@@ -10,7 +10,8 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from .ctx import (
     AppContext,
@@ -20,7 +21,8 @@ from .ctx import (
     has_app_context,
     has_request_context,
 )
-from .globals import _cv_app, current_app, g, request, session
+from .globals import _cv_app as _cv_app  # re-exported: Flask main's __init__ imports it too
+from .globals import current_app, g, request, session
 
 __all__ = [
     "AppContext",
@@ -77,7 +79,9 @@ class Flask:
         self.teardown_request_funcs: list[Callable[[BaseException | None], None]] = []
         self.teardown_appcontext_funcs: list[Callable[[BaseException | None], None]] = []
 
-    def teardown_request(self, f: Callable[[BaseException | None], None]) -> Callable[[BaseException | None], None]:
+    def teardown_request(
+        self, f: Callable[[BaseException | None], None]
+    ) -> Callable[[BaseException | None], None]:
         self.teardown_request_funcs.append(f)
         return f
 

@@ -11,8 +11,9 @@ touch them.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import update_wrapper
-from typing import Any, Callable
+from typing import Any
 
 from .globals import _cv_app
 
