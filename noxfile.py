@@ -115,7 +115,7 @@ def run_tests(
         command = ["python", *cell.script, f"--junitxml={report}", *extra]
     else:
         command = ["python", "-m", "pytest", "-p", "no:cacheprovider", "-m", cell.markers, f"--junitxml={report}"]
-        command += [*cell.paths, *extra]
+        command += [*matrix.own_paths(cell, extra), *extra]
     last = matrix.last_time(cell.name, "tests")
     # Only a full run of the cell is an estimate for the next one; -k or a path narrows it.
     estimate = "" if extra else f" (~{matrix.duration(last)} last time)" if last else " (first timed run)"
@@ -193,7 +193,7 @@ def run_matrix(session: nox.Session) -> None:
     try:
         cells = [matrix.cell_named(name) for name in args.cell] or matrix.CELLS
     except KeyError as exc:
-        session.error(f"{exc.args[0]} (python3 dev.py cells lists them)")
+        session.error(exc.args[0])
     print(matrix.plan(cells, narrowed=bool(args.pytest_args)), flush=True)
     for number, cell in enumerate(cells, 1):
         POSITION[cell.name] = f"cell {number}/{len(cells)}"

@@ -115,3 +115,10 @@ def test_a_cell_selecting_quart_tests_that_runs_none_is_not_green(tmp_path: Path
     assert outcome.problems() == ["its marker expression selects Quart tests, but none ran: a failure"]
     outcome.quart_expected = False  # a cell that says "not quart", or a run narrowed on purpose
     assert outcome.ok
+
+
+def test_a_path_after_the_double_dash_narrows_the_cell_to_it() -> None:
+    # `dev.py test --cell X -- tests/core` runs tests/core only, not the cell's `tests` with tests/core again.
+    assert matrix.own_paths(matrix.MAIN, ["tests/core", "-q"]) == []
+    assert matrix.own_paths(matrix.MAIN, ["tests/core/test_registry.py::test_anything"]) == []
+    assert matrix.own_paths(matrix.MAIN, ["-k", "upload"]) == matrix.MAIN.paths

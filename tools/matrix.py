@@ -224,7 +224,18 @@ def cell_named(name: str) -> Cell:
     for cell in CELLS:
         if cell.name == name:
             return cell
-    raise KeyError(f"unknown cell {name!r}; the cells are: {', '.join(c.name for c in CELLS)}")
+    raise KeyError(f"Unknown cell {name!r}. Pick one of: {', '.join(c.name for c in CELLS)}.")
+
+
+def own_paths(cell: Cell, extra: Sequence[str]) -> list[str]:
+    """The cell's test paths for a run with ``extra`` pytest arguments: none when those name a path themselves.
+
+    ``-- tests/core`` after the main cell's own ``tests`` would narrow nothing (pytest drops the duplicate, not
+    the rest of the suite), so a path among the extra arguments replaces the cell's paths; the cell's marker
+    expression still applies.
+    """
+    named = [arg for arg in extra if not arg.startswith("-") and (ROOT / arg.split("::")[0]).exists()]
+    return [] if named else list(cell.paths)
 
 
 def in_ci() -> bool:
