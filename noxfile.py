@@ -256,11 +256,10 @@ def bench_python_session(cell: matrix.Cell) -> None:
         BENCH_INTERPRETERS.append(os.path.join(session.bin, "python"))
 
     bench_python.__doc__ = f"The Python {cell.python} environment the instruction-count benchmark measures on."
-    missing = isinstance(interpreter, matrix.MissingInterpreter)
-    python = None if missing else interpreter
-    nox.session(name=cell.name, python=python, venv_backend="none" if missing else None, default=False)(
-        bench_python
-    )
+    if isinstance(interpreter, matrix.MissingInterpreter):
+        nox.session(name=cell.name, venv_backend="none", default=False)(bench_python)
+    else:
+        nox.session(name=cell.name, python=interpreter, default=False)(bench_python)
 
 
 for _cell in matrix.BENCH_PYTHONS:
