@@ -81,7 +81,7 @@ def install(session: nox.Session, name: str, requirements: Sequence[str], projec
         venv.create()
     last = matrix.last_time(name, "build")
     estimate = f"~{matrix.duration(last)} last time" if last else "about 1-2 min"
-    why = "requirements changed" if built else "first run"
+    why = "its requirements, interpreter or pyproject.toml changed" if built else "first run"
     _say(name, f"building environment in {os.path.relpath(venv.location, ROOT)} ({why}, {estimate}) ...")
     started = time.monotonic()
     session.install("--disable-pip-version-check", "-q", *args)
@@ -93,6 +93,8 @@ def install(session: nox.Session, name: str, requirements: Sequence[str], projec
 def _link_cell_environment(session: nox.Session, cell: matrix.Cell) -> None:
     # nox names the directory after the session ("tests-flask-2-2"); ``.venvs/<cell>/bin/python`` is the path
     # the docs give for calling pytest by hand, and the old runner's environment there is replaced.
+    if not isinstance(session.virtualenv, VirtualEnv):
+        return
     link, target = matrix.VENVS / cell.name, Path(session.virtualenv.location)
     if link.is_symlink() and link.resolve() == target.resolve():
         return
