@@ -53,6 +53,10 @@ def nox(*args: str) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["nox"]:
+        # Passed through whole: argparse would take nox's own options (-s, -l) for dev.py's.
+        return nox(*argv[1:])
     parser = argparse.ArgumentParser(prog="python3 dev.py", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     test = sub.add_parser("test", help="run every test in every matrix cell (what CI runs)")
@@ -65,17 +69,13 @@ def main(argv: list[str] | None = None) -> int:
     ):
         sub.add_parser(name, help=text).add_argument("rest", nargs="*")
     sub.add_parser("cells", help="list the matrix cells")
-    sub.add_parser("nox", help="run nox itself: python3 dev.py nox -l").add_argument(
-        "rest", nargs=argparse.REMAINDER
-    )
+    sub.add_parser("nox", help="run nox itself, with the arguments that follow: python3 dev.py nox -l")
     args = parser.parse_args(argv)
     if args.command == "test":
         cells = [arg for name in args.cell for arg in ("--cell", name)]
         return nox("-s", "matrix", "--", *cells, "--", *args.pytest_args)
     if args.command == "cells":
         return nox("-s", "cells")
-    if args.command == "nox":
-        return nox(*args.rest)
     return nox("-s", args.command, "--", *args.rest)
 
 
