@@ -102,7 +102,8 @@ def _link_cell_environment(session: nox.Session, cell: matrix.Cell) -> None:
         link.unlink()
     elif link.is_dir():
         shutil.rmtree(link)
-    link.symlink_to(target.name)
+    # Relative, so the tree can move; absolute when ``nox --envdir`` put the environment elsewhere.
+    link.symlink_to(target.name if target.parent.resolve() == matrix.VENVS.resolve() else target)
 
 
 def run_tests(
