@@ -1,7 +1,8 @@
 """nox sessions for ctxsnap: ``nox -l`` lists them, ``nox -s NAME`` runs one.
 
-``python3 dev.py test`` and ``python3 dev.py demo`` (the README's two commands) install this file's pinned nox
-into ``.venvs/_nox`` and run the ``matrix`` and ``demo`` sessions; ``python3 dev.py nox ARGS`` runs any other.
+``python3 dev.py test`` and ``python3 dev.py demo`` (the README's two commands) install the nox version
+pyproject's ``nox`` extra pins into ``.venvs/_nox`` and run the ``matrix`` and ``demo`` sessions;
+``python3 dev.py nox ARGS`` runs any other.
 
 The version matrix is data, in ``tools/matrix.py``: each cell there is a ``tests-<cell>`` session here, with the
 cell's interpreter, pinned requirements, marker expression and test paths. ``matrix`` queues every cell (or the
@@ -158,10 +159,12 @@ def cell_session(cell: matrix.Cell) -> None:
                 print(
                     f"[{cell.name}] FAILED: {missing}. CI=true, so a missing interpreter fails the run", flush=True
                 )
-                session.error(f"no Python {cell.python} here, and CI=true")
+                session.error(
+                    f"No Python {cell.python} on this CI machine. Install it (pyenv install {cell.python})."
+                )
             OUTCOMES[cell.name] = matrix.Outcome(cell.name, missing=str(missing))
             print(f"[{cell.name}] not run: {missing}", flush=True)
-            session.skip(f"no Python {cell.python} here")
+            session.skip(f"No Python {cell.python} here. Install it to run this cell.")
 
         report_missing.__doc__ = doc
         nox.session(name=f"tests-{cell.name}", venv_backend="none", default=False)(report_missing)
@@ -176,7 +179,7 @@ def cell_session(cell: matrix.Cell) -> None:
             return  # --install-only: the environment was what was asked for
         OUTCOMES[cell.name] = outcome
         if not outcome.ok:
-            session.error(f"cell {cell.name} is not green")
+            session.error(f"Cell {cell.name} is not green. The lines above say why.")
 
     tests.__doc__ = doc
     nox.session(name=f"tests-{cell.name}", python=interpreter if cell.python else None, default=False)(tests)
@@ -192,15 +195,17 @@ def run_matrix(session: nox.Session) -> None:
     parser = argparse.ArgumentParser(prog="nox -s matrix --", add_help=False)
     parser.add_argument("--cell", action="append", default=[])
     parser.add_argument("pytest_args", nargs="*")
-    args = parser.parse_args(session.posargs)
+    # Unknown options are pytest's (``nox -s matrix -- -x``), as they are after a second ``--``.
+    args, pytest_options = parser.parse_known_args(session.posargs)
+    pytest_args = [*pytest_options, *args.pytest_args]
     try:
         cells = [matrix.cell_named(name) for name in args.cell] or matrix.CELLS
     except KeyError as exc:
         session.error(exc.args[0])
-    print(matrix.plan(cells, narrowed=bool(args.pytest_args)), flush=True)
+    print(matrix.plan(cells, narrowed=bool(pytest_args)), flush=True)
     for number, cell in enumerate(cells, 1):
         POSITION[cell.name] = f"cell {number}/{len(cells)}"
-        session.notify(f"tests-{cell.name}", posargs=args.pytest_args)
+        session.notify(f"tests-{cell.name}", posargs=pytest_args)
     session.notify("matrix-report", posargs=[cell.name for cell in cells])
 
 
@@ -211,10 +216,10 @@ def matrix_report(session: nox.Session) -> None:
     # A cell whose session stopped before its tests (its environment failed to build) has no outcome: a failure.
     outcomes = [OUTCOMES.get(name) or matrix.Outcome(name, exit_code=1) for name in names]
     if not outcomes:
-        session.error("no cell ran in this nox run; python3 dev.py test runs the matrix")
+        session.error("No cell ran in this nox run. Run the matrix: python3 dev.py test.")
     print("\n" + matrix.table(outcomes), flush=True)
     if not all(outcome.ok for outcome in outcomes):
-        session.error("the matrix is not green")
+        session.error("The matrix is not green. The table above names the cells.")
 
 
 @nox.session(venv_backend="none", default=False)
@@ -241,7 +246,7 @@ def stress(session: nox.Session) -> None:
         return
     print(f"stress: {outcome.passed} passed, {outcome.failed} failed", flush=True)
     if not outcome.ok:
-        session.error("the stress run is not green")
+        session.error("The stress run is not green. The lines above say why.")
 
 
 #: The interpreters the instruction-count benchmark measures besides the bench environment's own, filled by the
