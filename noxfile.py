@@ -160,11 +160,11 @@ def cell_session(cell: matrix.Cell) -> None:
                     f"[{cell.name}] FAILED: {missing}. CI=true, so a missing interpreter fails the run", flush=True
                 )
                 session.error(
-                    f"No Python {cell.python} on this CI machine. Install it (pyenv install {cell.python})."
+                    f"No Python {cell.python} on this CI machine. Install it (pyenv install {cell.python})"
                 )
             OUTCOMES[cell.name] = matrix.Outcome(cell.name, missing=str(missing))
             print(f"[{cell.name}] not run: {missing}", flush=True)
-            session.skip(f"No Python {cell.python} here. Install it to run this cell.")
+            session.skip(f"No Python {cell.python} here. Install it to run this cell")
 
         report_missing.__doc__ = doc
         nox.session(name=f"tests-{cell.name}", venv_backend="none", default=False)(report_missing)
@@ -179,7 +179,7 @@ def cell_session(cell: matrix.Cell) -> None:
             return  # --install-only: the environment was what was asked for
         OUTCOMES[cell.name] = outcome
         if not outcome.ok:
-            session.error(f"Cell {cell.name} is not green. The lines above say why.")
+            session.error(f"Cell {cell.name} is not green. The lines above say why")
 
     tests.__doc__ = doc
     nox.session(name=f"tests-{cell.name}", python=interpreter if cell.python else None, default=False)(tests)
@@ -216,10 +216,10 @@ def matrix_report(session: nox.Session) -> None:
     # A cell whose session stopped before its tests (its environment failed to build) has no outcome: a failure.
     outcomes = [OUTCOMES.get(name) or matrix.Outcome(name, exit_code=1) for name in names]
     if not outcomes:
-        session.error("No cell ran in this nox run. Run the matrix: python3 dev.py test.")
+        session.error("No cell ran in this nox run. Run the matrix: python3 dev.py test")
     print("\n" + matrix.table(outcomes), flush=True)
     if not all(outcome.ok for outcome in outcomes):
-        session.error("The matrix is not green. The table above names the cells.")
+        session.error("The matrix is not green. The table above names the cells")
 
 
 @nox.session(venv_backend="none", default=False)
@@ -246,7 +246,7 @@ def stress(session: nox.Session) -> None:
         return
     print(f"stress: {outcome.passed} passed, {outcome.failed} failed", flush=True)
     if not outcome.ok:
-        session.error("The stress run is not green. The lines above say why.")
+        session.error("The stress run is not green. The lines above say why")
 
 
 #: The interpreters the instruction-count benchmark measures besides the bench environment's own, filled by the

@@ -224,7 +224,7 @@ def cell_named(name: str) -> Cell:
     for cell in CELLS:
         if cell.name == name:
             return cell
-    raise KeyError(f"Unknown cell {name!r}. Pick one of: {', '.join(c.name for c in CELLS)}.")
+    raise KeyError(f"Unknown cell {name!r}. Pick one of: {', '.join(c.name for c in CELLS)}")
 
 
 def own_paths(cell: Cell, extra: Sequence[str]) -> list[str]:
