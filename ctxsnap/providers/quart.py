@@ -38,18 +38,12 @@ from collections.abc import Callable
 from contextvars import ContextVar
 from typing import Any, Final
 
-try:
+from .._extras import framework_import
+
+with framework_import("quart", extra="quart", importer=__name__):
     import quart
     import quart.globals
     import quart.signals
-except ModuleNotFoundError as exc:
-    if exc.name != "quart":
-        raise  # quart is there but broken: its own error says more than ours would
-    raise ModuleNotFoundError(
-        "ctxsnap.providers.quart needs quart, which is not installed. Install it with: "
-        'pip install "ctxsnap[quart]"',
-        name="quart",
-    ) from None
 
 from .._provider import Provider, register_provider
 from ._appcontext import (
