@@ -40,7 +40,7 @@ CORE_MOVES = [
 
 def _check_moved(old: str, name: str, new: str) -> None:
     old_module = importlib.import_module(old)
-    message = rf"^{old}\.{name} has moved to {new}\.{name}; import it from there"
+    message = rf"^{old}\.{name} has moved to {new}\.{name}\. Import it from there"
     with pytest.warns(DeprecationWarning, match=message):
         value = getattr(old_module, name)
     assert value is getattr(importlib.import_module(new), name)

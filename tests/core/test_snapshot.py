@@ -372,5 +372,5 @@ def test_repr_stays_short_with_many_variables() -> None:
 @pytest.mark.parametrize("protocol", range(pickle.HIGHEST_PROTOCOL + 1))
 def test_pickling_is_refused_with_the_reason(protocol: int) -> None:
     snap = ctxsnap.capture()
-    with pytest.raises(TypeError, match=r"cannot be pickled: it holds live objects of this process"):
+    with pytest.raises(TypeError, match=r"cannot be pickled: it holds this process's live objects"):
         pickle.dumps(snap, protocol=protocol)
