@@ -15,9 +15,9 @@ from typing import Any
 
 import anyio.to_thread
 import pytest
-from quart_support import run
 
 import ctxsnap
+from tests.quart_support import run
 from tests.support import TIMEOUT
 
 pytestmark = pytest.mark.quart

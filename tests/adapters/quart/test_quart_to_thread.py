@@ -9,9 +9,9 @@ import threading
 from typing import Any
 
 import pytest
-from quart_support import run, until
 
 import ctxsnap
+from tests.quart_support import run, until
 from tests.support import TIMEOUT
 
 pytestmark = pytest.mark.quart

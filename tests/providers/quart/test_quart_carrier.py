@@ -7,9 +7,9 @@ import contextvars
 from typing import Any
 
 import pytest
-from quart_support import run
 
 import ctxsnap
+from tests.quart_support import run
 
 pytestmark = pytest.mark.quart
 

@@ -1,4 +1,4 @@
-"""The Quart extension and the per-capture policy: the same surface and rules as the Flask adapter's.
+"""The Quart providers' policy, from the app config or per capture: the same rules as the Flask providers'.
 
 ``CTXSNAP_G`` (``"copy"``/``"share"``) and ``CTXSNAP_TEARDOWN`` count once ``CtxSnap`` is installed;
 ``capture(g=..., teardown=...)`` overrides them for one snapshot. In teardown mode each run gets its own app
@@ -11,9 +11,9 @@ import threading
 from typing import Any
 
 import pytest
-from quart_support import run
 
 import ctxsnap
+from tests.quart_support import run
 from tests.support import Lifecycle
 
 pytestmark = pytest.mark.quart
@@ -35,66 +35,6 @@ def _in_thread(fn: Any) -> tuple[Any, int]:
     if "error" in box:
         raise box["error"]
     return box["value"], box["thread"]
-
-
-# -- the extension ----------------------------------------------------------------------------------------------
-
-
-def test_the_extension_registers_itself_and_fills_in_the_defaults(app: Any) -> None:
-    from ctxsnap.adapters.quart import CtxSnap
-
-    extension = CtxSnap(app)
-    assert app.extensions["ctxsnap"] is extension
-    assert (app.config["CTXSNAP_G"], app.config["CTXSNAP_TEARDOWN"]) == ("copy", False)
-
-
-def test_init_app_works_from_an_application_factory(app: Any) -> None:
-    from ctxsnap.adapters.quart import CtxSnap
-
-    extension = CtxSnap()
-    extension.init_app(app)
-    assert app.extensions["ctxsnap"] is extension
-
-
-@pytest.mark.parametrize(
-    ("config", "error", "message"),
-    [
-        ({"CTXSNAP_G": "deep"}, ValueError, r"Unknown g policy 'deep'.*must be 'copy' .* or 'share'"),
-        ({"CTXSNAP_TEARDOWN": "yes"}, TypeError, r"teardown got 'yes'.*must be True or False"),
-        ({"CTXSNAP_G": "share", "CTXSNAP_TEARDOWN": True}, ValueError, r"'share' cannot be combined"),
-    ],
-)
-def test_a_bad_setting_fails_at_start_up_saying_what_to_use(
-    app: Any, config: dict[str, Any], error: type[Exception], message: str
-) -> None:
-    from ctxsnap.adapters.quart import CtxSnap
-
-    app.config.update(config)
-    with pytest.raises(error, match=message):
-        CtxSnap(app)
-
-
-def test_the_extension_refuses_a_flask_app_and_points_to_the_flask_one() -> None:
-    import flask
-
-    from ctxsnap.adapters.quart import CtxSnap
-
-    with pytest.raises(TypeError, match=r"quart\.Quart application, got Flask.*ctxsnap\.adapters\.flask\.CtxSnap"):
-        CtxSnap(flask.Flask("not quart"))
-
-
-def test_a_setting_changed_on_a_running_app_to_a_bad_value_fails_the_capture_naming_the_provider(app: Any) -> None:
-    from ctxsnap.adapters.quart import CtxSnap
-
-    CtxSnap(app)
-
-    async def main() -> None:
-        async with app.test_request_context("/items/1"):
-            app.config["CTXSNAP_G"] = "deep"
-            with pytest.raises(ctxsnap.ProviderError, match=r"'quart\.app' failed during capture.*'deep'"):
-                ctxsnap.capture()
-
-    run(main())
 
 
 # -- the g policy -------------------------------------------------------------------------------------------------

@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from quart_support import run
 
 import ctxsnap
+from tests.quart_support import run
 
 pytestmark = pytest.mark.quart
 
