@@ -14,11 +14,14 @@ import asyncio
 import contextvars
 from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pytest
 
 from tests.support import TIMEOUT, Lifecycle
+
+if TYPE_CHECKING:
+    from quart import Quart
 
 T = TypeVar("T")
 
@@ -52,7 +55,7 @@ def lifecycle() -> Lifecycle:
 
 
 @pytest.fixture
-def app(lifecycle: Lifecycle) -> Any:
+def app(lifecycle: Lifecycle) -> Quart:
     import quart
 
     app = quart.Quart(__name__)

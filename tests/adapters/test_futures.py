@@ -322,9 +322,9 @@ def test_non_callables_and_async_functions_are_refused_by_name(
 @pytest.mark.parametrize(
     "make, error, message",
     [
-        (lambda pool: ctxsnap.ContextExecutor(42), TypeError, "takes a concurrent.futures.Executor, got int 42"),
+        (lambda pool: ctxsnap.ContextExecutor(42), TypeError, "takes a concurrent.futures.Executor, got int 42"),  # type: ignore[arg-type]
         (lambda pool: ctxsnap.ContextExecutor(pool, include=["nope"]), ValueError, "unknown provider 'nope'"),
-        (lambda pool: ctxsnap.ContextExecutor(pool, exclude=[1.5]), TypeError, "as an entry. Pass provider names"),
+        (lambda pool: ctxsnap.ContextExecutor(pool, exclude=[1.5]), TypeError, "as an entry. Pass provider names"),  # type: ignore[list-item]
         (lambda pool: ctxsnap.ContextExecutor(pool, include=[]), ValueError, "include= is empty"),
     ],
     ids=["not-an-executor", "unknown-provider", "bad-selection", "empty-include"],

@@ -36,7 +36,7 @@ class Recorder(ctxsnap.Provider):
         if phase == self.fail_in:
             raise RuntimeError(f"{self.name} broke in {phase}")
 
-    def capture(self) -> str:
+    def capture(self) -> str | None:
         self._step("capture")
         return f"state of {self.name}"
 
@@ -201,10 +201,15 @@ def test_replace_must_be_a_bool() -> None:
 
 def test_a_duck_typed_provider_with_instance_attributes_works_including_undo(registered: Register) -> None:
     calls: list[str] = []
+
+    def apply(state: str) -> str:
+        calls.append(f"apply {state}")
+        return "duck token"
+
     provider = SimpleNamespace(
         name="test.reg.duck",
         capture=lambda: "duck state",
-        apply=lambda state: calls.append(f"apply {state}") or "duck token",
+        apply=apply,
         undo=lambda state, token, exc: calls.append(f"undo {state} {token} {exc!r}"),
     )
     registered(provider)

@@ -234,7 +234,8 @@ def test_concurrent_children_each_keep_their_own_writes(via: Via) -> None:
 def test_launching_from_a_thread_with_no_context_works(via: Via) -> None:
     def from_bare_thread() -> tuple[str | None, str | None]:
         assert len(contextvars.copy_context()) == 0
-        return via.launch(read)()
+        seen: tuple[str | None, str | None] = via.launch(read)()
+        return seen
 
     with concurrent.futures.ThreadPoolExecutor(1) as bare:
         request_id.set("not visible from the bare thread")

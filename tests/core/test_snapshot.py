@@ -253,7 +253,9 @@ NOT_CALLABLE = [42, "read", None, read()]
 @pytest.mark.parametrize("method", ["wrap", "run", "ctxsnap.wrap"])
 def test_non_callables_are_refused_with_the_fix(method: str, value: object) -> None:
     snap = ctxsnap.capture()
-    call: Callable[[Any], Any] = {"wrap": snap.wrap, "run": snap.run, "ctxsnap.wrap": ctxsnap.wrap}[method]
+    # Typed loosely on purpose: each test hands the entry point what its signature refuses.
+    calls: dict[str, Callable[..., Any]] = {"wrap": snap.wrap, "run": snap.run, "ctxsnap.wrap": ctxsnap.wrap}
+    call = calls[method]
     with pytest.raises(TypeError, match=r"expects a callable, got .*Pass the function itself"):
         call(value)
 
@@ -288,7 +290,9 @@ ASYNC_CALLABLES = {
 def test_async_callables_are_refused(method: str, fn: Callable[[], Any]) -> None:
     """Their body would run later, in an event loop, outside the snapshot: refusing beats a silent no-op."""
     snap = ctxsnap.capture()
-    call: Callable[[Any], Any] = {"wrap": snap.wrap, "run": snap.run, "ctxsnap.wrap": ctxsnap.wrap}[method]
+    # Typed loosely on purpose: each test hands the entry point what its signature refuses.
+    calls: dict[str, Callable[..., Any]] = {"wrap": snap.wrap, "run": snap.run, "ctxsnap.wrap": ctxsnap.wrap}
+    call = calls[method]
     with pytest.raises(TypeError, match=r"got the async callable .*Await async code directly"):
         call(fn)
 

@@ -499,8 +499,9 @@ CORE_CASES = [
         "executor-map-none",
         "ctxsnap.ContextExecutor(pool).map(None, items)",
         lambda: _with_executor(
-            concurrent.futures.ThreadPoolExecutor, lambda pool: ctxsnap.ContextExecutor(pool).map(None, [1])
-        ),  # type: ignore
+            concurrent.futures.ThreadPoolExecutor,
+            lambda pool: ctxsnap.ContextExecutor(pool).map(None, [1]),  # type: ignore[arg-type]
+        ),
         TypeError,
         "map() expects a callable, got NoneType",
         "Pass the function itself",

@@ -14,13 +14,14 @@ import contextvars
 import gc
 import threading
 import weakref
-from typing import Any
+from typing import Any, cast
 
 import flask
 import pytest
 
 import ctxsnap
 from ctxsnap.adapters import asyncio as ctxsnap_asyncio
+from tests.support import TIMEOUT
 
 from ._flask_support import identity, make_app
 from ._support import ThreadStackProvider, WorkerProbe, framework_state, registered
@@ -350,11 +351,11 @@ def test_flask_task_raising_leaves_no_flask_context_on_the_worker(
     with app.test_request_context("/", headers={"X-Request-Id": "req-2"}):
         flask.g.request_id = "req-2"
         request_id.set("req-2")
-        assert worker.run(ctxsnap.wrap(lambda: (identity()["g"], identity()["header"], _reads()))) == (
-            "req-2",
-            "req-2",
-            ("req-2", None),
-        )
+
+        def next_task() -> tuple[Any, Any, tuple[str | None, str | None]]:
+            return identity()["g"], identity()["header"], _reads()
+
+        assert worker.run(ctxsnap.wrap(next_task)) == ("req-2", "req-2", ("req-2", None))
     worker.assert_clean()
 
 
@@ -392,10 +393,10 @@ def test_provider_failing_in_capture_leaves_the_request_as_it_was() -> None:
     app, lifecycle = make_app(teardown=True)
     with app.test_request_context("/"):
         flask.g.request_id = "parent"
-        g_before = flask.g._get_current_object()  # type: ignore[attr-defined]
+        g_before = flask.g._get_current_object()
         with registered(RaisesIn("test.capture", "capture")), pytest.raises(ctxsnap.ProviderError):
             ctxsnap.capture()
-        assert flask.g._get_current_object() is g_before  # type: ignore[attr-defined]
+        assert flask.g._get_current_object() is g_before
         assert vars(flask.g) == {"request_id": "parent"}
         assert flask.has_request_context()
     own_teardown = [("teardown_request", None), ("teardown_appcontext", None)]
@@ -410,8 +411,8 @@ def test_flask_shutdown_with_cancel_futures_runs_nothing_and_releases_the_reques
 
     def blocker() -> str | None:
         started.set()
-        release.wait(timeout=30)
-        return flask.g.get("request_id")
+        release.wait(timeout=TIMEOUT)
+        return cast(str | None, flask.g.get("request_id"))
 
     pool = ctxsnap.ThreadPoolExecutor(max_workers=1)
     with app.test_request_context("/"):
@@ -508,7 +509,7 @@ def test_quart_to_thread_task_raising_leaves_a_clean_worker(teardown: bool, exc:
     app, lifecycle = make_quart_app(teardown=teardown)
     probe = WorkerProbe()
 
-    async def scenario() -> tuple[dict[str, Any], Any]:
+    async def scenario() -> tuple[tuple[dict[str, Any], tuple[str | None, str | None]], int]:
         asyncio.get_running_loop().set_default_executor(probe.pool)
         async with app.test_request_context("/", headers={"X-Request-Id": "req-1"}):
             quart.g.request_id = "req-1"

@@ -205,7 +205,7 @@ def test_flask_request_and_g_are_collected_after_the_tasks_finish(how: str) -> N
     pool = ctxsnap.ThreadPoolExecutor(max_workers=1)
     with app.test_request_context("/leaks"):
         request_ref = weakref.ref(flask.request._get_current_object())  # type: ignore[attr-defined]
-        g_ref = weakref.ref(flask.g._get_current_object())  # type: ignore[attr-defined]
+        g_ref = weakref.ref(flask.g._get_current_object())
         marker = Marker()
         marker_ref = weakref.ref(marker)
         flask.g.request_marker = marker
@@ -281,7 +281,7 @@ def test_quart_request_and_g_are_collected_after_to_thread_tasks(teardown: bool)
         asyncio.get_running_loop().set_default_executor(concurrent.futures.ThreadPoolExecutor(max_workers=1))
         async with app.test_request_context("/leaks"):
             request_ref = weakref.ref(quart.request._get_current_object())  # type: ignore[attr-defined]
-            g_ref = weakref.ref(quart.g._get_current_object())  # type: ignore[attr-defined]
+            g_ref = weakref.ref(quart.g._get_current_object())
             marker = Marker()
             marker_ref = weakref.ref(marker)
             quart.g.request_marker = marker

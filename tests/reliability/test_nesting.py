@@ -17,6 +17,7 @@ import flask
 import pytest
 
 import ctxsnap
+from tests.support import TIMEOUT
 
 from ._flask_support import make_app
 
@@ -42,12 +43,16 @@ def _child(pool: concurrent.futures.Executor, i: int) -> dict[str, Any]:
     on_entry = _vars()
     first.set(f"child {i}")
     second.set(f"child {i}")
-    grandchildren = [f.result(timeout=30) for f in [pool.submit(_grandchild, j) for j in range(FANOUT)]]
+    grandchildren = [f.result(timeout=TIMEOUT) for f in [pool.submit(_grandchild, j) for j in range(FANOUT)]]
     # A wrapped callable from a snapshot taken here, run on a plain thread, sees the same view.
     from_thread: list[Any] = []
-    thread = threading.Thread(target=ctxsnap.wrap(lambda: from_thread.append(_vars())))
+
+    def report() -> None:
+        from_thread.append(_vars())
+
+    thread = threading.Thread(target=ctxsnap.wrap(report))
     thread.start()
-    thread.join(timeout=30)
+    thread.join(timeout=TIMEOUT)
     return {"on_entry": on_entry, "grandchildren": grandchildren, "thread": from_thread, "after": _vars()}
 
 

@@ -7,17 +7,20 @@ in ``tests/providers/quart/test_quart_policy.py``.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 import ctxsnap
 from tests.quart_support import run
 
+if TYPE_CHECKING:
+    from quart import Quart
+
 pytestmark = pytest.mark.quart
 
 
-def test_the_extension_registers_itself_and_fills_in_the_defaults(app: Any) -> None:
+def test_the_extension_registers_itself_and_fills_in_the_defaults(app: Quart) -> None:
     from ctxsnap.adapters.quart import CtxSnap
 
     extension = CtxSnap(app)
@@ -25,7 +28,7 @@ def test_the_extension_registers_itself_and_fills_in_the_defaults(app: Any) -> N
     assert (app.config["CTXSNAP_G"], app.config["CTXSNAP_TEARDOWN"]) == ("copy", False)
 
 
-def test_init_app_works_from_an_application_factory(app: Any) -> None:
+def test_init_app_works_from_an_application_factory(app: Quart) -> None:
     from ctxsnap.adapters.quart import CtxSnap
 
     extension = CtxSnap()
@@ -42,7 +45,7 @@ def test_init_app_works_from_an_application_factory(app: Any) -> None:
     ],
 )
 def test_a_bad_setting_fails_at_start_up_saying_what_to_use(
-    app: Any, config: dict[str, Any], error: type[Exception], message: str
+    app: Quart, config: dict[str, Any], error: type[Exception], message: str
 ) -> None:
     from ctxsnap.adapters.quart import CtxSnap
 
@@ -57,10 +60,12 @@ def test_the_extension_refuses_a_flask_app_and_points_to_the_flask_one() -> None
     from ctxsnap.adapters.quart import CtxSnap
 
     with pytest.raises(TypeError, match=r"quart\.Quart application, got Flask.*ctxsnap\.adapters\.flask\.CtxSnap"):
-        CtxSnap(flask.Flask("not quart"))
+        CtxSnap(flask.Flask("not quart"))  # type: ignore[arg-type]
 
 
-def test_a_setting_changed_on_a_running_app_to_a_bad_value_fails_the_capture_naming_the_provider(app: Any) -> None:
+def test_a_setting_changed_on_a_running_app_to_a_bad_value_fails_the_capture_naming_the_provider(
+    app: Quart,
+) -> None:
     from ctxsnap.adapters.quart import CtxSnap
 
     CtxSnap(app)

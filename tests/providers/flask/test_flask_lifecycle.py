@@ -57,7 +57,7 @@ def test_an_uploaded_file_stays_readable_in_the_parent_after_a_worker_ran(
 ) -> None:
     def read_upload() -> bytes:
         upload = flask.request.files["file"]
-        data = upload.read()
+        data: bytes = upload.read()
         upload.seek(0)
         return data
 

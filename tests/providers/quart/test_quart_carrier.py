@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextvars
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 import ctxsnap
 from tests.quart_support import run
+
+if TYPE_CHECKING:
+    from quart import Quart
 
 pytestmark = pytest.mark.quart
 
@@ -29,7 +32,7 @@ def probe() -> dict[str, Any]:
     }
 
 
-def test_g_crosses_into_the_carriers_quart_app(app: Any) -> None:
+def test_g_crosses_into_the_carriers_quart_app(app: Quart) -> None:
     import quart
 
     worker_app = quart.Quart("quart_carrier_worker")

@@ -8,13 +8,16 @@ context, and Quart's ``teardown_appcontext`` functions and app-context signals r
 from __future__ import annotations
 
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 import ctxsnap
 from tests.quart_support import run
 from tests.support import Lifecycle
+
+if TYPE_CHECKING:
+    from quart import Quart
 
 pytestmark = pytest.mark.quart
 
@@ -40,7 +43,7 @@ def _in_thread(fn: Any) -> tuple[Any, int]:
 # -- the g policy -------------------------------------------------------------------------------------------------
 
 
-def _g_after_child_write(app: Any, **capture_options: Any) -> tuple[Any, Any]:
+def _g_after_child_write(app: Quart, **capture_options: Any) -> tuple[Any, Any]:
     import quart
 
     from ctxsnap.adapters import quart as ctxsnap_quart
@@ -59,7 +62,7 @@ def _g_after_child_write(app: Any, **capture_options: Any) -> tuple[Any, Any]:
     return run(main())
 
 
-def test_share_in_the_config_lets_the_child_write_the_parents_g(app: Any) -> None:
+def test_share_in_the_config_lets_the_child_write_the_parents_g(app: Quart) -> None:
     from ctxsnap.adapters.quart import CtxSnap
 
     app.config["CTXSNAP_G"] = "share"
@@ -67,13 +70,13 @@ def test_share_in_the_config_lets_the_child_write_the_parents_g(app: Any) -> Non
     assert _g_after_child_write(app) == ("alice", "by the child")
 
 
-def test_the_config_counts_only_once_the_extension_is_installed(app: Any) -> None:
+def test_the_config_counts_only_once_the_extension_is_installed(app: Quart) -> None:
     # As in the Flask adapter: without the extension the defaults apply.
     app.config["CTXSNAP_G"] = "share"
     assert _g_after_child_write(app) == ("alice", None)
 
 
-def test_a_capture_override_beats_the_config(app: Any) -> None:
+def test_a_capture_override_beats_the_config(app: Quart) -> None:
     from ctxsnap.adapters.quart import CtxSnap
 
     app.config["CTXSNAP_G"] = "share"
@@ -81,11 +84,11 @@ def test_a_capture_override_beats_the_config(app: Any) -> None:
     assert _g_after_child_write(app, g="copy") == ("alice", None)
 
 
-def test_a_capture_override_works_without_the_extension(app: Any) -> None:
+def test_a_capture_override_works_without_the_extension(app: Quart) -> None:
     assert _g_after_child_write(app, g="share") == ("alice", "by the child")
 
 
-def test_under_share_the_child_still_gets_an_app_context_of_its_own(app: Any) -> None:
+def test_under_share_the_child_still_gets_an_app_context_of_its_own(app: Quart) -> None:
     # Extensions key per-context state on the app context object: the worker must not get the request's.
     import quart
     from quart.globals import _cv_app
@@ -121,7 +124,7 @@ def test_a_bad_override_is_refused_before_anything_is_captured(
         ctxsnap_quart.capture(**options)
 
 
-def test_the_override_is_not_inherited_by_a_capture_made_inside_the_child(app: Any) -> None:
+def test_the_override_is_not_inherited_by_a_capture_made_inside_the_child(app: Quart) -> None:
     # The override lives in a thread-local for the duration of one capture, not in a ContextVar that the
     # snapshot would carry along.
     import quart
@@ -146,7 +149,7 @@ def test_the_override_is_not_inherited_by_a_capture_made_inside_the_child(app: A
 # -- teardown mode ----------------------------------------------------------------------------------------------
 
 
-def _teardown_app(app: Any, lifecycle: Lifecycle) -> None:
+def _teardown_app(app: Quart, lifecycle: Lifecycle) -> None:
     import quart
     import quart.signals
 
@@ -177,7 +180,7 @@ def _teardown_app(app: Any, lifecycle: Lifecycle) -> None:
 
 
 def test_teardown_mode_runs_sync_and_async_teardown_and_the_signals_once_per_run_in_the_worker(
-    app: Any, lifecycle: Lifecycle
+    app: Quart, lifecycle: Lifecycle
 ) -> None:
     import quart
 
@@ -208,7 +211,7 @@ def test_teardown_mode_runs_sync_and_async_teardown_and_the_signals_once_per_run
     assert len(lifecycle.threads("teardown_appcontext")) == 3
 
 
-def test_teardown_mode_hands_the_tasks_exception_to_teardown(app: Any, lifecycle: Lifecycle) -> None:
+def test_teardown_mode_hands_the_tasks_exception_to_teardown(app: Quart, lifecycle: Lifecycle) -> None:
     _teardown_app(app, lifecycle)
 
     class Boom(Exception):
@@ -228,7 +231,7 @@ def test_teardown_mode_hands_the_tasks_exception_to_teardown(app: Any, lifecycle
     run(main())
 
 
-def test_teardown_in_the_child_leaves_the_parents_objects_in_g_alone(app: Any, lifecycle: Lifecycle) -> None:
+def test_teardown_in_the_child_leaves_the_parents_objects_in_g_alone(app: Quart, lifecycle: Lifecycle) -> None:
     # The tutorial's close_db pattern: teardown pops g.db and closes it. The parent's connection, inherited
     # unchanged by the child, must stay open; a connection the child opened itself is closed.
     import quart
@@ -276,7 +279,7 @@ def test_teardown_in_the_child_leaves_the_parents_objects_in_g_alone(app: Any, l
     assert parents_connection.closed  # by the parent's own teardown, at the end of the request
 
 
-def test_teardown_functions_in_the_child_read_what_it_inherited_in_g(app: Any) -> None:
+def test_teardown_functions_in_the_child_read_what_it_inherited_in_g(app: Quart) -> None:
     # Issue 11, defect 7: a teardown_appcontext function that logs g.request_id ran after the inherited values
     # were taken out of g, and the successful task's result was lost as a ProviderError.
     import quart
@@ -302,7 +305,7 @@ def test_teardown_functions_in_the_child_read_what_it_inherited_in_g(app: Any) -
 
 
 def test_the_default_runs_no_app_context_teardown_and_no_signal_in_the_child(
-    app: Any, lifecycle: Lifecycle
+    app: Quart, lifecycle: Lifecycle
 ) -> None:
     import quart
 
@@ -312,7 +315,11 @@ def test_the_default_runs_no_app_context_teardown_and_no_signal_in_the_child(
     async def main() -> None:
         async with app.test_request_context("/items/1"):
             quart.g.user = "alice"
-            user, child = _in_thread(ctxsnap.wrap(lambda: quart.g.user))
+
+            def read_user() -> Any:
+                return quart.g.user
+
+            user, child = _in_thread(ctxsnap.wrap(read_user))
             assert user == "alice"
             assert [event for event in lifecycle.events if event[1] == child] == []
 
