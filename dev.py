@@ -46,6 +46,8 @@ INTEROP = [
 TYPING = ["mypy>=1.10"]
 #: The docs site's pinned tools, read from pyproject's ``docs`` extra so the pins live in one place.
 DOCS = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]["docs"]
+#: The linters (ruff, codespell) at the versions pre-commit uses, read from pyproject's ``lint`` extra.
+LINT = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]["lint"]
 #: Exact pins: an unpinned resolve of Celery together with the other packages backtracked for minutes. The same
 #: pins as the ``celery`` extra in pyproject.toml.
 CELERY = ["celery==5.7.0", "kombu==5.7.0", "redis==8.1.0"]
@@ -76,7 +78,18 @@ class Cell:
 CELLS = [
     Cell(
         "flask-3.1-quart-0.22",
-        ["flask==3.1.3", "quart==0.22.0", *ASGI, *TEST_TOOLS, *INTEROP, *TYPING, *DOCS, *CELERY, *CELERY_INTEROP],
+        [
+            "flask==3.1.3",
+            "quart==0.22.0",
+            *ASGI,
+            *TEST_TOOLS,
+            *INTEROP,
+            *TYPING,
+            *DOCS,
+            *LINT,
+            *CELERY,
+            *CELERY_INTEROP,
+        ],
         markers="not stress",
     ),
     Cell(
