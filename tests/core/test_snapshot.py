@@ -16,6 +16,7 @@ import pytest
 
 import ctxsnap
 from ctxsnap._capture import is_wrapped
+from tests.support import TIMEOUT
 
 request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("core_snapshot_request_id")
 scratch: contextvars.ContextVar[str | None] = contextvars.ContextVar("core_snapshot_scratch")
@@ -48,7 +49,7 @@ def in_fresh_thread(fn: Callable[[], Any]) -> Any:
 
     thread = threading.Thread(target=target)
     thread.start()
-    thread.join(timeout=60)
+    thread.join(timeout=TIMEOUT)
     assert not thread.is_alive()
     if errors:
         raise errors[0]
@@ -127,7 +128,7 @@ def test_capture_in_a_thread_with_an_empty_context_works_and_carries_nothing() -
 def test_one_wrapped_callable_runs_concurrently_in_many_threads() -> None:
     """A shared ``Context`` would raise "already entered"; every run must get its own copy."""
     workers = 8
-    barrier = threading.Barrier(workers, timeout=60)
+    barrier = threading.Barrier(workers, timeout=TIMEOUT)
     request_id.set("shared parent")
 
     def task(index: int) -> tuple[str | None, str | None]:
@@ -142,7 +143,7 @@ def test_one_wrapped_callable_runs_concurrently_in_many_threads() -> None:
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join(timeout=60)
+        thread.join(timeout=TIMEOUT)
     assert results == {i: ("shared parent", f"worker {i}") for i in range(workers)}
     assert read() == ("shared parent", None)
 

@@ -10,6 +10,7 @@ import pytest
 
 import ctxsnap
 from tests.quart_support import run
+from tests.support import TIMEOUT
 
 if TYPE_CHECKING:
     from quart import Quart
@@ -47,8 +48,8 @@ def test_g_crosses_into_the_carriers_quart_app(app: Quart) -> None:
 
     payload = contextvars.Context().run(run, export())
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        seen = pool.submit(carrier.run, payload, probe).result(30)
-        after = pool.submit(probe).result(30)
+        seen = pool.submit(carrier.run, payload, probe).result(TIMEOUT)
+        after = pool.submit(probe).result(TIMEOUT)
     assert seen == {
         "request_id": "q-1",
         "user_id": 7,

@@ -14,7 +14,7 @@ import pytest
 
 import ctxsnap
 from tests.quart_support import run
-from tests.support import Lifecycle
+from tests.support import TIMEOUT, Lifecycle
 
 if TYPE_CHECKING:
     from quart import Quart
@@ -34,7 +34,7 @@ def _in_thread(fn: Any) -> tuple[Any, int]:
 
     thread = threading.Thread(target=target)
     thread.start()
-    thread.join(30)
+    thread.join(TIMEOUT)
     if "error" in box:
         raise box["error"]
     return box["value"], box["thread"]

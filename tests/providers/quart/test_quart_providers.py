@@ -18,6 +18,7 @@ import pytest
 
 import ctxsnap
 from tests.quart_support import run
+from tests.support import TIMEOUT
 
 if TYPE_CHECKING:
     from quart import Quart
@@ -40,7 +41,7 @@ def _in_thread(snapshot: ctxsnap.Snapshot, fn: Any) -> Any:
 
     thread = threading.Thread(target=target)
     thread.start()
-    thread.join(30)
+    thread.join(TIMEOUT)
     if "error" in box:
         raise box["error"]
     return box["value"]
