@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import TIMEOUT
+
 ROOT = Path(__file__).resolve().parents[1]
 
 FLASK_MOVES = [
@@ -82,7 +84,9 @@ def test_providers_stays_callable_after_the_provider_modules_are_imported() -> N
         "assert flask_providers.APP_PROVIDER in ctxsnap.providers()\n"
         "print(names)\n"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=TIMEOUT
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "['contextvars', 'flask.app', 'flask.request']"
 

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import TIMEOUT
+
 ROOT = Path(__file__).resolve().parents[2]
 
 PROGRAM = """
@@ -41,7 +43,9 @@ except ModuleNotFoundError as exc:
 )
 def test_importing_a_module_without_its_framework_names_the_extra_to_install(module: str, framework: str) -> None:
     code = textwrap.dedent(PROGRAM).format(framework=framework, module=module)
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=TIMEOUT
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == [
         "('contextvars',)",
@@ -53,7 +57,9 @@ def test_importing_a_module_without_its_framework_names_the_extra_to_install(mod
 def test_a_framework_that_is_installed_but_broken_keeps_its_own_error() -> None:
     # Hiding a dependency of anyio (not anyio itself): the error must name what is really missing.
     code = "import sys; sys.modules['anyio._core'] = None\nimport ctxsnap.adapters.anyio"
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=TIMEOUT
+    )
     assert result.returncode == 1
     assert "anyio._core" in result.stderr.splitlines()[-1]
     assert "ctxsnap[anyio]" not in result.stderr
