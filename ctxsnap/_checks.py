@@ -64,7 +64,7 @@ def check_callable(method: str, fn: object, before: str = "") -> None:
 
 def raise_async(method: str, fn: object) -> NoReturn:
     raise TypeError(
-        f"{method}() got the async callable {_callable_name(fn)!r}, whose body would run outside the snapshot. "
+        f"{method}() got the async callable {_callable_name(fn)!r}, whose body escapes the snapshot. "
         "Await async code directly; ctxsnap runs sync functions in threads."
     )
 

@@ -23,7 +23,7 @@ def moved_names(module: str, homes: dict[str, str]) -> Callable[[str], Any]:
         if home is None:
             raise AttributeError(f"module {module!r} has no attribute {name!r}")
         warnings.warn(
-            f"{module}.{name} has moved to {home}.{name}; import it from there.", DeprecationWarning, stacklevel=2
+            f"{module}.{name} has moved to {home}.{name}. Import it from there.", DeprecationWarning, stacklevel=2
         )
         return getattr(importlib.import_module(home), name)
 

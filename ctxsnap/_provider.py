@@ -13,7 +13,8 @@ from collections.abc import Callable, Iterable
 from contextvars import ContextVar
 from typing import Any, Final
 
-from ._registry import ENTRY_POINT_GROUP, registry
+from ._plugins import ENTRY_POINT_GROUP
+from ._registry import registry
 
 __all__ = [
     "ENTRY_POINT_GROUP",

@@ -8,7 +8,10 @@ readers take the current tuple without locking. Providers arrive three ways:
   capture happens while their framework is in ``sys.modules``, so an app that never imports
   ``ctxsnap.adapters.flask`` still gets Flask semantics;
 * third-party packages, through the ``ctxsnap.providers`` entry-point group, imported at ``import ctxsnap``
-  and registered at the first capture (a capture, perhaps on an event loop, never reads package metadata).
+  and registered at the first capture (a capture, perhaps on an event loop, never reads package metadata);
+  finding and loading them is :mod:`ctxsnap._plugins`' job.
+
+Every provider is checked (:mod:`ctxsnap._provider_checks`) before the registry changes.
 
 Capture planning reads it through its public attributes and methods only (``version``, ``providers``,
 ``released_vars``, ``settled``, ``modules_seen``, ``load_pending``): what is private here may change freely.
@@ -16,10 +19,7 @@ Capture planning reads it through its public attributes and methods only (``vers
 
 from __future__ import annotations
 
-import functools
 import importlib
-import os
-import re
 import sys
 import threading
 from collections.abc import Callable
@@ -27,10 +27,10 @@ from contextvars import ContextVar
 from typing import Any, Final
 
 from ._errors import ProviderError
+from ._plugins import ENTRY_POINT_GROUP, find_plugins
+from ._provider_checks import validate
 
 __all__ = ["BASE_PROVIDER_NAME", "ENTRY_POINT_GROUP", "Registry", "registry"]
-
-ENTRY_POINT_GROUP: Final = "ctxsnap.providers"
 
 #: Built-in providers that load themselves as soon as their framework is in use: a table of module names, so the
 #: core names the modules but never imports a framework (each module is imported only once its framework
@@ -40,45 +40,6 @@ _FRAMEWORK_PROVIDERS: Final = (("flask", "ctxsnap.providers.flask"), ("quart", "
 #: The contextvars provider is the base layer of every snapshot (each run enters a copy of its context), so it
 #: can be left out of one capture with ``exclude=["contextvars"]`` but never unregistered or replaced.
 BASE_PROVIDER_NAME: Final = "contextvars"
-
-_NAME_PATTERN: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*(\.[A-Za-z_][A-Za-z0-9_-]*)*")
-
-
-def validate(provider: object) -> None:
-    """Refuse what cannot serve as a provider, naming the attribute that is wrong."""
-    if isinstance(provider, type):
-        raise TypeError(
-            f"register_provider() got the class {provider.__qualname__}, not an instance. Create one first: "
-            f"register_provider({provider.__qualname__}())."
-        )
-    name = getattr(provider, "name", None)
-    if not isinstance(name, str) or not _NAME_PATTERN.fullmatch(name):
-        raise TypeError(
-            f"Provider {type(provider).__qualname__} has no valid name: got {name!r}. Set 'name' to "
-            "dot-separated identifiers, such as 'mylib.span'."
-        )
-    _validate_methods(provider, name)
-    owned = getattr(provider, "owned_vars", ())
-    if not isinstance(owned, tuple) or not all(isinstance(v, ContextVar) for v in owned):
-        raise TypeError(
-            f"Provider {name!r} has an invalid 'owned_vars': {owned!r}. Make it a tuple of ContextVar objects."
-        )
-
-
-def _validate_methods(provider: object, name: str) -> None:
-    missing = [m for m in ("capture", "apply") if not callable(getattr(provider, m, None))]
-    if missing:
-        raise TypeError(
-            f"Provider {name!r} lacks the method(s) {', '.join(missing)}. Subclass ctxsnap.Provider and "
-            "implement capture() and apply(state)."
-        )
-    for optional in ("undo", "needs_undo"):
-        method = getattr(provider, optional, None)
-        if method is not None and not callable(method):
-            raise TypeError(
-                f"Provider {name!r} has an {optional!r} attribute that is not callable. Make it a method, or "
-                "remove it."
-            )
 
 
 class Registry:
@@ -202,65 +163,10 @@ class Registry:
     def discover_plugins(self) -> None:
         """Import the providers of the ``ctxsnap.providers`` entry points; called once, by ``import ctxsnap``.
 
-        Reading entry points scans every installed distribution's metadata (tens of milliseconds of file
-        I/O), and importing a plug-in reads its modules: at import time that is expected, while on the first
-        capture it stalled the event loop that captured (issue 11). A plug-in that fails to load does not fail
-        the import: every capture raises its ``ProviderError`` instead, until it is fixed.
+        Not at the first capture: that read package metadata on the capturing thread and stalled its event loop
+        (issue 11). Registering them waits for the first capture (see :mod:`ctxsnap._plugins`).
         """
-        if os.environ.get("CTXSNAP_DISABLE_ENTRY_POINTS"):
-            return
-        from importlib.metadata import entry_points
-
-        try:
-            found = entry_points(group=ENTRY_POINT_GROUP)
-        except Exception as exc:  # unreadable metadata of some installed package: fail captures, not the import
-            self._plugin_failure = functools.partial(_discovery_failure, exc)
-            return
-        for entry_point in found:
-            try:
-                self._plugins.append((entry_point.name, _load_entry_point(entry_point)))
-            except Exception as exc:
-                self._plugins = []
-                self._plugin_failure = functools.partial(_load_failure, entry_point, exc)
-                return
-
-
-def _load_entry_point(entry_point: Any) -> Any:
-    loaded = entry_point.load()
-    # The entry point may name a Provider subclass or a factory (called with no arguments), or an instance.
-    provider = loaded() if isinstance(loaded, type) or not hasattr(loaded, "capture") else loaded
-    validate(provider)
-    if provider.name != entry_point.name:
-        raise ValueError(
-            f"Entry point {entry_point.name!r} loads a provider named {provider.name!r}. Give the two the "
-            "same name."
-        )
-    return provider
-
-
-def _discovery_failure(cause: Exception) -> ProviderError:
-    error = ProviderError(
-        ENTRY_POINT_GROUP,
-        "load",
-        cause,
-        hint="Reading the entry points of the installed packages failed: repair or reinstall the package whose "
-        "metadata is broken, or set CTXSNAP_DISABLE_ENTRY_POINTS=1 to load no third-party provider.",
-    )
-    error.__cause__ = cause
-    return error
-
-
-def _load_failure(entry_point: Any, cause: Exception) -> ProviderError:
-    error = ProviderError(
-        entry_point.name,
-        "load",
-        cause,
-        hint=f"It comes from the entry point {entry_point.name} = {entry_point.value} in the group "
-        f"{ENTRY_POINT_GROUP!r}: fix or uninstall the package that declares it, or set "
-        "CTXSNAP_DISABLE_ENTRY_POINTS=1 to load no third-party provider.",
-    )
-    error.__cause__ = cause
-    return error
+        self._plugins, self._plugin_failure = find_plugins()
 
 
 registry: Final = Registry()

@@ -144,9 +144,9 @@ class Snapshot:
 
     def __reduce_ex__(self, protocol: Any) -> NoReturn:
         raise TypeError(
-            "a ctxsnap.Snapshot cannot be pickled: it holds live objects of this process (the request, g, "
-            "ContextVar values) that mean nothing in another one. Capture in the process that runs the work, "
-            "or send the plain values you need."
+            "A Snapshot cannot be pickled: it holds this process's live objects. Its request, g and ContextVar "
+            "values mean nothing in another one: capture in the process that runs the work, or send the plain "
+            "values you need."
         )
 
     # -- the hot path -------------------------------------------------------------------------------------

@@ -28,9 +28,10 @@ from typing import Any
 
 import pytest
 
+from tests.support import PROCESS_TIMEOUT, TIMEOUT
+
 ROOT = Path(__file__).resolve().parents[1]
 APP_MODULE = "tests.adapters.celery.celery_app"
-STARTUP_TIMEOUT = 90.0
 
 
 def _free_port() -> int:
@@ -158,7 +159,7 @@ class Worker:
     def stop(self) -> None:
         self.process.send_signal(signal.SIGTERM)  # a warm shutdown: running tasks finish
         try:
-            self.process.wait(60)
+            self.process.wait(TIMEOUT)
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait(10)
@@ -179,7 +180,7 @@ def celery_worker(
     try:
         result = celery_app.observe.delay()
         try:
-            result.get(timeout=STARTUP_TIMEOUT)
+            result.get(timeout=PROCESS_TIMEOUT)
         except Exception as exc:
             raise RuntimeError(f"the {pool} worker did not start:\n{running.output()}") from exc
         yield running

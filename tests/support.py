@@ -1,16 +1,22 @@
-"""The one home of helpers every part of the suite shares: how long a test waits, and a lifecycle recorder.
+"""The one home of helpers every part of the suite shares: how long a test waits, a lifecycle recorder, and the
+hook that runs each test in its own copy of the context.
 
-Helpers that belong to one part of the suite stay beside it (``tests/adapters/flask/flask_support.py``,
-``tests/reliability/_support.py``, ...); what more than one part needs lives here, once, so that a change of
+What one framework's tests share, in ``tests/providers/`` and ``tests/adapters/`` alike, lives beside this module
+(``tests/flask_support.py``, ``tests/quart_support.py``); what one part of the suite needs alone stays beside it
+(``tests/reliability/_support.py``, ...). What more than one part needs lives here, once, so that a change of
 policy (a longer wait on a slow machine, one more field in a lifecycle event) is made in one place.
 """
 
 from __future__ import annotations
 
+import contextvars
+import inspect
 import threading
 from typing import NamedTuple
 
-__all__ = ["PROCESS_TIMEOUT", "TIMEOUT", "Lifecycle", "LifecycleEvent"]
+import pytest
+
+__all__ = ["PROCESS_TIMEOUT", "TIMEOUT", "Lifecycle", "LifecycleEvent", "run_each_test_in_a_copy_of_the_context"]
 
 #: How long a test waits for a thread, a task or a server before it fails. Generous: the machine is small and
 #: shared, a slow answer is fine, a hung test is not (and no test asserts on how fast anything is).
@@ -66,3 +72,19 @@ class Lifecycle:
                 for event in self.events
                 if event.thread == ident
             ]
+
+
+@pytest.hookimpl(tryfirst=True)
+def run_each_test_in_a_copy_of_the_context(pyfuncitem: pytest.Function) -> bool:
+    """A ``pytest_pyfunc_call`` hook: run each (sync) test in its own copy of the context, as a server runs each
+    request. A conftest takes it in with ``from tests.support import ... as pytest_pyfunc_call``.
+
+    Tests set ContextVars freely to play "the parent request"; without this, a value set by one test would still
+    be there when the next one starts, and a test about leaks could pass or fail because of its neighbour.
+    """
+    # The test's own parameters, read from its public signature (pytest's private _fixtureinfo is not an API);
+    # funcargs also holds autouse fixtures the test does not take.
+    parameters = inspect.signature(pyfuncitem.obj).parameters
+    arguments = {name: value for name, value in pyfuncitem.funcargs.items() if name in parameters}
+    contextvars.copy_context().run(pyfuncitem.obj, **arguments)
+    return True

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import TIMEOUT
+
 ROOT = Path(__file__).resolve().parents[1]
 
 FLASK_MOVES = [
@@ -40,7 +42,7 @@ CORE_MOVES = [
 
 def _check_moved(old: str, name: str, new: str) -> None:
     old_module = importlib.import_module(old)
-    message = rf"^{old}\.{name} has moved to {new}\.{name}; import it from there"
+    message = rf"^{old}\.{name} has moved to {new}\.{name}\. Import it from there"
     with pytest.warns(DeprecationWarning, match=message):
         value = getattr(old_module, name)
     assert value is getattr(importlib.import_module(new), name)
@@ -82,7 +84,9 @@ def test_providers_stays_callable_after_the_provider_modules_are_imported() -> N
         "assert flask_providers.APP_PROVIDER in ctxsnap.providers()\n"
         "print(names)\n"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=TIMEOUT
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "['contextvars', 'flask.app', 'flask.request']"
 

@@ -58,6 +58,8 @@ INTEROP = [
 TYPING = ["mypy>=1.10"]
 #: The docs site's pinned tools, read from pyproject's ``docs`` extra so the pins live in one place.
 DOCS = EXTRAS["docs"]
+#: The linters (ruff, codespell) at the versions pre-commit uses, read from pyproject's ``lint`` extra.
+LINT = EXTRAS["lint"]
 #: Exact pins: an unpinned resolve of Celery together with the other packages backtracked for minutes. The same
 #: pins as the ``celery`` extra in pyproject.toml.
 CELERY = ["celery==5.7.0", "kombu==5.7.0", "redis==8.1.0"]
@@ -67,7 +69,7 @@ CELERY = ["celery==5.7.0", "kombu==5.7.0", "redis==8.1.0"]
 CELERY_INTEROP = ["opentelemetry-instrumentation-celery==0.66b1", "sentry-sdk==2.75.0"]
 LEGACY_ONLY = "not quart and not interop and not typing and not stress and not celery"
 #: Where the JUnit report shows a Quart test: it has no markers, so by module, or by conformance entry id.
-QUART_MODULES = ("tests.adapters.quart.", "tests.examples.test_quart_app")
+QUART_MODULES = ("tests.providers.quart.", "tests.adapters.quart.", "tests.examples.test_quart_app")
 
 
 @dataclass(frozen=True)
@@ -96,6 +98,7 @@ CELLS = [
             *INTEROP,
             *TYPING,
             *DOCS,
+            *LINT,
             *CELERY,
             *CELERY_INTEROP,
         ],
@@ -136,7 +139,7 @@ CELLS = [
             *TEST_TOOLS,
         ],
         # test_deprecations: the old import paths and ctxsnap.providers() on the per-thread layout too.
-        paths=["tests/adapters/flask/test_legacy_werkzeug.py", "tests/test_deprecations.py"],
+        paths=["tests/providers/flask/test_legacy_werkzeug.py", "tests/test_deprecations.py"],
     ),
 ]
 # The newer Pythons. Quart 0.23 needs Python >= 3.13 and has the merged context layout (request and websocket
@@ -145,6 +148,7 @@ CELLS = [
 # and the conformance suite; the examples, interop, reliability and benchmark-harness tests are not
 # interpreter-sensitive and already run in the main cell, so the new cells leave them out to keep CI short.
 NEW_PYTHON_PATHS = [
+    "tests/providers",
     "tests/adapters",
     "tests/conformance",
     "tests/core",

@@ -16,17 +16,11 @@ from contextvars import ContextVar
 from typing import Any, Final, TypeVar, TypeVarTuple, Unpack
 from warnings import warn
 
-try:
+from .._extras import framework_import
+
+with framework_import("anyio", extra="anyio", importer=__name__):
     import anyio
     import anyio.to_thread
-except ModuleNotFoundError as exc:
-    if exc.name != "anyio":
-        raise  # anyio is there but broken: its own error says more than ours would
-    raise ModuleNotFoundError(
-        "ctxsnap.adapters.anyio needs anyio, which is not installed. Install it with: "
-        'pip install "ctxsnap[anyio]"',
-        name="anyio",
-    ) from None
 
 from .._capture import capture, is_wrapped
 from .._checks import refuse_selection_for_wrapped

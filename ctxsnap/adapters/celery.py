@@ -25,10 +25,12 @@ from collections.abc import Callable
 from contextvars import ContextVar
 from typing import Any, Final
 
-import celery  # type: ignore[import-untyped]  # Celery ships no type information
-from celery import current_task
-
 from .._carrier import Carrier
+from .._extras import framework_import
+
+with framework_import("celery", extra="celery", importer=__name__):
+    import celery  # type: ignore[import-untyped]  # Celery ships no type information
+    from celery import current_task
 
 __all__ = ["HEADER", "Task", "install"]
 

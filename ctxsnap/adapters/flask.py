@@ -16,16 +16,10 @@ import inspect
 from collections.abc import Callable, Coroutine
 from typing import Any, ParamSpec, TypeVar, overload
 
-try:
+from .._extras import framework_import
+
+with framework_import("flask", extra="flask", importer=__name__):
     import flask
-except ModuleNotFoundError as exc:
-    if exc.name != "flask":
-        raise  # flask is there but broken: its own error says more than ours would
-    raise ModuleNotFoundError(
-        "ctxsnap.adapters.flask needs flask, which is not installed. Install it with: "
-        'pip install "ctxsnap[flask]"',
-        name="flask",
-    ) from None
 
 from .._capture import capture as _capture
 from .._checks import check_callable

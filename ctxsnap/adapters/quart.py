@@ -16,16 +16,10 @@ import functools
 from collections.abc import Callable
 from typing import ParamSpec, TypeVar
 
-try:
+from .._extras import framework_import
+
+with framework_import("quart", extra="quart", importer=__name__):
     import quart
-except ModuleNotFoundError as exc:
-    if exc.name != "quart":
-        raise  # quart is there but broken: its own error says more than ours would
-    raise ModuleNotFoundError(
-        "ctxsnap.adapters.quart needs quart, which is not installed. Install it with: "
-        'pip install "ctxsnap[quart]"',
-        name="quart",
-    ) from None
 
 from .._capture import capture as _core_capture
 from .._capture import is_wrapped, runner

@@ -39,17 +39,11 @@ from __future__ import annotations
 from contextvars import ContextVar
 from typing import Any, Final
 
-try:
+from .._extras import framework_import
+
+with framework_import("flask", extra="flask", importer=__name__):
     import flask
     import flask.globals
-except ModuleNotFoundError as exc:
-    if exc.name != "flask":
-        raise  # flask is there but broken: its own error says more than ours would
-    raise ModuleNotFoundError(
-        "ctxsnap.providers.flask needs flask, which is not installed. Install it with: "
-        'pip install "ctxsnap[flask]"',
-        name="flask",
-    ) from None
 
 from .._provider import Provider, register_provider
 from . import _flask_common

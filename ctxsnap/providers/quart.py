@@ -23,7 +23,9 @@ Nothing of Quart's lifecycle runs in the child by default. With ``CTXSNAP_TEARDO
 lives); ``teardown_request``/``teardown_websocket`` never run in the child.
 
 This module is imported by the core as soon as ``quart`` is in ``sys.modules`` (by name, from a table in
-``ctxsnap._provider``), and registers its providers at import. The helpers users import (``to_thread``, the
+``ctxsnap._registry``), detects the layout, and registers its providers at import: ``quart.app`` is here, the
+request and websocket providers of each layout are in ``_quart_request``, and running Quart's callbacks in the
+worker thread is ``_quart_callbacks``' job. The helpers users import (``to_thread``, the
 ``CtxSnap`` extension, ``capture()`` with a per-call policy) are the Quart adapter's:
 :mod:`ctxsnap.adapters.quart`; the ``g``/teardown policy is shared with Flask (``ctxsnap/providers/_policy.py``).
 It imports only the core and Quart (Quart >= 0.19 brings Flask with it; the Flask providers read
@@ -32,36 +34,28 @@ Flask's own ContextVars, which a Quart app never sets, so the two never see each
 
 from __future__ import annotations
 
-import asyncio
-import inspect
-from collections.abc import Callable
 from contextvars import ContextVar
 from typing import Any, Final
 
-try:
+from .._extras import framework_import
+
+with framework_import("quart", extra="quart", importer=__name__):
     import quart
     import quart.globals
     import quart.signals
-except ModuleNotFoundError as exc:
-    if exc.name != "quart":
-        raise  # quart is there but broken: its own error says more than ours would
-    raise ModuleNotFoundError(
-        "ctxsnap.providers.quart needs quart, which is not installed. Install it with: "
-        'pip install "ctxsnap[quart]"',
-        name="quart",
-    ) from None
 
 from .._provider import Provider, register_provider
-from ._appcontext import (
-    REFUSED_CALLBACKS,
-    copy_state,
-    fork_app_context,
-    fork_request_context,
-    inherited_values_kept,
-    strip_state,
-)
-from ._policy import COPY, NO_VALUES, SHARE, TEARDOWN, Policy
+from ._appcontext import REFUSED_CALLBACKS, fork_app_context, inherited_values_kept, strip_state
+from ._policy import SHARE, TEARDOWN, Policy
 from ._portable_quart import PortableQuartG
+from ._quart_callbacks import call_here, send
+from ._quart_request import (
+    AFTER_CALLBACKS,
+    REQUEST_STATE,
+    WEBSOCKET_STATE,
+    MergedStateProvider,
+    SeparateContextProvider,
+)
 
 __all__ = ["LAYOUT", "MERGED", "POLICY", "AppContextProvider"]
 
@@ -101,12 +95,6 @@ else:  # pragma: no cover - a Quart neither layout describes
 #: Whether the app context holds the request and websocket state (the merged layout).
 MERGED: Final = LAYOUT == "contextvars-merged"
 
-#: The merged layout's request and websocket state, by the app context's attribute names.
-_REQUEST_STATE: Final = ("_request", "_session", "_flashes")
-_WEBSOCKET_STATE: Final = ("_websocket", "_session")
-#: The per-request (per-websocket) callbacks a worker must not add to: they act on the parent's response.
-_AFTER_CALLBACKS: Final = ("_after_request_functions", "_after_websocket_functions")
-
 
 # -- providers ------------------------------------------------------------------------------------------------
 
@@ -119,14 +107,14 @@ def _fork(mode: int, context: Any, values: dict[str, Any]) -> Any:
     if mode == SHARE:
         vars(fork)["g"] = context.g
     if MERGED:
-        strip_state(fork, (*_REQUEST_STATE, *_WEBSOCKET_STATE))
+        strip_state(fork, (*REQUEST_STATE, *WEBSOCKET_STATE))
         _refuse_after_callbacks(fork)
     return fork
 
 
 def _refuse_after_callbacks(context: Any) -> None:
     state = vars(context)
-    for name in _AFTER_CALLBACKS:
+    for name in AFTER_CALLBACKS:
         if name in state:
             state[name] = REFUSED_CALLBACKS
 
@@ -147,7 +135,7 @@ class AppContextProvider(PortableQuartG, Provider):
         _cv_app.set(fork)
         if mode != TEARDOWN:
             return None
-        _send(quart.signals.appcontext_pushed, fork.app)
+        send(quart.signals.appcontext_pushed, fork.app)
         return fork
 
     def needs_undo(self, state: tuple[int, Any, dict[str, Any]]) -> bool:
@@ -164,78 +152,10 @@ class AppContextProvider(PortableQuartG, Provider):
             with inherited_values_kept(token, state[2]):
                 # Quart runs teardown_appcontext functions in registration order (Flask runs them reversed).
                 for function in app.teardown_appcontext_funcs:
-                    _call_here(function, exc)
-                _send(quart.signals.appcontext_tearing_down, app, exc=exc)
+                    call_here(function, exc)
+                send(quart.signals.appcontext_tearing_down, app, exc=exc)
         finally:
-            _send(quart.signals.appcontext_popped, app)
-
-
-class _SeparateContextProvider(Provider):
-    """Quart 0.19 to 0.22: the parent's request or websocket context, in its own ContextVar.
-
-    The child gets a view of it made at capture: the same request (websocket), session and URL adapter, and
-    per-request callbacks that refuse additions. It is set, never pushed, so nothing of its lifecycle runs.
-    """
-
-    def __init__(self, name: str, var: ContextVar[Any]) -> None:
-        self.name = name
-        self._var = var
-        self.owned_vars = (var,)
-
-    def capture(self) -> Any:
-        context = self._var.get(None)
-        return None if context is None else fork_request_context(context, _AFTER_CALLBACKS)
-
-    def apply(self, state: Any) -> None:
-        # Set even where the child's context already holds the parent's own (it runs in a copy of the parent's
-        # context): the child must get the view, and include= captures may leave the contextvars provider out.
-        self._var.set(state)
-
-
-class _MergedStateProvider(Provider):
-    """Quart 0.23: the request (or websocket) state of the app context, put into the child's fork of it.
-
-    It owns no ContextVar: the app context's variable belongs to ``quart.app``, and excluding the request must
-    not take the app context with it.
-    """
-
-    def __init__(self, name: str, state: tuple[str, ...]) -> None:
-        self.name = name
-        #: The attribute that says this kind of state is present, then every attribute of that state.
-        self._state = state
-
-    def capture(self) -> Any:
-        context = _cv_app.get(None)
-        if context is None or vars(context).get(self._state[0]) is None:
-            return None
-        return context
-
-    def apply(self, state: Any) -> None:
-        current = _cv_app.get(None)
-        if current is None or current is state:
-            # quart.app was left out: a request cannot be active without an app context on this Quart, so the
-            # child gets one of its own, with an empty g (the parent's g was excluded with quart.app).
-            current = _fork(COPY, state, NO_VALUES)
-            _cv_app.set(current)
-        copy_state(state, current, self._state)
-
-
-def _call_here(function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    """Call a Quart callback in *this* thread: a sync one directly, an async one on a private event loop.
-
-    Quart itself would send a sync callback to its executor (``app.ensure_async``), that is to another thread;
-    a teardown that closes a per-thread resource must run in the thread that opened it.
-    """
-    if inspect.iscoroutinefunction(function):
-        return asyncio.run(function(*args, **kwargs))
-    return function(*args, **kwargs)
-
-
-def _send(signal: Any, sender: Any, **kwargs: Any) -> None:
-    # blinker's send(_async_wrapper=) only exists from blinker 1.7, and Quart 0.19 allows 1.6: call the
-    # receivers ourselves.
-    for receiver in signal.receivers_for(sender):
-        _call_here(receiver, sender, **kwargs)
+            send(quart.signals.appcontext_popped, app)
 
 
 def _make_providers() -> tuple[Provider, Provider, Provider]:
@@ -243,13 +163,13 @@ def _make_providers() -> tuple[Provider, Provider, Provider]:
     if _cv_request is None or _cv_websocket is None:
         return (
             AppContextProvider(),
-            _MergedStateProvider("quart.request", _REQUEST_STATE),
-            _MergedStateProvider("quart.websocket", _WEBSOCKET_STATE),
+            MergedStateProvider("quart.request", REQUEST_STATE, _cv_app, _fork),
+            MergedStateProvider("quart.websocket", WEBSOCKET_STATE, _cv_app, _fork),
         )
     return (
         AppContextProvider(),
-        _SeparateContextProvider("quart.request", _cv_request),
-        _SeparateContextProvider("quart.websocket", _cv_websocket),
+        SeparateContextProvider("quart.request", _cv_request),
+        SeparateContextProvider("quart.websocket", _cv_websocket),
     )
 
 

@@ -11,7 +11,7 @@ import asyncio
 import contextvars
 import threading
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any, TypedDict, TypeVar
 
 import anyio
 import anyio.to_thread
@@ -30,7 +30,7 @@ REQUEST_ID: contextvars.ContextVar[str] = contextvars.ContextVar("anyio_request_
 
 def run(main: Callable[[], Awaitable[T]], backend: str) -> T:
     """``anyio.run`` in a fresh copy of the context, so one test's ContextVars never reach the next."""
-    return contextvars.copy_context().run(anyio.run, main, backend=backend)
+    return contextvars.copy_context().run(lambda: anyio.run(main, backend=backend))
 
 
 async def until(condition: Callable[[], bool], what: str) -> None:
@@ -83,15 +83,22 @@ def test_the_limiter_is_the_one_that_caps_the_threads(backend: str) -> None:
     run(main, backend)
 
 
+class CancelOptions(TypedDict, total=False):
+    """The keywords of ``run_sync`` that say what a cancelled caller does."""
+
+    abandon_on_cancel: bool
+    cancellable: bool
+
+
 def _cancel_while_running(
-    backend: str, abandon: bool, marked: dict[int, str], options: dict[str, bool] | None = None
+    backend: str, abandon: bool, marked: dict[int, str], options: CancelOptions | None = None
 ) -> dict[str, Any]:
     """Cancel a caller while its thread runs; report what the caller, the worker thread and the loop saw.
 
     ``options`` are the keywords given to ``run_sync`` (``abandon_on_cancel=abandon`` unless set).
     """
     report: dict[str, Any] = {"loop_errors": []}
-    keywords = {"abandon_on_cancel": abandon} if options is None else options
+    keywords: CancelOptions = {"abandon_on_cancel": abandon} if options is None else options
 
     async def main() -> None:
         if backend == "asyncio":
@@ -277,7 +284,7 @@ def test_an_async_function_is_refused() -> None:
 
     async def main() -> None:
         with pytest.raises(TypeError, match="async callable"):
-            await run_sync(handler)
+            await run_sync(handler)  # type: ignore[unused-coroutine]  # refused at run time; the signature allows it
 
     run(main, "asyncio")
 

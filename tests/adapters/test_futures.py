@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 import ctxsnap
+from tests.support import TIMEOUT
 
 request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("adapters_futures_request_id")
 scratch: contextvars.ContextVar[str | None] = contextvars.ContextVar("adapters_futures_scratch")
@@ -74,15 +75,15 @@ def test_submit_captures_at_each_call_not_at_construction(pool: concurrent.futur
     first = executor.submit(read)
     request_id.set("second submit")
     second = executor.submit(read)
-    assert first.result(timeout=60) == ("first submit", None)
-    assert second.result(timeout=60) == ("second submit", None)
+    assert first.result(timeout=TIMEOUT) == ("first submit", None)
+    assert second.result(timeout=TIMEOUT) == ("second submit", None)
 
 
 def test_the_drop_in_captures_at_submit_too() -> None:
     request_id.set("at construction")
     with ctxsnap.ThreadPoolExecutor(max_workers=2) as executor:
         request_id.set("at submit")
-        assert executor.submit(read).result(timeout=60) == ("at submit", None)
+        assert executor.submit(read).result(timeout=TIMEOUT) == ("at submit", None)
         assert isinstance(executor, concurrent.futures.ThreadPoolExecutor)
 
 
@@ -98,11 +99,11 @@ def test_a_registration_after_construction_applies_to_the_next_submit(
     pool: concurrent.futures.ThreadPoolExecutor,
 ) -> None:
     executor = ctxsnap.ContextExecutor(pool, exclude=scratch)
-    executor.submit(read).result(timeout=60)
+    executor.submit(read).result(timeout=TIMEOUT)
     provider = Counter()
     ctxsnap.register_provider(provider)
     try:
-        executor.submit(read).result(timeout=60)
+        executor.submit(read).result(timeout=TIMEOUT)
         assert provider.captures == 1
     finally:
         ctxsnap.unregister_provider(provider.name)
@@ -116,17 +117,17 @@ WORKERS, ITEMS = 8, 2_000
 
 def mapped_through_plain_pool_wrap(fn: Callable[[int], Any]) -> list[Any]:
     with concurrent.futures.ThreadPoolExecutor(WORKERS) as plain:
-        return list(plain.map(ctxsnap.capture().wrap(fn), range(ITEMS), timeout=120))
+        return list(plain.map(ctxsnap.capture().wrap(fn), range(ITEMS), timeout=2 * TIMEOUT))
 
 
 def mapped_through_context_executor(fn: Callable[[int], Any]) -> list[Any]:
     with concurrent.futures.ThreadPoolExecutor(WORKERS) as plain:
-        return list(ctxsnap.ContextExecutor(plain).map(fn, range(ITEMS), timeout=120))
+        return list(ctxsnap.ContextExecutor(plain).map(fn, range(ITEMS), timeout=2 * TIMEOUT))
 
 
 def mapped_through_drop_in(fn: Callable[[int], Any]) -> list[Any]:
     with ctxsnap.ThreadPoolExecutor(WORKERS) as drop_in:
-        return list(drop_in.map(fn, range(ITEMS), timeout=120))
+        return list(drop_in.map(fn, range(ITEMS), timeout=2 * TIMEOUT))
 
 
 @pytest.mark.parametrize(
@@ -135,7 +136,7 @@ def mapped_through_drop_in(fn: Callable[[int], Any]) -> list[Any]:
     ids=["pool.map(snap.wrap(fn))", "ContextExecutor.map", "ThreadPoolExecutor.map"],
 )
 def test_one_wrapped_callable_through_map_on_8_workers_x_2000_items(mapped: Callable[..., list[Any]]) -> None:
-    barrier = threading.Barrier(WORKERS, timeout=60)
+    barrier = threading.Barrier(WORKERS, timeout=TIMEOUT)
     request_id.set("the request")
 
     def item(index: int) -> tuple[str | None, str | None, str | None, int]:
@@ -163,9 +164,12 @@ def test_an_already_wrapped_callable_is_submitted_as_it_is(
     task = ctxsnap.capture().wrap(read)
     request_id.set("at submit")
     assert counter.captures == 1
-    assert ctxsnap.ContextExecutor(pool).submit(task).result(timeout=60) == ("the snapshot the user chose", None)
+    assert ctxsnap.ContextExecutor(pool).submit(task).result(timeout=TIMEOUT) == (
+        "the snapshot the user chose",
+        None,
+    )
     with ctxsnap.ThreadPoolExecutor(1) as drop_in:
-        assert drop_in.submit(task).result(timeout=60)[0] == "the snapshot the user chose"
+        assert drop_in.submit(task).result(timeout=TIMEOUT)[0] == "the snapshot the user chose"
         assert list(drop_in.map(task, [1])) == [("the snapshot the user chose", None)]
     assert counter.captures == 1  # no second capture, no double wrapping
 
@@ -173,7 +177,7 @@ def test_an_already_wrapped_callable_is_submitted_as_it_is(
 def test_a_context_executor_over_the_drop_in_captures_once(counter: Counter) -> None:
     with ctxsnap.ThreadPoolExecutor(1) as drop_in:
         request_id.set("outer")
-        assert ctxsnap.ContextExecutor(drop_in).submit(read).result(timeout=60) == ("outer", None)
+        assert ctxsnap.ContextExecutor(drop_in).submit(read).result(timeout=TIMEOUT) == ("outer", None)
     assert counter.captures == 1
 
 
@@ -182,9 +186,9 @@ def test_a_context_executor_over_the_drop_in_captures_once(counter: Counter) -> 
 
 def test_map_passes_several_iterables_timeout_and_chunksize(pool: concurrent.futures.ThreadPoolExecutor) -> None:
     executor = ctxsnap.ContextExecutor(pool)
-    assert list(executor.map(pow, [2, 3, 4], [3, 2, 1], timeout=60, chunksize=2)) == [8, 9, 4]
+    assert list(executor.map(pow, [2, 3, 4], [3, 2, 1], timeout=TIMEOUT, chunksize=2)) == [8, 9, 4]
     with ctxsnap.ThreadPoolExecutor(2) as drop_in:
-        assert list(drop_in.map(pow, [2, 3], [3, 2], timeout=60)) == [8, 9]
+        assert list(drop_in.map(pow, [2, 3], [3, 2], timeout=TIMEOUT)) == [8, 9]
 
 
 def test_map_reraises_the_item_exception_unchanged(pool: concurrent.futures.ThreadPoolExecutor) -> None:
@@ -218,7 +222,7 @@ def test_the_with_statement_waits_and_shuts_the_wrapped_executor_down(
     gate = threading.Event()
 
     def slow() -> str:
-        assert gate.wait(timeout=60)
+        assert gate.wait(timeout=TIMEOUT)
         return "done"
 
     with ctxsnap.ContextExecutor(pool) as executor:
@@ -240,12 +244,12 @@ def test_cancel_futures_cancels_what_is_still_queued(drop_in: bool) -> None:
 
     def blocking() -> str:
         started.set()
-        assert gate.wait(timeout=60)
+        assert gate.wait(timeout=TIMEOUT)
         return "ran"
 
     try:
         running = executor.submit(blocking)
-        assert started.wait(timeout=60)
+        assert started.wait(timeout=TIMEOUT)
         queued = [executor.submit(read) for _ in range(3)]
         executor.shutdown(wait=False, cancel_futures=True)
         assert all(future.cancelled() for future in queued)
@@ -253,7 +257,7 @@ def test_cancel_futures_cancels_what_is_still_queued(drop_in: bool) -> None:
         gate.set()
         executor.shutdown(wait=True)
         plain.shutdown(wait=True)
-    assert running.result(timeout=60) == "ran"
+    assert running.result(timeout=TIMEOUT) == "ran"
 
 
 def test_repr_names_the_wrapped_executor(pool: concurrent.futures.ThreadPoolExecutor) -> None:
@@ -267,7 +271,7 @@ def test_selection_applies_to_every_submit(pool: concurrent.futures.ThreadPoolEx
     request_id.set("kept")
     scratch.set("left out")
     executor = ctxsnap.ContextExecutor(pool, exclude=[scratch])
-    assert [executor.submit(read).result(timeout=60) for _ in range(3)] == [("kept", None)] * 3
+    assert [executor.submit(read).result(timeout=TIMEOUT) for _ in range(3)] == [("kept", None)] * 3
     assert list(ctxsnap.ContextExecutor(pool, include=scratch).map(read, [1])) == [(None, "left out")]
 
 
@@ -281,13 +285,13 @@ def test_a_plain_pool_leaks_a_task_set_to_the_next_task_and_ctxsnap_does_not() -
         scratch.set("left by an earlier task")
 
     with concurrent.futures.ThreadPoolExecutor(1) as plain:
-        plain.submit(sets).result(timeout=60)
-        assert plain.submit(read).result(timeout=60)[1] == "left by an earlier task"
+        plain.submit(sets).result(timeout=TIMEOUT)
+        assert plain.submit(read).result(timeout=TIMEOUT)[1] == "left by an earlier task"
     with ctxsnap.ThreadPoolExecutor(1) as drop_in:
-        drop_in.submit(sets).result(timeout=60)
-        assert drop_in.submit(read).result(timeout=60)[1] is None
+        drop_in.submit(sets).result(timeout=TIMEOUT)
+        assert drop_in.submit(read).result(timeout=TIMEOUT)[1] is None
         # ... and nor does the worker thread itself keep it for a plain task.
-        assert concurrent.futures.ThreadPoolExecutor.submit(drop_in, read).result(timeout=60)[1] is None
+        assert concurrent.futures.ThreadPoolExecutor.submit(drop_in, read).result(timeout=TIMEOUT)[1] is None
 
 
 # -- bad arguments --------------------------------------------------------------------------------------------
@@ -322,9 +326,9 @@ def test_non_callables_and_async_functions_are_refused_by_name(
 @pytest.mark.parametrize(
     "make, error, message",
     [
-        (lambda pool: ctxsnap.ContextExecutor(42), TypeError, "takes a concurrent.futures.Executor, got int 42"),
+        (lambda pool: ctxsnap.ContextExecutor(42), TypeError, "takes a concurrent.futures.Executor, got int 42"),  # type: ignore[arg-type]
         (lambda pool: ctxsnap.ContextExecutor(pool, include=["nope"]), ValueError, "unknown provider 'nope'"),
-        (lambda pool: ctxsnap.ContextExecutor(pool, exclude=[1.5]), TypeError, "as an entry. Pass provider names"),
+        (lambda pool: ctxsnap.ContextExecutor(pool, exclude=[1.5]), TypeError, "as an entry. Pass provider names"),  # type: ignore[list-item]
         (lambda pool: ctxsnap.ContextExecutor(pool, include=[]), ValueError, "include= is empty"),
     ],
     ids=["not-an-executor", "unknown-provider", "bad-selection", "empty-include"],
@@ -355,7 +359,7 @@ def test_a_max_workers_that_is_not_a_number_is_refused_by_name() -> None:
 @pytest.mark.parametrize("max_workers", [None, 3, 2.0])
 def test_the_drop_in_accepts_what_the_base_class_accepts(max_workers: Any) -> None:
     with ctxsnap.ThreadPoolExecutor(max_workers, "named", initializer=_mark_worker, initargs=("set up",)) as pool:
-        assert pool.submit(_read_worker_mark).result(timeout=60) == ("set up", "named")
+        assert pool.submit(_read_worker_mark).result(timeout=TIMEOUT) == ("set up", "named")
     # Its own clear errors are left to it.
     with pytest.raises(ValueError, match="max_workers must be greater than 0"):
         ctxsnap.ThreadPoolExecutor(0)

@@ -361,7 +361,7 @@ def test_pool_worker_threads_start_clean_and_keep_no_request_alive(app: flask.Fl
         return [await asyncio.to_thread(seen), await anyio.to_thread.run_sync(seen)]
 
     def body() -> list[Any]:
-        requests.append(weakref.ref(flask.request._get_current_object()))
+        requests.append(weakref.ref(flask.request._get_current_object()))  # type: ignore[attr-defined]  # Flask types its proxies as the object they stand for
         return [
             pool.submit(seen).result(TIMEOUT),  # starts the pool's worker thread inside the request
             *loop.run_until_complete(first_use_on_loop()),  # the loop's default executor and anyio's worker
@@ -401,7 +401,7 @@ def test_a_finished_instrumented_thread_keeps_no_request_alive(app: flask.Flask)
     requests: list[weakref.ref[Any]] = []
 
     def body() -> Any:
-        requests.append(weakref.ref(flask.request._get_current_object()))
+        requests.append(weakref.ref(flask.request._get_current_object()))  # type: ignore[attr-defined]  # Flask types its proxies as the object they stand for
         thread = threading.Thread(target=seen)
         thread.start()
         thread.join(TIMEOUT)

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 import ctxsnap
+from tests.support import TIMEOUT
 
 request_id: contextvars.ContextVar[Any] = contextvars.ContextVar("adapters_threading_request_id")
 scratch: contextvars.ContextVar[str | None] = contextvars.ContextVar("adapters_threading_scratch")
@@ -58,7 +59,7 @@ def counter() -> Iterator[Counter]:
 
 def run_thread(thread: threading.Thread) -> None:
     thread.start()
-    thread.join(timeout=60)
+    thread.join(timeout=TIMEOUT)
     assert not thread.is_alive()
 
 
@@ -242,11 +243,11 @@ def test_many_threads_started_by_many_parents_each_see_their_own_parent() -> Non
         request_id.set(f"parent {index}")
         child = ctxsnap.Thread(target=lambda: results.__setitem__(index, request_id.get(None)))
         child.start()
-        child.join(timeout=60)
+        child.join(timeout=TIMEOUT)
 
     parents = [threading.Thread(target=parent, args=(i,)) for i in range(16)]
     for thread in parents:
         thread.start()
     for thread in parents:
-        thread.join(timeout=60)
+        thread.join(timeout=TIMEOUT)
     assert results == {i: f"parent {i}" for i in range(16)}

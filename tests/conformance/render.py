@@ -24,11 +24,11 @@ SUITE = "tests/conformance/test_semantics.py"
 START = "<!-- conformance:start -->"
 END = "<!-- conformance:end -->"
 
-if __name__ == "__main__":  # run as a script: make the package importable the way pytest sees it
-    sys.path.insert(0, str(ROOT / "tests"))
+if __package__:  # part of the suite: pytest imports this module as conformance.render
+    from .catalog import ENTRIES, ENTRY_IDS, PROPERTIES, property_of
+else:  # run as a script: the repository root makes the suite importable by its full name, as mypy names it
     sys.path.insert(0, str(ROOT))
-
-from conformance.catalog import ENTRIES, ENTRY_IDS, PROPERTIES, property_of  # noqa: E402
+    from tests.conformance.catalog import ENTRIES, ENTRY_IDS, PROPERTIES, property_of
 
 Outcomes = dict[tuple[str, str], list[bool]]
 

@@ -765,6 +765,10 @@ class _AsyncHandle:
         self.value: Any = None
         self.error: BaseException | None = None
 
+    def finished(self) -> bool:
+        """Whether the child has run to its end: a condition for ``_until``."""
+        return self.done
+
     async def run(self) -> None:
         try:
             self.value = await self.awaitable
@@ -796,9 +800,9 @@ async def _play_async(play: _Play, runner: Runner, spawn: Callable[[_AsyncHandle
                     await spawn(handle)
                 play.answer(handles)
             elif isinstance(op, Result):
-                targets = op.handle if isinstance(op.handle, list) else [op.handle]
+                targets: list[_AsyncHandle] = op.handle if isinstance(op.handle, list) else [op.handle]
                 for target in targets:
-                    await _until(lambda target=target: target.done, sleep, "a child to finish")
+                    await _until(target.finished, sleep, "a child to finish")
                 outcomes = [target.outcome() for target in targets]
                 play.answer(outcomes if isinstance(op.handle, list) else outcomes[0])
             elif isinstance(op, WaitFor):
@@ -976,7 +980,7 @@ async def _quart_websocket(parent: Parent, play_: _Play, spawn: Callable[[_Async
     """Play inside a real websocket handler, reached through Quart's test client."""
     import quart
 
-    app = parent.app
+    app: quart.Quart = parent.app
     failure: list[BaseException] = []
 
     @app.websocket("/scenario")

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 import ctxsnap
+from tests.support import PROCESS_TIMEOUT, TIMEOUT
 
 from .conftest import Register
 
@@ -67,7 +68,7 @@ def values() -> None:
 
 def in_thread(snap: ctxsnap.Snapshot) -> dict[str, str | None]:
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        return pool.submit(snap.run, seen).result(timeout=60)
+        return pool.submit(snap.run, seen).result(timeout=TIMEOUT)
 
 
 # -- providers by name and prefix ------------------------------------------------------------------------
@@ -175,7 +176,7 @@ def test_any_iterable_works_once_and_generators_are_not_used_up_by_an_executor()
     with concurrent.futures.ThreadPoolExecutor(2) as pool:
         executor = ctxsnap.ContextExecutor(pool, exclude=generator())
         for _ in range(3):
-            assert executor.submit(seen).result(timeout=60)["dropped"] is None
+            assert executor.submit(seen).result(timeout=TIMEOUT)["dropped"] is None
 
 
 # -- refused selections ----------------------------------------------------------------------------------
@@ -228,7 +229,7 @@ def run_fresh(code: str) -> list[str]:
         capture_output=True,
         text=True,
         cwd=ROOT,
-        timeout=120,
+        timeout=PROCESS_TIMEOUT,
         env={"CTXSNAP_DISABLE_ENTRY_POINTS": "1", "PATH": ""},
     )
     assert result.returncode == 0, result.stderr

@@ -106,14 +106,14 @@ REFUSALS: list[tuple[str, Callable[[], Any], type[Exception], str]] = [
     ("name", lambda: ctxsnap.Carrier("has space"), TypeError, r"needs a short name.*letters, digits"),
     (
         "vars not a list",
-        lambda: ctxsnap.Carrier("x", vars=REQUEST_ID),
-        TypeError,  # type: ignore[arg-type]
+        lambda: ctxsnap.Carrier("x", vars=REQUEST_ID),  # type: ignore[arg-type]
+        TypeError,
         r"takes a list, got ContextVar\. Wrap a single item",
     ),
     (
         "vars of strings",
-        lambda: make("request_id"),
-        TypeError,  # type: ignore[arg-type]
+        lambda: make("request_id"),  # type: ignore[arg-type]
+        TypeError,
         r"takes ContextVar objects, got str\. Pass the variables",
     ),
     (
@@ -219,15 +219,15 @@ REFUSALS: list[tuple[str, Callable[[], Any], type[Exception], str]] = [
     ),
     (
         "wrap",
-        lambda: make().wrap(42),
-        TypeError,  # type: ignore[arg-type]
+        lambda: make().wrap(42),  # type: ignore[arg-type]
+        TypeError,
         r"Carrier\.wrap\(\) takes a callable, got int\. Pass the function",
     ),
     # worker
     (
         "not a str",
-        lambda: make().decode(42),
-        ctxsnap.PayloadError,  # type: ignore[arg-type]
+        lambda: make().decode(42),  # type: ignore[arg-type]
+        ctxsnap.PayloadError,
         r"takes a payload str, got int\. Pass the str that Carrier\.export\(\) returned",
     ),
     (
@@ -269,8 +269,8 @@ REFUSALS: list[tuple[str, Callable[[], Any], type[Exception], str]] = [
     ),
     (
         "run",
-        lambda: make().run('{"v":1}', 42),
-        TypeError,  # type: ignore[arg-type]
+        lambda: make().run('{"v":1}', 42),  # type: ignore[arg-type]
+        TypeError,
         r"Carrier\.run\(\) takes a callable to run, got int\. Pass the payload, then the function",
     ),
     ("g without an app", g_without_an_app, RuntimeError, r"carries g but has no app for it\. Pass app="),

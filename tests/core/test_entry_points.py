@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import PROCESS_TIMEOUT
+
 ROOT = Path(__file__).resolve().parents[2]
 
 PLUGIN = """
@@ -73,7 +75,7 @@ def run_python(site: Path, code: str, *args: str, disable: bool = False) -> subp
     if disable:
         env["CTXSNAP_DISABLE_ENTRY_POINTS"] = "1"
     command = [sys.executable, *args] if args else [sys.executable, "-c", textwrap.dedent(code)]
-    return subprocess.run(command, capture_output=True, text=True, cwd=ROOT, env=env, timeout=120)
+    return subprocess.run(command, capture_output=True, text=True, cwd=ROOT, env=env, timeout=PROCESS_TIMEOUT)
 
 
 @pytest.mark.parametrize(

@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 
 import ctxsnap
+from tests.support import TIMEOUT
 
 from .conftest import Register
 
@@ -179,11 +180,11 @@ def _capture_with_a_failing_provider() -> None:
 def test_a_provider_error_raised_in_a_process_pool_worker_reaches_the_caller_and_the_pool_lives_on() -> None:
     with concurrent.futures.ProcessPoolExecutor(max_workers=1) as pool:
         with pytest.raises(ctxsnap.ProviderError) as raised:
-            pool.submit(_capture_with_a_failing_provider).result(timeout=60)
+            pool.submit(_capture_with_a_failing_provider).result(timeout=TIMEOUT)
         assert (raised.value.provider, raised.value.phase) == ("test.pool.failing", "capture")
         assert "no backend in this process" in str(raised.value)
         # Not a BrokenProcessPool: the pool still takes work.
-        assert pool.submit(len, "abc").result(timeout=60) == 3
+        assert pool.submit(len, "abc").result(timeout=TIMEOUT) == 3
 
 
 # -- 10. nothing captured outlives a failed run through a cycle or a kept Future ---------------------------
@@ -258,10 +259,10 @@ def test_a_class_whose_instances_have_an_async_call_is_accepted_it_only_builds_a
     instance = ctxsnap.capture().run(AsyncCallable, "in the snapshot")
     assert isinstance(instance, AsyncCallable) and instance.label == "in the snapshot"
     with ctxsnap.ThreadPoolExecutor(max_workers=1) as pool:
-        assert isinstance(pool.submit(AsyncCallable).result(timeout=60), AsyncCallable)
+        assert isinstance(pool.submit(AsyncCallable).result(timeout=TIMEOUT), AsyncCallable)
     # Its instances are still async callables, refused as before.
     with pytest.raises(TypeError, match="got the async callable"):
-        ctxsnap.capture().run(AsyncCallable())
+        ctxsnap.capture().run(AsyncCallable())  # type: ignore[unused-coroutine]  # refused at run time; the signature allows it
 
 
 @pytest.mark.parametrize("how", ["run", "wrap", "wrap-with-provider", "pool", "asyncio.to_thread"])
@@ -282,7 +283,7 @@ def test_a_sync_callable_returning_a_coroutine_is_refused_and_the_coroutine_clos
                 ctxsnap.wrap(sneaky)()
             elif how == "pool":
                 with ctxsnap.ThreadPoolExecutor(max_workers=1) as pool:
-                    pool.submit(sneaky).result(timeout=60)
+                    pool.submit(sneaky).result(timeout=TIMEOUT)
             else:
                 from ctxsnap.adapters.asyncio import to_thread
 

@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, invariant, rule
 
 import ctxsnap
+from tests.support import TIMEOUT
 
 VARIABLES: list[contextvars.ContextVar[Any]] = [
     contextvars.ContextVar(f"core_property_{name}") for name in ("a", "b", "c")
@@ -64,7 +65,7 @@ class Interleavings(RuleBasedStateMachine):
         self.model: list[list[str | None]] = [[None] * len(VARIABLES) for _ in range(ACTORS)]
 
     def on(self, actor: int, fn: Any, *args: Any) -> Any:
-        return self.pools[actor].submit(fn, *args).result(timeout=60)
+        return self.pools[actor].submit(fn, *args).result(timeout=TIMEOUT)
 
     def teardown(self) -> None:
         for pool in self.pools:
@@ -128,7 +129,7 @@ class Interleavings(RuleBasedStateMachine):
     def run_everywhere_at_once(self, captured: Captured, value: str) -> None:
         if captured.sealed:
             return
-        barrier = threading.Barrier(ACTORS, timeout=60)
+        barrier = threading.Barrier(ACTORS, timeout=TIMEOUT)
 
         def child(actor: int) -> tuple[tuple[str | None, ...], str | None]:
             before = read_all()
@@ -139,7 +140,7 @@ class Interleavings(RuleBasedStateMachine):
         task = captured.snapshot.wrap(child)
         futures = [pool.submit(task, actor) for actor, pool in enumerate(self.pools)]
         for actor, future in enumerate(futures):
-            assert future.result(timeout=60) == (captured.expected, f"{value} by {actor}")
+            assert future.result(timeout=TIMEOUT) == (captured.expected, f"{value} by {actor}")
 
     @invariant()
     def every_actor_holds_exactly_its_own_values(self) -> None:

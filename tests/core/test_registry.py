@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 import ctxsnap
+from tests.support import PROCESS_TIMEOUT, TIMEOUT
 
 from .conftest import Register
 
@@ -36,7 +37,7 @@ class Recorder(ctxsnap.Provider):
         if phase == self.fail_in:
             raise RuntimeError(f"{self.name} broke in {phase}")
 
-    def capture(self) -> str:
+    def capture(self) -> str | None:
         self._step("capture")
         return f"state of {self.name}"
 
@@ -201,10 +202,15 @@ def test_replace_must_be_a_bool() -> None:
 
 def test_a_duck_typed_provider_with_instance_attributes_works_including_undo(registered: Register) -> None:
     calls: list[str] = []
+
+    def apply(state: str) -> str:
+        calls.append(f"apply {state}")
+        return "duck token"
+
     provider = SimpleNamespace(
         name="test.reg.duck",
         capture=lambda: "duck state",
-        apply=lambda state: calls.append(f"apply {state}") or "duck token",
+        apply=apply,
         undo=lambda state, token, exc: calls.append(f"undo {state} {token} {exc!r}"),
     )
     registered(provider)
@@ -351,7 +357,7 @@ def test_undo_failure_after_a_task_failure_keeps_the_task_exception(registered: 
 
 def test_concurrent_registration_and_capture_lose_nothing(registered: Register) -> None:
     threads, per_thread = 8, 25
-    barrier = threading.Barrier(threads + 1, timeout=60)
+    barrier = threading.Barrier(threads + 1, timeout=TIMEOUT)
     stop = threading.Event()
     journal: list[tuple[str, str, Any]] = []
 
@@ -370,9 +376,9 @@ def test_concurrent_registration_and_capture_lose_nothing(registered: Register) 
     with ThreadPoolExecutor(threads + 1) as pool:
         capturing = pool.submit(capture_meanwhile)
         for future in [pool.submit(register_many, t) for t in range(threads)]:
-            future.result(timeout=60)
+            future.result(timeout=TIMEOUT)
         stop.set()
-        captured = capturing.result(timeout=60)
+        captured = capturing.result(timeout=TIMEOUT)
     final = names()
     expected = {f"test.reg.many.t{t}.p{i}" for t in range(threads) for i in range(per_thread)}
     assert expected <= set(final)
@@ -435,7 +441,7 @@ print(len(imports), sorted(set(seen)))
         capture_output=True,
         text=True,
         cwd=ROOT,
-        timeout=120,
+        timeout=PROCESS_TIMEOUT,
         env={"CTXSNAP_DISABLE_ENTRY_POINTS": "1", "PATH": ""},
     )
     assert out.returncode == 0, out.stderr

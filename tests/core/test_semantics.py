@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 import ctxsnap
+from tests.support import TIMEOUT
 
 from .conftest import Register
 
@@ -51,14 +52,14 @@ class Via:
 
     def on_worker(self, fn: Callable[[], Any]) -> Any:
         """Run ``fn`` on the worker as a plain, unwrapped task (ctxsnap's drop-in would wrap it)."""
-        return concurrent.futures.ThreadPoolExecutor.submit(self.pool, fn).result(timeout=60)
+        return concurrent.futures.ThreadPoolExecutor.submit(self.pool, fn).result(timeout=TIMEOUT)
 
     def close(self) -> None:
         self.pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _getter(future: concurrent.futures.Future[Any]) -> Result:
-    return lambda: future.result(timeout=60)
+    return lambda: future.result(timeout=TIMEOUT)
 
 
 class SnapshotRun(Via):
@@ -93,7 +94,7 @@ class ContextExecutorMap(Via):
     name = "ContextExecutor.map"
 
     def launch(self, fn: Callable[..., Any], *args: Any) -> Result:
-        results = ctxsnap.ContextExecutor(self.pool).map(fn, *[[arg] for arg in args] or [[None]], timeout=60)
+        results = ctxsnap.ContextExecutor(self.pool).map(fn, *[[arg] for arg in args] or [[None]], timeout=TIMEOUT)
         return lambda: next(results)
 
 
@@ -111,7 +112,7 @@ class DropInMap(DropInSubmit):
     name = "ThreadPoolExecutor.map"
 
     def launch(self, fn: Callable[..., Any], *args: Any) -> Result:
-        results = self.pool.map(fn, *[[arg] for arg in args] or [[None]], timeout=60)
+        results = self.pool.map(fn, *[[arg] for arg in args] or [[None]], timeout=TIMEOUT)
         return lambda: next(results)
 
 
@@ -149,7 +150,7 @@ class ContextThread(Via):
             raise
 
         def result() -> Any:
-            thread.join(timeout=60)
+            thread.join(timeout=TIMEOUT)
             threading.excepthook = original_hook
             # An undo failure arrives after the target's own result: any failure wins.
             for ok, value in reversed(outcome):
@@ -215,7 +216,7 @@ def test_child_sees_values_at_capture_and_its_writes_reach_neither_parent_nor_si
 
 
 def test_concurrent_children_each_keep_their_own_writes(via: Via) -> None:
-    barrier = threading.Barrier(4, timeout=60)
+    barrier = threading.Barrier(4, timeout=TIMEOUT)
     request_id.set("parent")
 
     def child(index: int) -> tuple[str | None, str | None]:
@@ -234,11 +235,12 @@ def test_concurrent_children_each_keep_their_own_writes(via: Via) -> None:
 def test_launching_from_a_thread_with_no_context_works(via: Via) -> None:
     def from_bare_thread() -> tuple[str | None, str | None]:
         assert len(contextvars.copy_context()) == 0
-        return via.launch(read)()
+        seen: tuple[str | None, str | None] = via.launch(read)()
+        return seen
 
     with concurrent.futures.ThreadPoolExecutor(1) as bare:
         request_id.set("not visible from the bare thread")
-        assert bare.submit(from_bare_thread).result(timeout=60) == (None, None)
+        assert bare.submit(from_bare_thread).result(timeout=TIMEOUT) == (None, None)
 
 
 # -- late child: a child that starts after the parent ended still sees its snapshot ---------------------------
@@ -248,7 +250,7 @@ def test_a_child_that_starts_after_its_parent_ended_sees_the_snapshot(via: Via) 
     gate = threading.Event()
 
     def child(_: object = None) -> tuple[str | None, str | None]:
-        assert gate.wait(timeout=60)
+        assert gate.wait(timeout=TIMEOUT)
         return read()
 
     def parent() -> Result:
@@ -258,7 +260,7 @@ def test_a_child_that_starts_after_its_parent_ended_sees_the_snapshot(via: Via) 
         return result
 
     with concurrent.futures.ThreadPoolExecutor(1) as parents:
-        result = parents.submit(parent).result(timeout=60)
+        result = parents.submit(parent).result(timeout=TIMEOUT)
     # The parent's thread is gone (its pool is shut down); only now may the child go on.
     gate.set()
     assert result() == ("the parent's, at launch", None)

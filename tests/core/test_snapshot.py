@@ -16,6 +16,7 @@ import pytest
 
 import ctxsnap
 from ctxsnap._capture import is_wrapped
+from tests.support import TIMEOUT
 
 request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("core_snapshot_request_id")
 scratch: contextvars.ContextVar[str | None] = contextvars.ContextVar("core_snapshot_scratch")
@@ -48,7 +49,7 @@ def in_fresh_thread(fn: Callable[[], Any]) -> Any:
 
     thread = threading.Thread(target=target)
     thread.start()
-    thread.join(timeout=60)
+    thread.join(timeout=TIMEOUT)
     assert not thread.is_alive()
     if errors:
         raise errors[0]
@@ -127,7 +128,7 @@ def test_capture_in_a_thread_with_an_empty_context_works_and_carries_nothing() -
 def test_one_wrapped_callable_runs_concurrently_in_many_threads() -> None:
     """A shared ``Context`` would raise "already entered"; every run must get its own copy."""
     workers = 8
-    barrier = threading.Barrier(workers, timeout=60)
+    barrier = threading.Barrier(workers, timeout=TIMEOUT)
     request_id.set("shared parent")
 
     def task(index: int) -> tuple[str | None, str | None]:
@@ -142,7 +143,7 @@ def test_one_wrapped_callable_runs_concurrently_in_many_threads() -> None:
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join(timeout=60)
+        thread.join(timeout=TIMEOUT)
     assert results == {i: ("shared parent", f"worker {i}") for i in range(workers)}
     assert read() == ("shared parent", None)
 
@@ -253,7 +254,9 @@ NOT_CALLABLE = [42, "read", None, read()]
 @pytest.mark.parametrize("method", ["wrap", "run", "ctxsnap.wrap"])
 def test_non_callables_are_refused_with_the_fix(method: str, value: object) -> None:
     snap = ctxsnap.capture()
-    call: Callable[[Any], Any] = {"wrap": snap.wrap, "run": snap.run, "ctxsnap.wrap": ctxsnap.wrap}[method]
+    # Typed loosely on purpose: each test hands the entry point what its signature refuses.
+    calls: dict[str, Callable[..., Any]] = {"wrap": snap.wrap, "run": snap.run, "ctxsnap.wrap": ctxsnap.wrap}
+    call = calls[method]
     with pytest.raises(TypeError, match=r"expects a callable, got .*Pass the function itself"):
         call(value)
 
@@ -288,7 +291,9 @@ ASYNC_CALLABLES = {
 def test_async_callables_are_refused(method: str, fn: Callable[[], Any]) -> None:
     """Their body would run later, in an event loop, outside the snapshot: refusing beats a silent no-op."""
     snap = ctxsnap.capture()
-    call: Callable[[Any], Any] = {"wrap": snap.wrap, "run": snap.run, "ctxsnap.wrap": ctxsnap.wrap}[method]
+    # Typed loosely on purpose: each test hands the entry point what its signature refuses.
+    calls: dict[str, Callable[..., Any]] = {"wrap": snap.wrap, "run": snap.run, "ctxsnap.wrap": ctxsnap.wrap}
+    call = calls[method]
     with pytest.raises(TypeError, match=r"got the async callable .*Await async code directly"):
         call(fn)
 
@@ -372,5 +377,5 @@ def test_repr_stays_short_with_many_variables() -> None:
 @pytest.mark.parametrize("protocol", range(pickle.HIGHEST_PROTOCOL + 1))
 def test_pickling_is_refused_with_the_reason(protocol: int) -> None:
     snap = ctxsnap.capture()
-    with pytest.raises(TypeError, match=r"cannot be pickled: it holds live objects of this process"):
+    with pytest.raises(TypeError, match=r"cannot be pickled: it holds this process's live objects"):
         pickle.dumps(snap, protocol=protocol)

@@ -61,7 +61,7 @@ def _get(base_url: str, path: str, request_id: str) -> dict[str, Any]:
 
 
 def _sees(worker: dict[str, Any], request_id: str) -> bool:
-    return worker["g"] == worker["var"] == worker["header"] == request_id
+    return bool(worker["g"] == worker["var"] == worker["header"] == request_id)
 
 
 # -- GET / -------------------------------------------------------------------------------------------------------

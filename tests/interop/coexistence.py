@@ -15,6 +15,7 @@ import concurrent.futures
 import json
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -137,11 +138,12 @@ def hand_offs(app: flask.Flask, tool: Tool) -> dict[str, Any]:
         expected.append(tool.set_value())
         flask.g.user = "alice"
         parent_g.append(flask.g._get_current_object())
-        for name, make in (
+        makers: list[tuple[str, Callable[[list[Any]], threading.Thread]]] = [
             ("thread", lambda box: threading.Thread(target=lambda: box.append(seen()))),
             ("timer", lambda box: threading.Timer(0, lambda: box.append(seen()))),
             ("ctxsnap.Thread", lambda box: ctxsnap.Thread(target=lambda: box.append(seen()))),
-        ):
+        ]
+        for name, make in makers:
             box: list[Any] = []
             thread = make(box)
             thread.start()

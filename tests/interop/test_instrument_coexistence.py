@@ -17,6 +17,8 @@ from typing import Any
 
 import pytest
 
+from tests.support import PROCESS_TIMEOUT
+
 pytestmark = pytest.mark.interop
 
 SCRIPT = Path(__file__).with_name("coexistence.py")
@@ -27,7 +29,11 @@ CARRIED = {"tool": True, "path": "/items/7", "user": "alice", "private_g": True}
 
 def scenario(tool: str, order: str, removed: str) -> dict[str, Any]:
     done = subprocess.run(
-        [sys.executable, str(SCRIPT), tool, order, removed], cwd=ROOT, capture_output=True, text=True, timeout=120
+        [sys.executable, str(SCRIPT), tool, order, removed],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=PROCESS_TIMEOUT,
     )
     assert done.returncode == 0, done.stderr
     assert "Traceback" not in done.stderr, done.stderr  # a failure inside a worker thread is only printed

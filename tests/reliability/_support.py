@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import ctxsnap
+from tests.support import TIMEOUT
 
 
 def framework_state() -> dict[str, bool]:
@@ -48,7 +49,7 @@ class WorkerProbe:
         self.clean = self.state()
 
     def state(self) -> tuple[dict[contextvars.ContextVar[Any], Any], dict[str, bool]]:
-        return self.pool.submit(thread_state).result(timeout=30)
+        return self.pool.submit(thread_state).result(timeout=TIMEOUT)
 
     def assert_clean(self) -> None:
         variables, frameworks = self.state()
@@ -56,7 +57,7 @@ class WorkerProbe:
         assert not any(frameworks.values()), f"a framework context was left pushed on the worker: {frameworks}"
 
     def run(self, fn: Callable[..., Any], *args: Any) -> Any:
-        return self.pool.submit(fn, *args).result(timeout=30)
+        return self.pool.submit(fn, *args).result(timeout=TIMEOUT)
 
     def close(self) -> None:
         self.pool.shutdown(wait=True, cancel_futures=True)

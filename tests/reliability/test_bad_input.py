@@ -29,6 +29,7 @@ import ctxsnap
 from ctxsnap.adapters import anyio as ctxsnap_anyio
 from ctxsnap.adapters import asyncio as ctxsnap_asyncio
 from ctxsnap.adapters import flask as ctxsnap_flask
+from tests.support import PROCESS_TIMEOUT
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "reliability.md"
 
@@ -157,7 +158,7 @@ def _in_a_fresh_interpreter(code: str) -> None:
         [sys.executable, "-c", wrapper],
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=PROCESS_TIMEOUT,
         cwd=Path(__file__).resolve().parents[2],
         env={"CTXSNAP_DISABLE_ENTRY_POINTS": "1", "PATH": ""},
     )
@@ -499,8 +500,9 @@ CORE_CASES = [
         "executor-map-none",
         "ctxsnap.ContextExecutor(pool).map(None, items)",
         lambda: _with_executor(
-            concurrent.futures.ThreadPoolExecutor, lambda pool: ctxsnap.ContextExecutor(pool).map(None, [1])
-        ),  # type: ignore
+            concurrent.futures.ThreadPoolExecutor,
+            lambda pool: ctxsnap.ContextExecutor(pool).map(None, [1]),  # type: ignore[arg-type]
+        ),
         TypeError,
         "map() expects a callable, got NoneType",
         "Pass the function itself",

@@ -18,6 +18,7 @@ import flask
 import pytest
 
 import ctxsnap
+from tests.support import TIMEOUT
 
 from ._flask_support import make_app
 from ._support import registered
@@ -113,7 +114,7 @@ def request_with_secrets(request: pytest.FixtureRequest) -> Iterator[flask.Flask
 
 def test_a_failed_pool_task_shows_no_captured_value_in_its_frame_locals(request_with_secrets: flask.Flask) -> None:
     with ctxsnap.ThreadPoolExecutor(max_workers=1) as pool:
-        error = pool.submit(failing_task).exception(timeout=60)
+        error = pool.submit(failing_task).exception(timeout=TIMEOUT)
     assert isinstance(error, KeyError)
     report = reported_locals(error)
     assert "_run: fn = " in report  # ctxsnap's run path is in the traceback: only the values are kept out
@@ -149,7 +150,7 @@ def test_a_kept_future_of_a_failed_task_does_not_keep_g_alive(teardown: bool) ->
             token = api_key.set(Secret())
             in_g, in_var = weakref.ref(flask.g.secret), weakref.ref(api_key.get())
             future = pool.submit(failing_task)
-            assert isinstance(future.exception(timeout=60), KeyError)
+            assert isinstance(future.exception(timeout=TIMEOUT), KeyError)
             api_key.reset(token)
         pool.shutdown(wait=True)  # the worker has dropped its work item too
         assert future.done()  # kept, as an application keeps a Future to report on later

@@ -14,13 +14,14 @@ import contextvars
 import gc
 import threading
 import weakref
-from typing import Any
+from typing import Any, cast
 
 import flask
 import pytest
 
 import ctxsnap
 from ctxsnap.adapters import asyncio as ctxsnap_asyncio
+from tests.support import TIMEOUT
 
 from ._flask_support import identity, make_app
 from ._support import ThreadStackProvider, WorkerProbe, framework_state, registered
@@ -192,7 +193,7 @@ def test_base_exception_in_a_started_thread_leaves_the_parent_alone() -> None:
     try:
         thread = ctxsnap.Thread(target=_task_that_sets_then_raises, args=(Abort("in a thread"),))
         thread.start()
-        thread.join(timeout=30)
+        thread.join(timeout=TIMEOUT)
     finally:
         threading.excepthook = original_hook
     assert not thread.is_alive()
@@ -203,7 +204,7 @@ def test_base_exception_in_a_started_thread_leaves_the_parent_alone() -> None:
 def test_one_wrapper_failing_in_one_worker_does_not_disturb_the_same_wrapper_elsewhere() -> None:
     """Runs share the wrapper but never a Context: a failure in one is invisible to the others."""
     provider = ThreadStackProvider("test.stack")
-    barrier = threading.Barrier(4, timeout=30)
+    barrier = threading.Barrier(4, timeout=TIMEOUT)
 
     def task(fail: bool) -> tuple[str | None, int]:
         child_var.set(f"mine {threading.get_ident()}")
@@ -217,7 +218,7 @@ def test_one_wrapper_failing_in_one_worker_does_not_disturb_the_same_wrapper_els
         wrapped = ctxsnap.wrap(task)
     with concurrent.futures.ThreadPoolExecutor(max_workers=4) as pool:
         futures = [pool.submit(wrapped, i == 0) for i in range(4)]
-        outcomes = [f.exception(timeout=30) or f.result() for f in futures]
+        outcomes = [f.exception(timeout=TIMEOUT) or f.result() for f in futures]
     assert isinstance(outcomes[0], Boom)
     assert outcomes[1:] == [("shared", 1)] * 3
 
@@ -235,7 +236,7 @@ def test_shutdown_with_cancel_futures_runs_no_queued_task_and_releases_their_sna
 
     def blocker() -> str | None:
         started.set()
-        release.wait(timeout=30)
+        release.wait(timeout=TIMEOUT)
         return request_id.get(None)
 
     def queued(i: int) -> None:
@@ -244,7 +245,7 @@ def test_shutdown_with_cancel_futures_runs_no_queued_task_and_releases_their_sna
     pool = ctxsnap.ThreadPoolExecutor(max_workers=1)
     request_id.set("blocker")
     blocked = pool.submit(blocker)
-    assert started.wait(timeout=30)
+    assert started.wait(timeout=TIMEOUT)
 
     def submit_queued() -> tuple[list[concurrent.futures.Future[None]], weakref.ref[Marker]]:
         marker = Marker()
@@ -257,7 +258,7 @@ def test_shutdown_with_cancel_futures_runs_no_queued_task_and_releases_their_sna
     pool.shutdown(wait=False, cancel_futures=True)
     release.set()
     pool.shutdown(wait=True)
-    assert blocked.result(timeout=30) == "blocker"
+    assert blocked.result(timeout=TIMEOUT) == "blocker"
     assert all(f.cancelled() for f in pending)
     assert ran == []
     del pending
@@ -278,14 +279,14 @@ def test_cancelled_async_caller_leaves_its_worker_clean(worker: WorkerProbe) -> 
         def slow() -> None:
             child_var.set("set in the worker")
             loop.call_soon_threadsafe(entered.set)
-            release.wait(timeout=30)
+            release.wait(timeout=TIMEOUT)
 
         async def caller() -> None:
             await ctxsnap_asyncio.run_in_executor(worker.pool, slow)
 
         request_id.set("async caller")
         task = asyncio.create_task(caller())
-        await asyncio.wait_for(entered.wait(), timeout=30)
+        await asyncio.wait_for(entered.wait(), timeout=TIMEOUT)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
@@ -306,13 +307,13 @@ def test_cancelled_to_thread_caller_does_not_keep_a_dirty_default_executor() -> 
         def slow() -> None:
             child_var.set("set in the worker")
             loop.call_soon_threadsafe(entered.set)
-            release.wait(timeout=30)
+            release.wait(timeout=TIMEOUT)
 
         probe = WorkerProbe()
         loop.set_default_executor(probe.pool)
         request_id.set("async caller")
         task = asyncio.create_task(ctxsnap_asyncio.to_thread(slow))
-        await asyncio.wait_for(entered.wait(), timeout=30)
+        await asyncio.wait_for(entered.wait(), timeout=TIMEOUT)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
@@ -350,11 +351,11 @@ def test_flask_task_raising_leaves_no_flask_context_on_the_worker(
     with app.test_request_context("/", headers={"X-Request-Id": "req-2"}):
         flask.g.request_id = "req-2"
         request_id.set("req-2")
-        assert worker.run(ctxsnap.wrap(lambda: (identity()["g"], identity()["header"], _reads()))) == (
-            "req-2",
-            "req-2",
-            ("req-2", None),
-        )
+
+        def next_task() -> tuple[Any, Any, tuple[str | None, str | None]]:
+            return identity()["g"], identity()["header"], _reads()
+
+        assert worker.run(ctxsnap.wrap(next_task)) == ("req-2", "req-2", ("req-2", None))
     worker.assert_clean()
 
 
@@ -392,10 +393,10 @@ def test_provider_failing_in_capture_leaves_the_request_as_it_was() -> None:
     app, lifecycle = make_app(teardown=True)
     with app.test_request_context("/"):
         flask.g.request_id = "parent"
-        g_before = flask.g._get_current_object()  # type: ignore[attr-defined]
+        g_before = flask.g._get_current_object()
         with registered(RaisesIn("test.capture", "capture")), pytest.raises(ctxsnap.ProviderError):
             ctxsnap.capture()
-        assert flask.g._get_current_object() is g_before  # type: ignore[attr-defined]
+        assert flask.g._get_current_object() is g_before
         assert vars(flask.g) == {"request_id": "parent"}
         assert flask.has_request_context()
     own_teardown = [("teardown_request", None), ("teardown_appcontext", None)]
@@ -410,20 +411,20 @@ def test_flask_shutdown_with_cancel_futures_runs_nothing_and_releases_the_reques
 
     def blocker() -> str | None:
         started.set()
-        release.wait(timeout=30)
-        return flask.g.get("request_id")
+        release.wait(timeout=TIMEOUT)
+        return cast(str | None, flask.g.get("request_id"))
 
     pool = ctxsnap.ThreadPoolExecutor(max_workers=1)
     with app.test_request_context("/"):
         flask.g.request_id = "blocked"
         request_ref = weakref.ref(flask.request._get_current_object())  # type: ignore[attr-defined]
         blocked = pool.submit(blocker)
-        assert started.wait(timeout=30)
+        assert started.wait(timeout=TIMEOUT)
         pending = [pool.submit(ran.append, i) for i in range(20)]
     pool.shutdown(wait=False, cancel_futures=True)
     release.set()
     pool.shutdown(wait=True)
-    assert blocked.result(timeout=30) == "blocked"
+    assert blocked.result(timeout=TIMEOUT) == "blocked"
     assert all(f.cancelled() for f in pending) and ran == []
     # Only the one task that ran tore down its own app context; cancelled tasks never pushed one.
     worker_events = [e for e in lifecycle.events if e[1] != threading.get_ident()]
@@ -453,7 +454,7 @@ def test_anyio_caller_cancelled_with_abandon_on_cancel_leaves_nothing_behind(bac
         try:
             child_var.set("set in the worker")
             entered.set()
-            release.wait(timeout=30)
+            release.wait(timeout=TIMEOUT)
         finally:
             finished.set()
 
@@ -508,7 +509,7 @@ def test_quart_to_thread_task_raising_leaves_a_clean_worker(teardown: bool, exc:
     app, lifecycle = make_quart_app(teardown=teardown)
     probe = WorkerProbe()
 
-    async def scenario() -> tuple[dict[str, Any], Any]:
+    async def scenario() -> tuple[tuple[dict[str, Any], tuple[str | None, str | None]], int]:
         asyncio.get_running_loop().set_default_executor(probe.pool)
         async with app.test_request_context("/", headers={"X-Request-Id": "req-1"}):
             quart.g.request_id = "req-1"
@@ -555,12 +556,12 @@ def test_quart_cancelled_to_thread_caller_leaves_a_clean_worker() -> None:
             quart.g.request_id = "written by the abandoned worker"
             child_var.set("set in the worker")
             loop.call_soon_threadsafe(entered.set)
-            release.wait(timeout=30)
+            release.wait(timeout=TIMEOUT)
 
         async with app.test_request_context("/"):
             quart.g.request_id = "parent"
             task = asyncio.create_task(ctxsnap_quart.to_thread(slow))
-            await asyncio.wait_for(entered.wait(), timeout=30)
+            await asyncio.wait_for(entered.wait(), timeout=TIMEOUT)
             task.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await task

@@ -22,6 +22,7 @@ import pytest
 import ctxsnap
 from ctxsnap.adapters import asyncio as ctxsnap_asyncio
 from ctxsnap.adapters import flask as ctxsnap_flask
+from tests.support import TIMEOUT
 
 from ._flask_support import make_app
 
@@ -55,7 +56,7 @@ def _let_the_worker_move_on(pool: Any) -> None:
     task, and the task holds the snapshot. One more task through the same single worker means that moment has
     passed. Without this the weak-reference checks below would race with the worker, and fail under load.
     """
-    pool.submit(int).result(timeout=30)
+    pool.submit(int).result(timeout=TIMEOUT)
 
 
 def _in_own_context(fn: Callable[[], Any]) -> Any:
@@ -72,12 +73,12 @@ def test_snapshot_and_its_values_are_collected_once_wrapped_callables_are_droppe
 
     task, marker_ref, snap_ref = _in_own_context(scenario)
     with ctxsnap.ThreadPoolExecutor(max_workers=1) as pool:
-        assert all(f.result(timeout=30) is marker_ref() for f in [pool.submit(task) for _ in range(50)])
+        assert all(f.result(timeout=TIMEOUT) is marker_ref() for f in [pool.submit(task) for _ in range(50)])
         # While a wrapped callable is alive its values must be too: a late child still sees its snapshot.
         assert not _collected(marker_ref)
         del task
         # The worker, alive and idle, sees nothing of it; and having run this, it has let go of the last task.
-        assert pool.submit(_read_payload).result(timeout=30) is None
+        assert pool.submit(_read_payload).result(timeout=TIMEOUT) is None
         assert _collected(snap_ref), "the snapshot outlived the last callable wrapped from it"
         assert _collected(marker_ref), "a ContextVar value outlived the last callable that carried it"
 
@@ -91,7 +92,7 @@ def test_thread_objects_kept_after_join_hold_no_snapshot() -> None:
         return thread, weakref.ref(marker)
 
     thread, marker_ref = _in_own_context(scenario)
-    thread.join(timeout=30)
+    thread.join(timeout=TIMEOUT)
     assert not thread.is_alive()
     assert _collected(marker_ref), "a finished ctxsnap.Thread still holds its snapshot"
 
@@ -103,7 +104,7 @@ def test_executor_submissions_hold_nothing_after_their_futures_are_dropped() -> 
         futures = [pool.submit(_read_payload) for _ in range(20)]
         futures += [pool.submit(ctxsnap.wrap(_read_payload))]
         assert list(pool.map(lambda _: _read_payload(), range(20))) == [marker] * 20
-        assert all(f.result(timeout=30) is marker for f in futures)
+        assert all(f.result(timeout=TIMEOUT) is marker for f in futures)
         return weakref.ref(marker)
 
     from concurrent.futures import ThreadPoolExecutor
@@ -205,33 +206,33 @@ def test_flask_request_and_g_are_collected_after_the_tasks_finish(how: str) -> N
     pool = ctxsnap.ThreadPoolExecutor(max_workers=1)
     with app.test_request_context("/leaks"):
         request_ref = weakref.ref(flask.request._get_current_object())  # type: ignore[attr-defined]
-        g_ref = weakref.ref(flask.g._get_current_object())  # type: ignore[attr-defined]
+        g_ref = weakref.ref(flask.g._get_current_object())
         marker = Marker()
         marker_ref = weakref.ref(marker)
         flask.g.request_marker = marker
         del marker
         if how == "executor":
-            results = [f.result(timeout=30) for f in [pool.submit(_flask_task) for _ in range(10)]]
+            results = [f.result(timeout=TIMEOUT) for f in [pool.submit(_flask_task) for _ in range(10)]]
         elif how == "thread":
             collected: list[tuple[object, str]] = []
             thread = ctxsnap.Thread(target=lambda: collected.append(_flask_task()))
             thread.start()
-            thread.join(timeout=30)
+            thread.join(timeout=TIMEOUT)
             results = collected
             del collected
         elif how == "copy_current_request_context":
             task = ctxsnap_flask.copy_current_request_context(_flask_task)
-            results = [f.result(timeout=30) for f in [pool.submit(task) for _ in range(10)]]
+            results = [f.result(timeout=TIMEOUT) for f in [pool.submit(task) for _ in range(10)]]
             del task
         else:
             task = ctxsnap.wrap(_flask_task)
-            results = [f.result(timeout=30) for f in [pool.submit(task) for _ in range(10)]]
+            results = [f.result(timeout=TIMEOUT) for f in [pool.submit(task) for _ in range(10)]]
             del task
         assert results and all(r == (marker_ref(), "/leaks") for r in results)
         del results
     try:
         # The worker, still alive and idle, holds no Flask context (and has let go of the last task).
-        assert pool.submit(flask.has_app_context).result(timeout=30) is False
+        assert pool.submit(flask.has_app_context).result(timeout=TIMEOUT) is False
         assert _collected(request_ref), "the request object is still alive after its tasks finished"
         assert _collected(g_ref), "the request's g is still alive after its tasks finished"
         assert _collected(marker_ref), "a value of g is still alive after its tasks finished"
@@ -250,7 +251,7 @@ def test_memory_is_flat_across_100_000_tasks_from_flask_requests() -> None:
             with app.test_request_context(f"/r/{request_number}"):
                 flask.g.request_marker = request_number
                 futures = [pool.submit(_flask_task) for _ in range(per_request)]
-                assert all(f.result(timeout=60) == (request_number, f"/r/{request_number}") for f in futures)
+                assert all(f.result(timeout=TIMEOUT) == (request_number, f"/r/{request_number}") for f in futures)
 
     try:
         assert_memory_flat(run_tasks)
@@ -281,7 +282,7 @@ def test_quart_request_and_g_are_collected_after_to_thread_tasks(teardown: bool)
         asyncio.get_running_loop().set_default_executor(concurrent.futures.ThreadPoolExecutor(max_workers=1))
         async with app.test_request_context("/leaks"):
             request_ref = weakref.ref(quart.request._get_current_object())  # type: ignore[attr-defined]
-            g_ref = weakref.ref(quart.g._get_current_object())  # type: ignore[attr-defined]
+            g_ref = weakref.ref(quart.g._get_current_object())
             marker = Marker()
             marker_ref = weakref.ref(marker)
             quart.g.request_marker = marker

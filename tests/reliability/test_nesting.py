@@ -17,6 +17,7 @@ import flask
 import pytest
 
 import ctxsnap
+from tests.support import TIMEOUT
 
 from ._flask_support import make_app
 
@@ -42,12 +43,16 @@ def _child(pool: concurrent.futures.Executor, i: int) -> dict[str, Any]:
     on_entry = _vars()
     first.set(f"child {i}")
     second.set(f"child {i}")
-    grandchildren = [f.result(timeout=30) for f in [pool.submit(_grandchild, j) for j in range(FANOUT)]]
+    grandchildren = [f.result(timeout=TIMEOUT) for f in [pool.submit(_grandchild, j) for j in range(FANOUT)]]
     # A wrapped callable from a snapshot taken here, run on a plain thread, sees the same view.
     from_thread: list[Any] = []
-    thread = threading.Thread(target=ctxsnap.wrap(lambda: from_thread.append(_vars())))
+
+    def report() -> None:
+        from_thread.append(_vars())
+
+    thread = threading.Thread(target=ctxsnap.wrap(report))
     thread.start()
-    thread.join(timeout=30)
+    thread.join(timeout=TIMEOUT)
     return {"on_entry": on_entry, "grandchildren": grandchildren, "thread": from_thread, "after": _vars()}
 
 
@@ -56,7 +61,7 @@ def test_contextvars_flow_down_through_two_levels_and_never_up() -> None:
     # One shared pool for both levels, as an app would have; big enough that children waiting on
     # grandchildren cannot starve it.
     with ctxsnap.ThreadPoolExecutor(max_workers=2 + 2 * FANOUT) as pool:
-        results = [f.result(timeout=60) for f in [pool.submit(_child, pool, i) for i in range(2)]]
+        results = [f.result(timeout=TIMEOUT) for f in [pool.submit(_child, pool, i) for i in range(2)]]
     for i, result in enumerate(results):
         assert result["on_entry"] == ("parent", None, None)
         assert result["grandchildren"] == [(f"child {i}", f"child {i}", None)] * FANOUT
@@ -81,7 +86,7 @@ def _flask_child(pool: concurrent.futures.Executor, i: int) -> dict[str, Any]:
     on_entry = _flask_view()
     flask.g.level = f"child {i}"
     flask.g.child_only = i
-    grandchildren = [f.result(timeout=30) for f in [pool.submit(_flask_grandchild, j) for j in range(FANOUT)]]
+    grandchildren = [f.result(timeout=TIMEOUT) for f in [pool.submit(_flask_grandchild, j) for j in range(FANOUT)]]
     return {"on_entry": on_entry, "grandchildren": grandchildren, "after": _flask_view()}
 
 
@@ -89,7 +94,7 @@ def test_flask_g_flows_down_through_two_levels_and_never_up() -> None:
     app, _ = make_app()
     with app.test_request_context("/reports/7"), ctxsnap.ThreadPoolExecutor(max_workers=2 + 2 * FANOUT) as pool:
         flask.g.level = "request"
-        results = [f.result(timeout=60) for f in [pool.submit(_flask_child, pool, i) for i in range(2)]]
+        results = [f.result(timeout=TIMEOUT) for f in [pool.submit(_flask_child, pool, i) for i in range(2)]]
         assert vars(flask.g) == {"level": "request"}, "a worker's g write reached the request's g"
     for i, result in enumerate(results):
         assert result["on_entry"] == {"g": {"level": "request"}, "path": "/reports/7", "url": "/items/2"}
@@ -102,7 +107,7 @@ def test_flask_teardown_mode_tears_down_each_level_once_in_its_own_thread() -> N
     app, lifecycle = make_app(teardown=True)
     with app.test_request_context("/"), ctxsnap.ThreadPoolExecutor(max_workers=2 + 2 * FANOUT) as pool:
         flask.g.level = "request"
-        results = [f.result(timeout=60) for f in [pool.submit(_flask_child, pool, i) for i in range(2)]]
+        results = [f.result(timeout=TIMEOUT) for f in [pool.submit(_flask_child, pool, i) for i in range(2)]]
         request_thread = threading.get_ident()
         assert lifecycle.in_thread(request_thread) == [], "a worker's teardown ran in the request's thread"
     assert all(r["after"]["g"]["level"].startswith("child") for r in results)
@@ -124,7 +129,7 @@ def test_g_is_a_shallow_copy_so_a_mutable_value_in_g_is_shared() -> None:
             flask.g.name = "worker"  # rebinds the attribute in the worker's own g
 
         with ctxsnap.ThreadPoolExecutor(max_workers=1) as pool:
-            pool.submit(child).result(timeout=30)
+            pool.submit(child).result(timeout=TIMEOUT)
         assert flask.g.items == ["from the request", "appended by the worker"]
         assert flask.g.name == "request"
 
@@ -149,7 +154,9 @@ def test_quart_to_thread_worker_fans_out_further_with_its_own_view() -> None:
         quart.g.level = "child"
         second.set("child")
         with ctxsnap.ThreadPoolExecutor(max_workers=FANOUT) as pool:
-            grandchildren = [f.result(timeout=30) for f in [pool.submit(grandchild, i) for i in range(FANOUT)]]
+            grandchildren = [
+                f.result(timeout=TIMEOUT) for f in [pool.submit(grandchild, i) for i in range(FANOUT)]
+            ]
         return {"grandchildren": grandchildren, "after": (dict(vars(quart.g)), _vars())}
 
     async def scenario() -> tuple[dict[str, Any], dict[str, Any], tuple[Any, ...]]:

@@ -18,6 +18,7 @@ import flask
 import pytest
 
 import ctxsnap
+from tests.support import TIMEOUT
 
 from ._flask_support import identity, make_app
 
@@ -84,7 +85,7 @@ def test_a_kept_snapshot_never_leaks_into_later_requests_on_a_shared_pool() -> N
         kept = ctxsnap.capture()  # never sealed: the worst case
         kept_task = kept.wrap(identity)
         # Run it once in the pool's threads, so the workers have "seen" request A.
-        assert {f.result(timeout=30)["g"] for f in [pool.submit(identity) for _ in range(8)]} == {"A"}
+        assert {f.result(timeout=TIMEOUT)["g"] for f in [pool.submit(identity) for _ in range(8)]} == {"A"}
 
     try:
         for name in [f"B{i}" for i in range(20)]:
@@ -92,21 +93,21 @@ def test_a_kept_snapshot_never_leaks_into_later_requests_on_a_shared_pool() -> N
                 flask.g.request_id = name
                 request_id.set(name)
                 futures = [pool.submit(identity) for _ in range(4)]
-                seen: list[dict[str, Any]] = [f.result(timeout=30) for f in futures]
+                seen: list[dict[str, Any]] = [f.result(timeout=TIMEOUT) for f in futures]
                 seen += list(pool.map(lambda _: identity(), range(4)))
                 seen.append(ctxsnap.wrap(identity)())
                 from_thread: list[dict[str, Any]] = []
                 thread = ctxsnap.Thread(target=lambda sink=from_thread: sink.append(identity()))
                 thread.start()
-                thread.join(timeout=30)
+                thread.join(timeout=TIMEOUT)
                 seen += from_thread
                 assert len(seen) == 10
                 assert all(s["g"] == name and s["header"] == name for s in seen), seen
-                assert pool.submit(_reads).result(timeout=30) == name
+                assert pool.submit(_reads).result(timeout=TIMEOUT) == name
                 # Explicitly running the old snapshot is the one way to see A, and it shows exactly A.
                 assert kept.run(identity)["g"] == "A"
                 assert kept_task()["header"] == "A"
-                assert pool.submit(kept_task).result(timeout=30)["g"] == "A"
+                assert pool.submit(kept_task).result(timeout=TIMEOUT)["g"] == "A"
     finally:
         pool.shutdown(wait=True)
 
@@ -116,7 +117,7 @@ def test_late_child_sees_its_own_request_after_it_ended_and_nothing_newer() -> N
     release = threading.Event()
     with app.test_request_context("/", headers={"X-Request-Id": "A"}):
         flask.g.request_id = "A"
-        late = ctxsnap.wrap(lambda: (release.wait(timeout=30), identity())[1])
+        late = ctxsnap.wrap(lambda: (release.wait(timeout=TIMEOUT), identity())[1])
     request_thread_handlers = [handler for handler, _ in lifecycle.in_thread(threading.get_ident())]
     assert request_thread_handlers == ["teardown_request", "teardown_appcontext"]
     with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
@@ -124,8 +125,8 @@ def test_late_child_sees_its_own_request_after_it_ended_and_nothing_newer() -> N
         with app.test_request_context("/", headers={"X-Request-Id": "B"}):
             flask.g.request_id = "B"
             release.set()
-            assert future.result(timeout=30)["g"] == "A"
-            assert future.result(timeout=30)["header"] == "A"
+            assert future.result(timeout=TIMEOUT)["g"] == "A"
+            assert future.result(timeout=TIMEOUT)["header"] == "A"
 
 
 @pytest.mark.quart

@@ -30,6 +30,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, invariant, precondition, rule
 
 import ctxsnap
+from tests.support import TIMEOUT
 
 from ._flask_support import make_app
 
@@ -98,7 +99,7 @@ class Job:
             write_everything(self.token)
         finally:
             self.entered.set()
-        self.release.wait(timeout=60)
+        self.release.wait(timeout=TIMEOUT)
         self.seen_at_exit = read_view()
 
 
@@ -118,7 +119,7 @@ class SnapshotMachine(RuleBasedStateMachine):
             concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"stateful-{i}")
             for i in range(WORKERS)
         ]
-        self.clean_worker = self.workers[0].submit(worker_thread_state).result(timeout=30)
+        self.clean_worker = self.workers[0].submit(worker_thread_state).result(timeout=TIMEOUT)
         self.jobs: list[Job] = []
         self.counter = itertools.count()
 
@@ -189,7 +190,7 @@ class SnapshotMachine(RuleBasedStateMachine):
         # A run that fails before its body starts must not leave this step waiting.
         job.future.add_done_callback(lambda _: job.entered.set())
         self.jobs.append(job)
-        assert job.entered.wait(timeout=60), "a run did not start"
+        assert job.entered.wait(timeout=TIMEOUT), "a run did not start"
         if job.future.done():
             self.jobs.remove(job)
             job.future.result()
@@ -204,10 +205,10 @@ class SnapshotMachine(RuleBasedStateMachine):
     def _finish(self, job: Job) -> None:
         job.release.set()
         assert job.future is not None
-        job.future.result(timeout=60)
+        job.future.result(timeout=TIMEOUT)
         assert job.seen_on_entry == job.expected, "a run did not start from its snapshot's view"
         assert job.seen_at_exit == written_view(job.token), "a run saw writes that were not its own"
-        state = self.workers[job.worker].submit(worker_thread_state).result(timeout=30)
+        state = self.workers[job.worker].submit(worker_thread_state).result(timeout=TIMEOUT)
         assert state == self.clean_worker, "the worker thread kept something of the run"
 
     # -- checked after every step ------------------------------------------------------------------------------

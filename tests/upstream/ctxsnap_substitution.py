@@ -24,7 +24,7 @@ from collections import Counter
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from types import FrameType
-from typing import Any
+from typing import Any, Literal, cast
 
 import pytest
 
@@ -49,7 +49,7 @@ SUBSTITUTIONS: dict[str, Substitution] = {
 }
 
 #: The ``g`` policy of :func:`quart_run_sync` (``--ctxsnap-quart-g``).
-_quart_g = "share"
+_quart_g: Literal["copy", "share"] = "share"
 
 
 def quart_run_sync(func: Callable[..., Any]) -> Callable[..., Coroutine[None, None, Any]]:
@@ -70,7 +70,8 @@ def quart_run_sync(func: Callable[..., Any]) -> Callable[..., Coroutine[None, No
         result = await to_thread(capture(g=_quart_g).wrap(func), *args, **kwargs)
         return run_sync_iterable(result) if inspect.isgenerator(result) else result
 
-    _wrapper._quart_async_wrapper = True
+    # The marker quart.utils.run_sync sets on its own wrapper: a function attribute functools' types do not know.
+    cast(Any, _wrapper)._quart_async_wrapper = True
     return _wrapper
 
 

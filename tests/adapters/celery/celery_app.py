@@ -33,29 +33,29 @@ app.conf.update(
 install(app, support.CARRIER)
 
 
-@app.task
+@app.task  # type: ignore[untyped-decorator]  # Celery is untyped
 def observe() -> dict[str, Any]:
     return support.observe()
 
 
-@app.task
+@app.task  # type: ignore[untyped-decorator]  # Celery is untyped
 def observe_then_pollute() -> dict[str, Any]:
     return support.observe_then_pollute()
 
 
-@app.task(base=celery.Task)
+@app.task(base=celery.Task)  # type: ignore[untyped-decorator]  # Celery is untyped
 def observe_without_carrier() -> dict[str, Any]:
     """A task of another base, not carrying: it must see nothing that an earlier carrying task set."""
     return support.observe()
 
 
-@app.task
+@app.task  # type: ignore[untyped-decorator]  # Celery is untyped
 def echo(number: int) -> list[Any]:
     seen = support.observe()
     return [number, seen["request_id"], seen["tenant"], seen["user_id"], seen["undeclared"]]
 
 
-@app.task(bind=True, max_retries=3, default_retry_delay=0)
+@app.task(bind=True, max_retries=3, default_retry_delay=0)  # type: ignore[untyped-decorator]  # Celery is untyped
 def flaky(self: Any, fail_times: int) -> dict[str, Any]:
     """Retries ``fail_times`` times; changes a declared value first, which the retry must not carry."""
     seen = support.observe()
@@ -65,7 +65,7 @@ def flaky(self: Any, fail_times: int) -> dict[str, Any]:
     return {**seen, "retries": self.request.retries}
 
 
-@app.task
+@app.task  # type: ignore[untyped-decorator]  # Celery is untyped
 def delay_nested(new_request_id: str | None) -> str:
     """Publishes a child from inside the body; with ``new_request_id`` it changes the declared value first."""
     if new_request_id is not None:
@@ -73,12 +73,12 @@ def delay_nested(new_request_id: str | None) -> str:
     return str(observe.delay().id)
 
 
-@app.task
+@app.task  # type: ignore[untyped-decorator]  # Celery is untyped
 def collect(results: list[Any]) -> dict[str, Any]:
     return {"results": results, "seen": support.observe()}
 
 
-@app.task(name="ctxsnap_tests.never_consumed")
+@app.task(name="ctxsnap_tests.never_consumed")  # type: ignore[untyped-decorator]  # Celery is untyped
 def never_consumed() -> None:  # pragma: no cover - no worker consumes its queue
     raise AssertionError("no worker consumes this queue")
 
@@ -89,7 +89,7 @@ def other_app() -> Any:
     return flask.Flask("other_app")
 
 
-@app.task(flask_app=other_app)
+@app.task(flask_app=other_app)  # type: ignore[untyped-decorator]  # Celery is untyped
 def observe_in_other_app() -> dict[str, Any]:
     """``flask_app=`` on one task overrides the carrier's app for ``g``."""
     return support.observe()
@@ -101,7 +101,7 @@ def quart_app() -> Any:
     return quart.Quart("quart_worker_app")
 
 
-@app.task(flask_app=quart_app)
+@app.task(flask_app=quart_app)  # type: ignore[untyped-decorator]  # Celery is untyped
 def observe_in_quart_app() -> dict[str, Any]:
     """A Quart app holds the carried g in the worker (``install(..., flask_app=quart_app)`` works the same)."""
     import quart

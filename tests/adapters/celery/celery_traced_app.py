@@ -52,7 +52,7 @@ def instrument() -> None:
             return None
 
     trace.set_tracer_provider(TracerProvider())
-    CeleryInstrumentor().instrument()
+    CeleryInstrumentor().instrument()  # type: ignore[no-untyped-call]  # its constructor is unannotated
     sentry_sdk.init(
         dsn="http://public@127.0.0.1:9/1",
         transport=DropEverything,
@@ -62,12 +62,12 @@ def instrument() -> None:
     )
 
 
-@worker_process_init.connect
+@worker_process_init.connect  # type: ignore[untyped-decorator]  # Celery is untyped
 def _instrument_child(**_: Any) -> None:
     instrument()
 
 
-@app.task(name="traced.observe")
+@app.task(name="traced.observe")  # type: ignore[untyped-decorator]  # Celery is untyped
 def observe() -> dict[str, Any]:
     from opentelemetry import trace
 

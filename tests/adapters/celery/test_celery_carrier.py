@@ -84,7 +84,7 @@ def test_retries_keep_the_original_payload(celery_worker: Any, celery_app: Any) 
 
 
 def test_chain_group_and_chord_keep_the_carrier(celery_worker: Any, celery_app: Any) -> None:
-    import celery
+    import celery  # type: ignore[import-untyped]  # Celery ships no type information
 
     chained = in_request(lambda: celery.chain(celery_app.echo.s(1), celery_app.echo.s()).delay(), "req-chain")
     # The second step gets the first step's result as its argument: the echo of it.
@@ -192,8 +192,8 @@ def test_install_is_checked(celery_app: Any) -> None:
         (
             TypeError,
             r"takes a ctxsnap\.Carrier, got str\. Declare what crosses",
-            lambda: install(celery.Celery("x"), "carrier"),
-        ),  # type: ignore[arg-type]
+            lambda: install(celery.Celery("x"), "carrier"),  # type: ignore[arg-type]
+        ),
         (
             TypeError,
             r"takes a celery\.Celery app, got object\. Pass the app itself",
@@ -228,11 +228,11 @@ def test_task_base_for_one_task_without_install(celery_app: Any) -> None:
     plain_app = celery.Celery("ctxsnap_per_task", broker="memory://")
     plain_app.conf.task_always_eager = True
 
-    @plain_app.task(base=Task, carrier=support.CARRIER)
+    @plain_app.task(base=Task, carrier=support.CARRIER)  # type: ignore[untyped-decorator]  # Celery is untyped
     def carrying() -> dict[str, Any]:
         return support.observe()
 
-    @plain_app.task
+    @plain_app.task  # type: ignore[untyped-decorator]  # Celery is untyped
     def not_carrying() -> dict[str, Any]:
         return support.observe()
 

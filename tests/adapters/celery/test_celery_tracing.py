@@ -14,7 +14,7 @@ import pytest
 
 from tests._celery_fixtures import Worker
 from tests.adapters import carrier_support as support
-from tests.support import TIMEOUT
+from tests.support import PROCESS_TIMEOUT, TIMEOUT
 
 pytestmark = pytest.mark.celery
 
@@ -40,7 +40,7 @@ def traced_worker(request: pytest.FixtureRequest, traced: Any, redis_url: str) -
     )
     try:
         try:
-            contextvars.Context().run(traced.observe.delay).get(timeout=90)
+            contextvars.Context().run(traced.observe.delay).get(timeout=PROCESS_TIMEOUT)
         except Exception as exc:
             raise RuntimeError(f"the {pool} worker did not start:\n{running.output()}") from exc
         yield running

@@ -14,9 +14,9 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import flask
-from flask_support import MERGED_LAYOUT
 
 from ctxsnap.adapters import flask as ctxsnap_flask
+from tests.flask_support import MERGED_LAYOUT
 from tests.support import TIMEOUT, Lifecycle
 
 Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]

@@ -11,14 +11,17 @@ import threading
 import weakref
 from asyncio import to_thread as imported_before_instrument
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio.to_thread
 import pytest
-from quart_support import run
 
 import ctxsnap
+from tests.quart_support import run
 from tests.support import TIMEOUT
+
+if TYPE_CHECKING:
+    from quart import Quart
 
 pytestmark = pytest.mark.quart
 
@@ -39,7 +42,7 @@ def seen() -> tuple[str, Any, str, str]:
     return REQUEST_ID.get(), quart.g._get_current_object(), quart.request.path, quart.current_app.name
 
 
-def test_sync_before_request_writes_g_for_the_view_while_instrumented(app: Any) -> None:
+def test_sync_before_request_writes_g_for_the_view_while_instrumented(app: Quart) -> None:
     """Quart runs sync handlers through run_sync (copy_context().run in run_in_executor): left alone."""
     import quart
 
@@ -59,14 +62,14 @@ def test_sync_before_request_writes_g_for_the_view_while_instrumented(app: Any) 
 
     async def main() -> tuple[bytes, str]:
         response = await app.test_client().get("/me")
-        return await response.get_data(), response.headers["X-Seen-By-View"]
+        return await response.get_data(as_text=False), response.headers["X-Seen-By-View"]
 
     with ctxsnap.instrumented():
         assert "asyncio.BaseEventLoop.run_in_executor" in ctxsnap.instrumentation()
         assert run(main()) == (b"alice", "True")
 
 
-def test_every_hand_off_from_an_async_view_gets_the_request_and_a_private_g(app: Any) -> None:
+def test_every_hand_off_from_an_async_view_gets_the_request_and_a_private_g(app: Quart) -> None:
     import quart
 
     results: list[Any] = []
@@ -96,7 +99,7 @@ def test_every_hand_off_from_an_async_view_gets_the_request_and_a_private_g(app:
 
     async def main() -> bytes:
         response = await app.test_client().get("/work")
-        return await response.get_data()
+        return await response.get_data(as_text=False)
 
     with ctxsnap.instrumented():
         assert run(main()) == b"done"
@@ -107,7 +110,7 @@ def test_every_hand_off_from_an_async_view_gets_the_request_and_a_private_g(app:
         assert g is not parent_g
 
 
-def test_worker_threads_started_during_a_request_keep_no_request_alive(app: Any) -> None:
+def test_worker_threads_started_during_a_request_keep_no_request_alive(app: Quart) -> None:
     import quart
 
     requests: list[weakref.ref[Any]] = []
@@ -115,7 +118,7 @@ def test_worker_threads_started_during_a_request_keep_no_request_alive(app: Any)
 
     @app.route("/first")
     async def first() -> str:
-        requests.append(weakref.ref(quart.request._get_current_object()))
+        requests.append(weakref.ref(quart.request._get_current_object()))  # type: ignore[attr-defined]  # Quart types its proxies as the object they stand for
         # The first use of this loop's default executor and of anyio's workers: their threads start here.
         value = await asyncio.to_thread(REQUEST_ID.get)
         await anyio.to_thread.run_sync(REQUEST_ID.get)
@@ -124,7 +127,7 @@ def test_worker_threads_started_during_a_request_keep_no_request_alive(app: Any)
     async def main() -> bytes:
         REQUEST_ID.set("from the test")
         response = await app.test_client().get("/first")
-        return await response.get_data()
+        return await response.get_data(as_text=False)
 
     with ctxsnap.instrumented():
         assert loop.run_until_complete(main()) == b"from the test"
@@ -134,7 +137,7 @@ def test_worker_threads_started_during_a_request_keep_no_request_alive(app: Any)
     loop.close()
 
 
-def test_the_quart_config_key_instruments(app: Any) -> None:
+def test_the_quart_config_key_instruments(app: Quart) -> None:
     from ctxsnap.adapters import quart as ctxsnap_quart
 
     app.config["CTXSNAP_INSTRUMENT"] = 1
@@ -145,7 +148,7 @@ def test_the_quart_config_key_instruments(app: Any) -> None:
     assert "asyncio.to_thread" in ctxsnap.instrumentation()
 
 
-def test_to_thread_imported_by_name_before_instrument_escapes_it(app: Any) -> None:
+def test_to_thread_imported_by_name_before_instrument_escapes_it(app: Quart) -> None:
     """What docs/instrument.md warns about: the name bound at import is the standard function."""
     import quart
 
@@ -164,7 +167,7 @@ def test_to_thread_imported_by_name_before_instrument_escapes_it(app: Any) -> No
 
     async def main() -> bytes:
         response = await app.test_client().get("/escape")
-        return await response.get_data()
+        return await response.get_data(as_text=False)
 
     with ctxsnap.instrumented():
         assert run(main()) == b"written by the child | alice"

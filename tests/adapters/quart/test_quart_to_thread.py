@@ -6,13 +6,16 @@ import asyncio
 import concurrent.futures
 import contextvars
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
-from quart_support import run, until
 
 import ctxsnap
+from tests.quart_support import run, until
 from tests.support import TIMEOUT
+
+if TYPE_CHECKING:
+    from quart import Quart
 
 pytestmark = pytest.mark.quart
 
@@ -20,7 +23,7 @@ REQUEST_ID: contextvars.ContextVar[str] = contextvars.ContextVar("quart_to_threa
 LEFT_BEHIND: contextvars.ContextVar[str] = contextvars.ContextVar("quart_to_thread_left_behind")
 
 
-def test_arguments_and_the_result_pass_through(app: Any) -> None:
+def test_arguments_and_the_result_pass_through(app: Quart) -> None:
     from ctxsnap.adapters.quart import to_thread
 
     def child(a: int, b: int, *, scale: int) -> tuple[int, str]:
@@ -44,7 +47,7 @@ def test_outside_an_event_loop_it_says_where_to_call_it_from() -> None:
     coroutine.close()
 
 
-def test_an_async_function_is_refused_because_its_body_would_run_outside_the_snapshot(app: Any) -> None:
+def test_an_async_function_is_refused_because_its_body_would_run_outside_the_snapshot(app: Quart) -> None:
     from ctxsnap.adapters.quart import to_thread
 
     async def handler() -> None:
@@ -52,12 +55,12 @@ def test_an_async_function_is_refused_because_its_body_would_run_outside_the_sna
 
     async def main() -> None:
         with pytest.raises(TypeError, match="async callable"):
-            await to_thread(handler)
+            await to_thread(handler)  # type: ignore[unused-coroutine]  # refused at run time; the signature allows it
 
     run(main())
 
 
-def test_a_callable_wrapped_earlier_keeps_the_snapshot_it_was_wrapped_in(app: Any) -> None:
+def test_a_callable_wrapped_earlier_keeps_the_snapshot_it_was_wrapped_in(app: Quart) -> None:
     import quart
 
     from ctxsnap.adapters.quart import to_thread
@@ -88,7 +91,7 @@ def _worker_state() -> tuple[int, str | None, str | None, bool, bool]:
     )
 
 
-def test_a_cancelled_caller_leaves_nothing_in_the_worker_nor_in_the_loop(app: Any) -> None:
+def test_a_cancelled_caller_leaves_nothing_in_the_worker_nor_in_the_loop(app: Quart) -> None:
     import quart
 
     from ctxsnap.adapters.quart import to_thread
@@ -137,7 +140,7 @@ def test_a_cancelled_caller_leaves_nothing_in_the_worker_nor_in_the_loop(app: An
     assert errors == [], "the loop reported a stray error (an exception nobody retrieved?)"
 
 
-def test_a_caller_cancelled_before_the_worker_started_never_runs_the_function(app: Any) -> None:
+def test_a_caller_cancelled_before_the_worker_started_never_runs_the_function(app: Quart) -> None:
     from ctxsnap.adapters.quart import to_thread
 
     ran: list[bool] = []
@@ -165,7 +168,7 @@ def test_a_caller_cancelled_before_the_worker_started_never_runs_the_function(ap
     assert ran == []
 
 
-def test_the_selection_comes_with_the_callable_and_every_keyword_reaches_the_function(app: Any) -> None:
+def test_the_selection_comes_with_the_callable_and_every_keyword_reaches_the_function(app: Quart) -> None:
     # to_thread passes every keyword on, as asyncio.to_thread does, so a keyword named include= is the function's;
     # what the snapshot carries is chosen where the callable is wrapped (docs/async.md, "Choosing what travels").
     from ctxsnap.adapters.quart import to_thread

@@ -15,10 +15,10 @@ from typing import Any
 
 import flask
 import pytest
-from flask_support import current_app_context, flask_context_seen, request_id
 
 import ctxsnap
 from ctxsnap.adapters import flask as ctxsnap_flask
+from tests.flask_support import current_app_context, flask_context_seen, request_id
 from tests.support import TIMEOUT, Lifecycle
 
 
@@ -57,7 +57,7 @@ def test_an_uploaded_file_stays_readable_in_the_parent_after_a_worker_ran(
 ) -> None:
     def read_upload() -> bytes:
         upload = flask.request.files["file"]
-        data = upload.read()
+        data: bytes = upload.read()
         upload.seek(0)
         return data
 

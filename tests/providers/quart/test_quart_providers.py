@@ -12,12 +12,16 @@ import sys
 import threading
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
-from quart_support import run
 
 import ctxsnap
+from tests.quart_support import run
+from tests.support import TIMEOUT
+
+if TYPE_CHECKING:
+    from quart import Quart
 
 pytestmark = pytest.mark.quart
 
@@ -37,7 +41,7 @@ def _in_thread(snapshot: ctxsnap.Snapshot, fn: Any) -> Any:
 
     thread = threading.Thread(target=target)
     thread.start()
-    thread.join(30)
+    thread.join(TIMEOUT)
     if "error" in box:
         raise box["error"]
     return box["value"]
@@ -53,7 +57,7 @@ def test_the_providers_load_as_soon_as_quart_is_imported_without_importing_the_a
     assert out.stdout.strip() == "['quart.app', 'quart.request', 'quart.websocket']"
 
 
-def test_a_request_snapshot_names_the_quart_providers_and_no_flask_one(app: Any) -> None:
+def test_a_request_snapshot_names_the_quart_providers_and_no_flask_one(app: Quart) -> None:
     import quart
 
     async def main() -> tuple[str, ...]:
@@ -64,7 +68,7 @@ def test_a_request_snapshot_names_the_quart_providers_and_no_flask_one(app: Any)
     assert run(main()) == ("contextvars", "quart.app", "quart.request")
 
 
-def test_the_flask_providers_stay_out_of_a_quart_request(app: Any) -> None:
+def test_the_flask_providers_stay_out_of_a_quart_request(app: Quart) -> None:
     # Quart >= 0.19 subclasses Flask's sansio App and imports Flask, so the Flask providers are registered too;
     # they read Flask's own ContextVars, which a Quart app never sets.
     import flask
@@ -83,7 +87,7 @@ def test_the_flask_providers_stay_out_of_a_quart_request(app: Any) -> None:
     assert run(main()) == (False, False, True, "alice")
 
 
-def test_a_flask_request_inside_a_quart_handler_is_carried_by_each_frameworks_providers(app: Any) -> None:
+def test_a_flask_request_inside_a_quart_handler_is_carried_by_each_frameworks_providers(app: Quart) -> None:
     # The one way the two meet in one context: a Quart handler that runs a Flask app's code. Each provider
     # carries its own framework's context and neither disturbs the other.
     import flask
@@ -106,7 +110,7 @@ def test_a_flask_request_inside_a_quart_handler_is_carried_by_each_frameworks_pr
     assert run(main()) == ("/flask/path", "flask user", "/items/1", "quart user")
 
 
-def test_a_websocket_snapshot_carries_the_websocket_and_its_session(app: Any) -> None:
+def test_a_websocket_snapshot_carries_the_websocket_and_its_session(app: Quart) -> None:
     import quart
 
     seen: list[Any] = []
@@ -119,14 +123,14 @@ def test_a_websocket_snapshot_carries_the_websocket_and_its_session(app: Any) ->
 
         def child() -> tuple[Any, ...]:
             return (
-                quart.websocket._get_current_object(),
+                quart.websocket._get_current_object(),  # type: ignore[attr-defined]  # Quart types its proxies as the object they stand for
                 quart.websocket.args.get("room"),
                 quart.session["user"],
                 quart.has_request_context(),
             )
 
         seen.append(snapshot.providers)
-        seen.append((_in_thread(snapshot, child), quart.websocket._get_current_object()))
+        seen.append((_in_thread(snapshot, child), quart.websocket._get_current_object()))  # type: ignore[attr-defined]  # Quart types its proxies as the object they stand for
         await quart.websocket.send("done")
 
     async def main() -> None:
@@ -140,7 +144,7 @@ def test_a_websocket_snapshot_carries_the_websocket_and_its_session(app: Any) ->
     assert (room, user, has_request) == ("42", "alice", False)
 
 
-def test_excluding_quart_leaves_every_quart_context_behind_and_keeps_contextvars(app: Any) -> None:
+def test_excluding_quart_leaves_every_quart_context_behind_and_keeps_contextvars(app: Quart) -> None:
     import quart
 
     def child() -> tuple[bool, bool, str]:
@@ -154,7 +158,7 @@ def test_excluding_quart_leaves_every_quart_context_behind_and_keeps_contextvars
     assert run(main()) == (False, False, "kept")
 
 
-def test_excluding_only_the_request_keeps_the_app_context(app: Any) -> None:
+def test_excluding_only_the_request_keeps_the_app_context(app: Quart) -> None:
     import quart
 
     def child() -> tuple[bool, bool, str]:
@@ -168,7 +172,7 @@ def test_excluding_only_the_request_keeps_the_app_context(app: Any) -> None:
     assert run(main()) == (True, False, "alice")
 
 
-def test_including_only_quart_carries_the_quart_contexts_and_no_other_variable(app: Any) -> None:
+def test_including_only_quart_carries_the_quart_contexts_and_no_other_variable(app: Quart) -> None:
     import quart
 
     def child() -> tuple[str, Any, str | None]:
@@ -183,7 +187,7 @@ def test_including_only_quart_carries_the_quart_contexts_and_no_other_variable(a
     assert run(main()) == ("/items/5", "alice", None)
 
 
-def test_url_for_with_external_urls_uses_the_parents_request(app: Any) -> None:
+def test_url_for_with_external_urls_uses_the_parents_request(app: Quart) -> None:
     import quart
 
     async def main() -> Any:
@@ -193,7 +197,7 @@ def test_url_for_with_external_urls_uses_the_parents_request(app: Any) -> None:
     assert run(main()) == "http://shop.example/items/9"
 
 
-def test_a_sync_view_which_quart_runs_in_its_executor_can_capture_and_hand_off_again(app: Any) -> None:
+def test_a_sync_view_which_quart_runs_in_its_executor_can_capture_and_hand_off_again(app: Quart) -> None:
     # Quart runs sync views in a worker thread (in a copy of the handler's context); a capture there sees the
     # request and g, and hands them on to a further thread.
     import quart
@@ -235,7 +239,7 @@ def test_the_adapter_detects_where_this_quart_keeps_its_contexts() -> None:
 # -- after_this_request / after_this_websocket in a worker (issue 11, defect 9) -----------------------------------
 
 
-def test_after_this_request_in_a_worker_is_refused_and_the_response_is_untouched(app: Any) -> None:
+def test_after_this_request_in_a_worker_is_refused_and_the_response_is_untouched(app: Quart) -> None:
     import quart
 
     errors: list[str] = []
@@ -268,7 +272,7 @@ def test_after_this_request_in_a_worker_is_refused_and_the_response_is_untouched
     assert errors[0].startswith("after_this_request() cannot be used in a ctxsnap worker.")
 
 
-def test_after_this_websocket_in_a_worker_is_refused(app: Any) -> None:
+def test_after_this_websocket_in_a_worker_is_refused(app: Quart) -> None:
     import quart
     from quart.ctx import after_this_websocket
 
@@ -321,7 +325,7 @@ def _register_again(registered: tuple[ctxsnap.Provider, ...]) -> None:
 
 
 @pytest.mark.parametrize("how", ["unregister", "replace"])
-def test_without_the_app_provider_the_worker_never_shares_the_parents_g(app: Any, how: str) -> None:
+def test_without_the_app_provider_the_worker_never_shares_the_parents_g(app: Quart, how: str) -> None:
     import quart
 
     def child() -> Any:

@@ -12,10 +12,10 @@ from typing import Any
 
 import flask
 import pytest
-from flask_support import MERGED_LAYOUT, flask_context_seen, request_id
 
 import ctxsnap
 from ctxsnap.adapters import flask as ctxsnap_flask
+from tests.flask_support import MERGED_LAYOUT, flask_context_seen, request_id
 from tests.support import TIMEOUT
 
 

@@ -13,11 +13,11 @@ from concurrent.futures import ThreadPoolExecutor
 
 import flask
 import pytest
-from flask_support import FLASK_VERSION, flask_context_seen, request_id
 
 import ctxsnap
 from ctxsnap.adapters import flask as ctxsnap_flask
 from ctxsnap.providers import flask as flask_providers
+from tests.flask_support import FLASK_VERSION, flask_context_seen, request_id
 from tests.support import TIMEOUT
 
 PER_THREAD = int(importlib.metadata.version("werkzeug").split(".")[0]) < 2

@@ -12,10 +12,10 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import flask
-from flask_support import request_id
 
 import ctxsnap
 from ctxsnap.adapters import flask as ctxsnap_flask
+from tests.flask_support import request_id
 from tests.support import TIMEOUT, Lifecycle
 
 WORKERS = 4

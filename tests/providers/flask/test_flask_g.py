@@ -7,10 +7,10 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import flask
-from flask_support import current_app_context
 
 import ctxsnap
 from ctxsnap.adapters import flask as ctxsnap_flask
+from tests.flask_support import current_app_context
 from tests.support import TIMEOUT
 
 

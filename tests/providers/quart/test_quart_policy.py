@@ -1,4 +1,4 @@
-"""The Quart extension and the per-capture policy: the same surface and rules as the Flask adapter's.
+"""The Quart providers' policy, from the app config or per capture: the same rules as the Flask providers'.
 
 ``CTXSNAP_G`` (``"copy"``/``"share"``) and ``CTXSNAP_TEARDOWN`` count once ``CtxSnap`` is installed;
 ``capture(g=..., teardown=...)`` overrides them for one snapshot. In teardown mode each run gets its own app
@@ -8,13 +8,16 @@ context, and Quart's ``teardown_appcontext`` functions and app-context signals r
 from __future__ import annotations
 
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
-from quart_support import run
 
 import ctxsnap
-from tests.support import Lifecycle
+from tests.quart_support import run
+from tests.support import TIMEOUT, Lifecycle
+
+if TYPE_CHECKING:
+    from quart import Quart
 
 pytestmark = pytest.mark.quart
 
@@ -31,76 +34,16 @@ def _in_thread(fn: Any) -> tuple[Any, int]:
 
     thread = threading.Thread(target=target)
     thread.start()
-    thread.join(30)
+    thread.join(TIMEOUT)
     if "error" in box:
         raise box["error"]
     return box["value"], box["thread"]
 
 
-# -- the extension ----------------------------------------------------------------------------------------------
-
-
-def test_the_extension_registers_itself_and_fills_in_the_defaults(app: Any) -> None:
-    from ctxsnap.adapters.quart import CtxSnap
-
-    extension = CtxSnap(app)
-    assert app.extensions["ctxsnap"] is extension
-    assert (app.config["CTXSNAP_G"], app.config["CTXSNAP_TEARDOWN"]) == ("copy", False)
-
-
-def test_init_app_works_from_an_application_factory(app: Any) -> None:
-    from ctxsnap.adapters.quart import CtxSnap
-
-    extension = CtxSnap()
-    extension.init_app(app)
-    assert app.extensions["ctxsnap"] is extension
-
-
-@pytest.mark.parametrize(
-    ("config", "error", "message"),
-    [
-        ({"CTXSNAP_G": "deep"}, ValueError, r"Unknown g policy 'deep'.*must be 'copy' .* or 'share'"),
-        ({"CTXSNAP_TEARDOWN": "yes"}, TypeError, r"teardown got 'yes'.*must be True or False"),
-        ({"CTXSNAP_G": "share", "CTXSNAP_TEARDOWN": True}, ValueError, r"'share' cannot be combined"),
-    ],
-)
-def test_a_bad_setting_fails_at_start_up_saying_what_to_use(
-    app: Any, config: dict[str, Any], error: type[Exception], message: str
-) -> None:
-    from ctxsnap.adapters.quart import CtxSnap
-
-    app.config.update(config)
-    with pytest.raises(error, match=message):
-        CtxSnap(app)
-
-
-def test_the_extension_refuses_a_flask_app_and_points_to_the_flask_one() -> None:
-    import flask
-
-    from ctxsnap.adapters.quart import CtxSnap
-
-    with pytest.raises(TypeError, match=r"quart\.Quart application, got Flask.*ctxsnap\.adapters\.flask\.CtxSnap"):
-        CtxSnap(flask.Flask("not quart"))
-
-
-def test_a_setting_changed_on_a_running_app_to_a_bad_value_fails_the_capture_naming_the_provider(app: Any) -> None:
-    from ctxsnap.adapters.quart import CtxSnap
-
-    CtxSnap(app)
-
-    async def main() -> None:
-        async with app.test_request_context("/items/1"):
-            app.config["CTXSNAP_G"] = "deep"
-            with pytest.raises(ctxsnap.ProviderError, match=r"'quart\.app' failed during capture.*'deep'"):
-                ctxsnap.capture()
-
-    run(main())
-
-
 # -- the g policy -------------------------------------------------------------------------------------------------
 
 
-def _g_after_child_write(app: Any, **capture_options: Any) -> tuple[Any, Any]:
+def _g_after_child_write(app: Quart, **capture_options: Any) -> tuple[Any, Any]:
     import quart
 
     from ctxsnap.adapters import quart as ctxsnap_quart
@@ -119,7 +62,7 @@ def _g_after_child_write(app: Any, **capture_options: Any) -> tuple[Any, Any]:
     return run(main())
 
 
-def test_share_in_the_config_lets_the_child_write_the_parents_g(app: Any) -> None:
+def test_share_in_the_config_lets_the_child_write_the_parents_g(app: Quart) -> None:
     from ctxsnap.adapters.quart import CtxSnap
 
     app.config["CTXSNAP_G"] = "share"
@@ -127,13 +70,13 @@ def test_share_in_the_config_lets_the_child_write_the_parents_g(app: Any) -> Non
     assert _g_after_child_write(app) == ("alice", "by the child")
 
 
-def test_the_config_counts_only_once_the_extension_is_installed(app: Any) -> None:
+def test_the_config_counts_only_once_the_extension_is_installed(app: Quart) -> None:
     # As in the Flask adapter: without the extension the defaults apply.
     app.config["CTXSNAP_G"] = "share"
     assert _g_after_child_write(app) == ("alice", None)
 
 
-def test_a_capture_override_beats_the_config(app: Any) -> None:
+def test_a_capture_override_beats_the_config(app: Quart) -> None:
     from ctxsnap.adapters.quart import CtxSnap
 
     app.config["CTXSNAP_G"] = "share"
@@ -141,11 +84,11 @@ def test_a_capture_override_beats_the_config(app: Any) -> None:
     assert _g_after_child_write(app, g="copy") == ("alice", None)
 
 
-def test_a_capture_override_works_without_the_extension(app: Any) -> None:
+def test_a_capture_override_works_without_the_extension(app: Quart) -> None:
     assert _g_after_child_write(app, g="share") == ("alice", "by the child")
 
 
-def test_under_share_the_child_still_gets_an_app_context_of_its_own(app: Any) -> None:
+def test_under_share_the_child_still_gets_an_app_context_of_its_own(app: Quart) -> None:
     # Extensions key per-context state on the app context object: the worker must not get the request's.
     import quart
     from quart.globals import _cv_app
@@ -181,7 +124,7 @@ def test_a_bad_override_is_refused_before_anything_is_captured(
         ctxsnap_quart.capture(**options)
 
 
-def test_the_override_is_not_inherited_by_a_capture_made_inside_the_child(app: Any) -> None:
+def test_the_override_is_not_inherited_by_a_capture_made_inside_the_child(app: Quart) -> None:
     # The override lives in a thread-local for the duration of one capture, not in a ContextVar that the
     # snapshot would carry along.
     import quart
@@ -206,7 +149,7 @@ def test_the_override_is_not_inherited_by_a_capture_made_inside_the_child(app: A
 # -- teardown mode ----------------------------------------------------------------------------------------------
 
 
-def _teardown_app(app: Any, lifecycle: Lifecycle) -> None:
+def _teardown_app(app: Quart, lifecycle: Lifecycle) -> None:
     import quart
     import quart.signals
 
@@ -237,7 +180,7 @@ def _teardown_app(app: Any, lifecycle: Lifecycle) -> None:
 
 
 def test_teardown_mode_runs_sync_and_async_teardown_and_the_signals_once_per_run_in_the_worker(
-    app: Any, lifecycle: Lifecycle
+    app: Quart, lifecycle: Lifecycle
 ) -> None:
     import quart
 
@@ -268,7 +211,7 @@ def test_teardown_mode_runs_sync_and_async_teardown_and_the_signals_once_per_run
     assert len(lifecycle.threads("teardown_appcontext")) == 3
 
 
-def test_teardown_mode_hands_the_tasks_exception_to_teardown(app: Any, lifecycle: Lifecycle) -> None:
+def test_teardown_mode_hands_the_tasks_exception_to_teardown(app: Quart, lifecycle: Lifecycle) -> None:
     _teardown_app(app, lifecycle)
 
     class Boom(Exception):
@@ -288,7 +231,7 @@ def test_teardown_mode_hands_the_tasks_exception_to_teardown(app: Any, lifecycle
     run(main())
 
 
-def test_teardown_in_the_child_leaves_the_parents_objects_in_g_alone(app: Any, lifecycle: Lifecycle) -> None:
+def test_teardown_in_the_child_leaves_the_parents_objects_in_g_alone(app: Quart, lifecycle: Lifecycle) -> None:
     # The tutorial's close_db pattern: teardown pops g.db and closes it. The parent's connection, inherited
     # unchanged by the child, must stay open; a connection the child opened itself is closed.
     import quart
@@ -336,7 +279,7 @@ def test_teardown_in_the_child_leaves_the_parents_objects_in_g_alone(app: Any, l
     assert parents_connection.closed  # by the parent's own teardown, at the end of the request
 
 
-def test_teardown_functions_in_the_child_read_what_it_inherited_in_g(app: Any) -> None:
+def test_teardown_functions_in_the_child_read_what_it_inherited_in_g(app: Quart) -> None:
     # Issue 11, defect 7: a teardown_appcontext function that logs g.request_id ran after the inherited values
     # were taken out of g, and the successful task's result was lost as a ProviderError.
     import quart
@@ -362,7 +305,7 @@ def test_teardown_functions_in_the_child_read_what_it_inherited_in_g(app: Any) -
 
 
 def test_the_default_runs_no_app_context_teardown_and_no_signal_in_the_child(
-    app: Any, lifecycle: Lifecycle
+    app: Quart, lifecycle: Lifecycle
 ) -> None:
     import quart
 
@@ -372,7 +315,11 @@ def test_the_default_runs_no_app_context_teardown_and_no_signal_in_the_child(
     async def main() -> None:
         async with app.test_request_context("/items/1"):
             quart.g.user = "alice"
-            user, child = _in_thread(ctxsnap.wrap(lambda: quart.g.user))
+
+            def read_user() -> Any:
+                return quart.g.user
+
+            user, child = _in_thread(ctxsnap.wrap(read_user))
             assert user == "alice"
             assert [event for event in lifecycle.events if event[1] == child] == []
 

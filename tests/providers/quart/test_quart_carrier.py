@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextvars
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
-from quart_support import run
 
 import ctxsnap
+from tests.quart_support import run
+from tests.support import TIMEOUT
+
+if TYPE_CHECKING:
+    from quart import Quart
 
 pytestmark = pytest.mark.quart
 
@@ -29,7 +33,7 @@ def probe() -> dict[str, Any]:
     }
 
 
-def test_g_crosses_into_the_carriers_quart_app(app: Any) -> None:
+def test_g_crosses_into_the_carriers_quart_app(app: Quart) -> None:
     import quart
 
     worker_app = quart.Quart("quart_carrier_worker")
@@ -44,8 +48,8 @@ def test_g_crosses_into_the_carriers_quart_app(app: Any) -> None:
 
     payload = contextvars.Context().run(run, export())
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        seen = pool.submit(carrier.run, payload, probe).result(30)
-        after = pool.submit(probe).result(30)
+        seen = pool.submit(carrier.run, payload, probe).result(TIMEOUT)
+        after = pool.submit(probe).result(TIMEOUT)
     assert seen == {
         "request_id": "q-1",
         "user_id": 7,

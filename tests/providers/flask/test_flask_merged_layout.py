@@ -32,6 +32,7 @@ import flask
 import ctxsnap
 from ctxsnap.adapters import flask as ctxsnap_flask
 from ctxsnap.providers import flask as flask_providers
+from tests.support import TIMEOUT
 
 assert flask.__file__.startswith({stand_in!r}), flask.__file__
 app = flask.Flask("merged")
@@ -108,9 +109,9 @@ def test_one_wrapped_callable_runs_in_four_workers_at_once_each_with_its_own_g()
         barrier = threading.Barrier(4)
 
         def task(n):
-            barrier.wait(30)
+            barrier.wait(TIMEOUT)
             flask.g.user = f"worker-{n}"
-            barrier.wait(30)
+            barrier.wait(TIMEOUT)
             return flask.g.user
 
         with app.test_request_context("/fan"):

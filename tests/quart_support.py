@@ -1,0 +1,79 @@
+"""What the Quart providers' and the Quart adapter's tests share: an app that records its lifecycle, a way to
+run a coroutine in a fresh context, and the rule that keeps Quart's test modules out of the Flask-only cells.
+
+The fixtures and the collection hook are defined here once and taken in by ``tests/providers/quart/conftest.py``
+and ``tests/adapters/quart/conftest.py``. Every test module there needs Quart and carries the ``quart`` marker.
+In the Flask-only cells, whose marker expression deselects ``quart``, the modules are not even imported (Quart is
+not installed there): importing them would be an error before deselection could happen. Where the expression
+selects ``quart``, a missing Quart fails loudly. This module itself imports Quart only inside the fixture.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import pytest
+
+from tests.support import TIMEOUT, Lifecycle
+
+if TYPE_CHECKING:
+    from quart import Quart
+
+T = TypeVar("T")
+
+
+def run(coroutine: Coroutine[Any, Any, T]) -> T:
+    """``asyncio.run`` in a fresh copy of the context, so one test's ContextVars never reach the next."""
+    return contextvars.copy_context().run(asyncio.run, coroutine)
+
+
+async def until(condition: Callable[[], bool], what: str) -> None:
+    """Wait on the loop, without blocking it, for a condition a worker thread makes true."""
+    for _ in range(int(TIMEOUT / 0.002)):
+        if condition():
+            return
+        await asyncio.sleep(0.002)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def skip_quart_modules_where_quart_is_deselected(collection_path: Path, config: pytest.Config) -> bool | None:
+    """A ``pytest_ignore_collect`` hook: where the marker expression says ``not quart``, test modules are not
+    imported at all (a conftest takes it in with ``from tests.quart_support import ... as pytest_ignore_collect``).
+    """
+    if "not quart" in (config.getoption("markexpr") or "") and collection_path.name.startswith("test_"):
+        return True
+    return None
+
+
+@pytest.fixture
+def lifecycle() -> Lifecycle:
+    return Lifecycle()
+
+
+@pytest.fixture
+def app(lifecycle: Lifecycle) -> Quart:
+    import quart
+
+    app = quart.Quart(__name__)
+    app.config["SECRET_KEY"] = "test only"
+    app.testing = True
+
+    @app.route("/items/<int:item_id>")
+    async def item(item_id: int) -> str:
+        return str(item_id)
+
+    # Async callbacks run on the loop (Quart sends sync ones to its executor): their recorded thread is where
+    # the lifecycle step really happened.
+    @app.teardown_request
+    async def record_teardown_request(exc: BaseException | None) -> None:
+        lifecycle.record("teardown_request", exc)
+
+    @app.teardown_appcontext
+    async def record_teardown_appcontext(exc: BaseException | None) -> None:
+        lifecycle.record("teardown_appcontext", exc)
+
+    return app
