@@ -93,9 +93,12 @@ def run_suite(python: str) -> Outcomes:
 
 
 def main_cell_python() -> str:
-    import dev
+    """The main cell's interpreter, its environment built or refreshed by nox without running its tests."""
+    from tools.matrix import MAIN, VENVS
 
-    return str(dev.ensure_venv(dev.MAIN))
+    session = ["nox", "-s", f"tests-{MAIN.name}", "--install-only"]
+    subprocess.run([sys.executable, str(ROOT / "dev.py"), *session], check=True)
+    return str(VENVS / MAIN.name / "bin" / "python")
 
 
 def main(argv: list[str] | None = None) -> int:
