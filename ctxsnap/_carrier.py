@@ -24,7 +24,7 @@ from typing import Any, Final, ParamSpec, TypeVar
 
 from ._carried_call import CarriedCall, run_carried
 from ._carrier_registry import caller_module, carrier_named, register
-from ._codec import DEFAULT_MAX_BYTES, DEFAULT_MAX_DEPTH, Codec, decode_value, encode_value, refuse_oversize
+from ._codec import DEFAULT_MAX_BYTES, DEFAULT_MAX_DEPTH, Codec, decode_value, encode_section, refuse_oversize
 from ._declaration import (
     carried_attributes,
     carried_variables,
@@ -43,6 +43,7 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 _MISSING: Final = object()
+_NOTHING: Final[frozenset[str]] = frozenset()
 
 
 class Carrier:
@@ -79,6 +80,8 @@ class Carrier:
         self.max_depth: Final = checked_limit("max_depth", max_depth, DEFAULT_MAX_DEPTH)
         self._key: Final = checked_secret_key(secret_key)
         self._codecs: Final = checked_codecs(self._vars, self._g, codecs)
+        self._declared: Final = {VARS_SECTION: self._vars.keys(), G_SECTION: frozenset(self._g)}
+        self._decoded_sections: Final = {section for section, _ in self._codecs}
         self._app = app
         self._app_pid = -1
         self._app_lock = threading.Lock()
@@ -143,10 +146,13 @@ class Carrier:
         the largest value when the payload would exceed ``max_bytes``.
         """
         data: dict[str, dict[str, Any]] = {}
-        for section, current in ((VARS_SECTION, self._current_vars), (G_SECTION, self._current_g)):
-            values = current()  # g is read only once every ContextVar is encoded, as it always was
-            if values:
-                data[section] = {name: self._encode(section, name, value) for name, value in values.items()}
+        values = self._current_vars()
+        if values:
+            data[VARS_SECTION] = encode_section(self.name, VARS_SECTION, values, self._codecs, self.max_depth)
+        # g is read only once every ContextVar is encoded, as it always was.
+        values = export_section(G_SECTION, self._g) if self._g else {}
+        if values:
+            data[G_SECTION] = encode_section(self.name, G_SECTION, values, self._codecs, self.max_depth)
         text = seal(self.name, data, self._key)
         size = len(text.encode())
         if size > self.max_bytes:
@@ -154,15 +160,12 @@ class Carrier:
         return Payload(text)
 
     def _current_vars(self) -> dict[str, Any]:
-        found = {name: var.get(_MISSING) for name, var in self._vars.items()}
-        return {name: value for name, value in found.items() if value is not _MISSING}
-
-    def _current_g(self) -> dict[str, Any]:
-        return export_section(G_SECTION, self._g) if self._g else {}
-
-    def _encode(self, section: str, name: str, value: Any) -> Any:
-        codec = self._codecs.get((section, name))
-        return encode_value(self.name, section, name, value, codec, self.max_depth)
+        found: dict[str, Any] = {}
+        for name, var in self._vars.items():
+            value = var.get(_MISSING)
+            if value is not _MISSING:
+                found[name] = value
+        return found
 
     # -- the worker side ---------------------------------------------------------------------------------------
 
@@ -189,17 +192,17 @@ class Carrier:
 
     def _decode_section(self, section: str, values: dict[str, Any], unknown: list[str]) -> dict[str, Any]:
         """The values of ``section`` this carrier declares, decoded; the names of the others go to ``unknown``."""
+        declared = self._declared.get(section, _NOTHING)
+        if section not in self._decoded_sections and values.keys() <= declared:
+            return values  # every name declared, no codec to run: the common case, checked in one step
         known: dict[str, Any] = {}
         for name, value in values.items():
-            if not self._declares(section, name):
+            if name not in declared:
                 unknown.append(label(section, name))
                 continue
             codec = self._codecs.get((section, name))
             known[name] = value if codec is None else decode_value(self.name, section, name, value, codec)
         return known
-
-    def _declares(self, section: str, name: str) -> bool:
-        return (section == VARS_SECTION and name in self._vars) or (section == G_SECTION and name in self._g)
 
     def run(self, payload: str, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
         """Run ``fn`` in a copy of this thread's context holding the carried values; nothing is left behind.

@@ -16,7 +16,14 @@ from typing import Any, Final
 from ._errors import SnapshotError
 from ._payload import VARS_SECTION, PayloadError, encode_json, label
 
-__all__ = ["DEFAULT_MAX_BYTES", "DEFAULT_MAX_DEPTH", "Codec", "UnportableValueError", "unportable_reason"]
+__all__ = [
+    "DEFAULT_MAX_BYTES",
+    "DEFAULT_MAX_DEPTH",
+    "Codec",
+    "UnportableValueError",
+    "encode_section",
+    "unportable_reason",
+]
 
 DEFAULT_MAX_BYTES: Final = 8 * 1024
 DEFAULT_MAX_DEPTH: Final = 16
@@ -78,6 +85,21 @@ def _children(item: Any) -> tuple[Iterable[Any], str | None]:
 
 
 # -- applying a carrier's codecs --------------------------------------------------------------------------------
+
+
+def encode_section(
+    carrier: str, section: str, values: dict[str, Any], codecs: dict[tuple[str, str], Codec], max_depth: int
+) -> dict[str, Any]:
+    """The values of ``section`` as they travel; a plain ``str``, ``int``, ``bool`` or ``None`` passes as it is."""
+    encoded: dict[str, Any] = {}
+    for name, value in values.items():
+        codec = codecs.get((section, name)) if codecs else None
+        # Most carried values are ids and names: nothing to walk, so no calls per value on every submit.
+        if codec is None and type(value) in _LEAVES:
+            encoded[name] = value
+        else:
+            encoded[name] = encode_value(carrier, section, name, value, codec, max_depth)
+    return encoded
 
 
 def encode_value(carrier: str, section: str, name: str, value: Any, codec: Codec | None, max_depth: int) -> Any:

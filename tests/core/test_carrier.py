@@ -275,6 +275,16 @@ def test_unknown_names_are_ignored_with_one_warning() -> None:
     assert "the g attribute 'x'" in str(caught[0].message)
 
 
+def test_a_section_this_worker_does_not_know_is_ignored_with_one_warning() -> None:
+    # A newer sender may carry a section (a provider's) that this worker has no provider for.
+    carrier = make(REQUEST_ID)
+    payload = json.dumps({"v": 1, "c": carrier.name, "d": {"vars": {"request_id": "r"}, "baggage": {"k": 1}}})
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert in_fresh(carrier.run, payload, REQUEST_ID.get) == "r"
+    assert [str(warning.message).count("the baggage attribute 'k'") for warning in caught] == [1]
+
+
 @pytest.mark.parametrize("payload", ["", "not json", "[]", '{"v":1}', 42])
 def test_malformed_payloads(payload: Any) -> None:
     carrier = make(REQUEST_ID)
