@@ -20,11 +20,12 @@ import threading
 import warnings
 from collections.abc import Callable, Iterable, Mapping
 from contextvars import Context, ContextVar
+from operator import is_
 from typing import Any, Final, ParamSpec, TypeVar
 
 from ._carried_call import CarriedCall, run_carried
 from ._carrier_registry import caller_module, carrier_named, register
-from ._codec import DEFAULT_MAX_BYTES, DEFAULT_MAX_DEPTH, Codec, decode_value, encode_section, refuse_oversize
+from ._codec import DEFAULT_MAX_BYTES, DEFAULT_MAX_DEPTH, Codec, decode_sections, encode_section, refuse_oversize
 from ._declaration import (
     carried_attributes,
     carried_variables,
@@ -34,7 +35,8 @@ from ._declaration import (
     checked_secret_key,
     refuse_credentials,
 )
-from ._payload import G_SECTION, VARS_SECTION, Payload, label, malformed_section, open_envelope, seal
+from ._last_payload import reusable, same_objects
+from ._payload import G_SECTION, VARS_SECTION, Payload, open_envelope, seal
 from ._provider_sections import export_section, is_app, restore_section
 
 __all__ = ["CarriedCall", "Carrier", "run_carried"]
@@ -43,7 +45,7 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 _MISSING: Final = object()
-_NOTHING: Final[frozenset[str]] = frozenset()
+_get: Final = ContextVar.get
 
 
 class Carrier:
@@ -81,7 +83,11 @@ class Carrier:
         self._key: Final = checked_secret_key(secret_key)
         self._codecs: Final = checked_codecs(self._vars, self._g, codecs)
         self._declared: Final = {VARS_SECTION: self._vars.keys(), G_SECTION: frozenset(self._g)}
-        self._decoded_sections: Final = {section for section, _ in self._codecs}
+        self._var_objects: Final = tuple(self._vars.values())
+        self._unset: Final = (_MISSING,) * len(self._var_objects)
+        # The last payload exported and decoded, reused while nothing in it changes (ctxsnap._last_payload).
+        self._last_export: tuple[tuple[Any, ...], dict[str, Any], Payload] | None = None
+        self._last_decode: tuple[str, dict[str, dict[str, Any]]] | None = None
         self._app = app
         self._app_pid = -1
         self._app_lock = threading.Lock()
@@ -92,7 +98,7 @@ class Carrier:
 
     @property
     def vars(self) -> tuple[ContextVar[Any], ...]:
-        return tuple(self._vars.values())
+        return self._var_objects
 
     @property
     def g(self) -> tuple[str, ...]:
@@ -145,64 +151,69 @@ class Carrier:
         Raises :class:`UnportableValueError` naming the variable when a value is outside the codec, or naming
         the largest value when the payload would exceed ``max_bytes``.
         """
+        current = tuple(map(_get, self._var_objects, self._unset))  # in C: this runs at every submit
+        kept = self._last_export
+        g_values = None
+        if kept is not None and all(map(is_, current, kept[0])):
+            if not self._g:
+                return kept[2]
+            g_values = self._current_g()
+            if same_objects(g_values, kept[1]):
+                return kept[2]
+        return self._export_anew(current, g_values)
+
+    def _export_anew(self, current: tuple[Any, ...], g_values: dict[str, Any] | None) -> Payload:
+        values = {name: value for name, value in zip(self._vars, current, strict=True) if value is not _MISSING}
         data: dict[str, dict[str, Any]] = {}
-        values = self._current_vars()
         if values:
             data[VARS_SECTION] = encode_section(self.name, VARS_SECTION, values, self._codecs, self.max_depth)
-        # g is read only once every ContextVar is encoded, as it always was.
-        values = export_section(G_SECTION, self._g) if self._g else {}
-        if values:
-            data[G_SECTION] = encode_section(self.name, G_SECTION, values, self._codecs, self.max_depth)
+        if g_values is None:
+            g_values = self._current_g()  # read once every ContextVar is encoded, as it always was
+        if g_values:
+            data[G_SECTION] = encode_section(self.name, G_SECTION, g_values, self._codecs, self.max_depth)
         text = seal(self.name, data, self._key)
         size = len(text.encode())
         if size > self.max_bytes:
             refuse_oversize(self.name, data, size, self.max_bytes)
-        return Payload(text)
+        payload = Payload(text)
+        if not self._codecs and reusable(values, g_values):
+            self._last_export = (current, g_values, payload)
+        return payload
 
-    def _current_vars(self) -> dict[str, Any]:
-        found: dict[str, Any] = {}
-        for name, var in self._vars.items():
-            value = var.get(_MISSING)
-            if value is not _MISSING:
-                found[name] = value
-        return found
+    def _current_g(self) -> dict[str, Any]:
+        return export_section(G_SECTION, self._g) if self._g else {}
 
     # -- the worker side ---------------------------------------------------------------------------------------
 
     def decode(self, payload: str) -> dict[str, dict[str, Any]]:
         """Check ``payload`` (format, carrier, version, signature) and return its decoded sections."""
         data = open_envelope(self.name, payload, self._key)
-        decoded: dict[str, dict[str, Any]] = {}
-        unknown: list[str] = []
-        for section, values in data.items():
-            if not isinstance(values, dict):
-                raise malformed_section(self.name, section)
-            known = self._decode_section(section, values, unknown)
-            if known:
-                decoded[section] = known
+        decoded, unknown = decode_sections(self.name, data, self._declared, self._codecs)
         if unknown:
-            # A rolling deploy: the sender declares more than this worker. The rest is still carried.
-            warnings.warn(
-                f"Carrier {self.name!r} ignored names it does not declare. Deploy the same carrier declaration "
-                f"everywhere to carry them: {', '.join(sorted(unknown))}.",
-                RuntimeWarning,
-                stacklevel=3,
-            )
+            self._warn_unknown(unknown)
         return decoded
 
-    def _decode_section(self, section: str, values: dict[str, Any], unknown: list[str]) -> dict[str, Any]:
-        """The values of ``section`` this carrier declares, decoded; the names of the others go to ``unknown``."""
-        declared = self._declared.get(section, _NOTHING)
-        if section not in self._decoded_sections and values.keys() <= declared:
-            return values  # every name declared, no codec to run: the common case, checked in one step
-        known: dict[str, Any] = {}
-        for name, value in values.items():
-            if name not in declared:
-                unknown.append(label(section, name))
-                continue
-            codec = self._codecs.get((section, name))
-            known[name] = value if codec is None else decode_value(self.name, section, name, value, codec)
-        return known
+    def _decoded(self, payload: str) -> dict[str, dict[str, Any]]:
+        """:meth:`decode`, reusing the last result for the same payload text (see ``ctxsnap._last_payload``)."""
+        kept = self._last_decode
+        if kept is not None and kept[0] == payload:
+            return kept[1]
+        data = open_envelope(self.name, payload, self._key)
+        decoded, unknown = decode_sections(self.name, data, self._declared, self._codecs)
+        if unknown:
+            self._warn_unknown(unknown)
+        elif not self._codecs and reusable(*decoded.values()):
+            self._last_decode = (payload, decoded)
+        return decoded
+
+    def _warn_unknown(self, unknown: list[str]) -> None:
+        # A rolling deploy: the sender declares more than this worker. The rest is still carried.
+        warnings.warn(
+            f"Carrier {self.name!r} ignored names it does not declare. Deploy the same carrier declaration "
+            f"everywhere to carry them: {', '.join(sorted(unknown))}.",
+            RuntimeWarning,
+            stacklevel=4,
+        )
 
     def run(self, payload: str, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
         """Run ``fn`` in a copy of this thread's context holding the carried values; nothing is left behind.
@@ -231,7 +242,7 @@ class Carrier:
                 f"Carrier.run() takes a callable to run, got {type(fn).__name__}. "
                 "Pass the payload, then the function and its arguments."
             )
-        data = self.decode(payload)
+        data = self._decoded(payload)
         return context.run(self._apply_and_call, data, fn, args, kwargs, app)
 
     def _apply_and_call(

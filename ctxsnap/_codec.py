@@ -9,18 +9,20 @@ variable and what kind of value it holds, never the value: carried values are of
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Set as AbstractSet
 from contextvars import ContextVar
 from typing import Any, Final
 
 from ._errors import SnapshotError
-from ._payload import VARS_SECTION, PayloadError, encode_json, label
+from ._payload import VARS_SECTION, PayloadError, encode_json, label, malformed_section
 
 __all__ = [
     "DEFAULT_MAX_BYTES",
     "DEFAULT_MAX_DEPTH",
     "Codec",
     "UnportableValueError",
+    "decode_sections",
     "encode_section",
     "unportable_reason",
 ]
@@ -31,6 +33,7 @@ DEFAULT_MAX_DEPTH: Final = 16
 Codec = tuple[Callable[[Any], Any], Callable[[Any], Any]]
 
 _LEAVES: Final = (str, bool, int, type(None))
+_NOTHING: Final[frozenset[str]] = frozenset()
 _PORTABLE_KINDS: Final = "str, int, finite float, bool, None, list or str-keyed dict"
 
 
@@ -133,6 +136,46 @@ def _way_out(section: str, name: str, codec: Codec | None) -> str:
         return f"Make its codec's encode return {_PORTABLE_KINDS}."
     hint = name if section == VARS_SECTION else repr(name)
     return f"Declare a codec for it (Carrier(codecs={{{hint}: (encode, decode)}})), or carry {_PORTABLE_KINDS}."
+
+
+def decode_sections(
+    carrier: str,
+    data: dict[str, Any],
+    declared: Mapping[str, AbstractSet[str]],
+    codecs: dict[tuple[str, str], Codec],
+) -> tuple[dict[str, dict[str, Any]], list[str]]:
+    """The sections of a checked payload, decoded, with the names ``declared``; the others' labels in a list."""
+    decoded: dict[str, dict[str, Any]] = {}
+    unknown: list[str] = []
+    for section, values in data.items():
+        if not isinstance(values, dict):
+            raise malformed_section(carrier, section)
+        names = declared.get(section, _NOTHING)
+        if not codecs and values.keys() <= names:
+            known = values  # every name declared and nothing to decode: the common case, in one step
+        else:
+            known = _decode_section(carrier, section, values, names, codecs, unknown)
+        if known:
+            decoded[section] = known
+    return decoded, unknown
+
+
+def _decode_section(
+    carrier: str,
+    section: str,
+    values: dict[str, Any],
+    names: AbstractSet[str],
+    codecs: dict[tuple[str, str], Codec],
+    unknown: list[str],
+) -> dict[str, Any]:
+    known: dict[str, Any] = {}
+    for name, value in values.items():
+        if name not in names:
+            unknown.append(label(section, name))
+            continue
+        codec = codecs.get((section, name))
+        known[name] = value if codec is None else decode_value(carrier, section, name, value, codec)
+    return known
 
 
 def decode_value(carrier: str, section: str, name: str, value: Any, codec: Codec) -> Any:
