@@ -36,7 +36,7 @@ from ._declaration import (
     refuse_credentials,
 )
 from ._last_payload import reusable, same_objects
-from ._payload import G_SECTION, VARS_SECTION, Payload, open_envelope, seal
+from ._payload import G_SECTION, VARS_SECTION, Payload, envelope_head, open_envelope, seal
 from ._provider_sections import export_section, is_app, restore_section
 
 __all__ = ["CarriedCall", "Carrier", "run_carried"]
@@ -84,6 +84,7 @@ class Carrier:
         self._codecs: Final = checked_codecs(self._vars, self._g, codecs)
         self._declared: Final = {VARS_SECTION: self._vars.keys(), G_SECTION: frozenset(self._g)}
         self._var_objects: Final = tuple(self._vars.values())
+        self._head: Final = envelope_head(self.name)
         self._unset: Final = (_MISSING,) * len(self._var_objects)
         # The last payload exported and decoded, reused while nothing in it changes (ctxsnap._last_payload).
         self._last_export: tuple[tuple[Any, ...], dict[str, Any], Payload] | None = None
@@ -171,7 +172,7 @@ class Carrier:
             g_values = self._current_g()  # read once every ContextVar is encoded, as it always was
         if g_values:
             data[G_SECTION] = encode_section(self.name, G_SECTION, g_values, self._codecs, self.max_depth)
-        text = seal(self.name, data, self._key)
+        text = seal(self._head, self.name, data, self._key)
         size = len(text.encode())
         if size > self.max_bytes:
             refuse_oversize(self.name, data, size, self.max_bytes)

@@ -17,7 +17,7 @@ from typing import Any, Final
 
 from ._errors import SnapshotError
 
-__all__ = ["PAYLOAD_VERSION", "Payload", "PayloadError", "label", "open_envelope", "seal"]
+__all__ = ["PAYLOAD_VERSION", "Payload", "PayloadError", "envelope_head", "label", "open_envelope", "seal"]
 
 #: The payload format this ctxsnap writes and reads. A worker meeting another version refuses it by name, so a
 #: rolling deploy that changes the format shows up as an error, never as silently dropped values.
@@ -82,12 +82,18 @@ def label(section: str, name: str) -> str:
 # -- the parent side --------------------------------------------------------------------------------------------
 
 
-def seal(carrier: str, data: dict[str, dict[str, Any]], key: bytes | None) -> str:
-    """The envelope around ``data`` as JSON text, signed when ``key`` is given."""
-    envelope: dict[str, Any] = {"v": PAYLOAD_VERSION, "c": carrier, "d": data}
-    if key is not None:
-        envelope["s"] = sign(key, carrier, data)
-    return encode_json(envelope)
+def envelope_head(carrier: str) -> str:
+    """The text every envelope of ``carrier`` starts with, up to its data; a carrier builds it once."""
+    return f'{{"v":{PAYLOAD_VERSION},"c":{encode_json(carrier)},"d":'
+
+
+def seal(head: str, carrier: str, data: dict[str, dict[str, Any]], key: bytes | None) -> str:
+    """The envelope of ``data`` as JSON text, signed when ``key`` is given (``head``: :func:`envelope_head`)."""
+    # Only the data is encoded per payload: the same text as encoding the whole envelope, one level less.
+    text = head + encode_json(data)
+    if key is None:
+        return text + "}"
+    return f'{text},"s":"{sign(key, carrier, data)}"}}'
 
 
 def sign(key: bytes, carrier: str, data: Any) -> str:
