@@ -9,6 +9,7 @@ variable and what kind of value it holds, never the value: carried values are of
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable, Iterable, Mapping
 from collections.abc import Set as AbstractSet
 from contextvars import ContextVar
@@ -25,6 +26,8 @@ __all__ = [
     "decode_sections",
     "encode_section",
     "unportable_reason",
+    "warn_undeclared",
+    "within_limit",
 ]
 
 DEFAULT_MAX_BYTES: Final = 8 * 1024
@@ -160,6 +163,17 @@ def decode_sections(
     return decoded, unknown
 
 
+def warn_undeclared(carrier: str, unknown: list[str]) -> None:
+    # A rolling deploy: the sender declares more than this worker. The rest is still carried. The stack level
+    # names the frame it named when the carrier warned itself (Carrier.run, or the caller of Carrier.decode).
+    warnings.warn(
+        f"Carrier {carrier!r} ignored names it does not declare. Deploy the same carrier declaration "
+        f"everywhere to carry them: {', '.join(sorted(unknown))}.",
+        RuntimeWarning,
+        stacklevel=5,
+    )
+
+
 def _decode_section(
     carrier: str,
     section: str,
@@ -188,6 +202,14 @@ def decode_value(carrier: str, section: str, name: str, value: Any, codec: Codec
             "Fix the codec's decode function, or deploy matching codecs.",
             carrier=carrier,
         ) from None
+
+
+def within_limit(carrier: str, data: dict[str, dict[str, Any]], text: str, max_bytes: int) -> str:
+    """``text``, the payload of ``data``, if within ``max_bytes`` (UTF-8); else refused by its largest value."""
+    size = len(text.encode())
+    if size > max_bytes:
+        refuse_oversize(carrier, data, size, max_bytes)
+    return text
 
 
 def refuse_oversize(carrier: str, data: dict[str, dict[str, Any]], size: int, max_bytes: int) -> None:
