@@ -2,11 +2,9 @@
 
 A :class:`~ctxsnap.Snapshot` holds live objects (a ``contextvars.Context``, ``g``, the request) that cannot be
 pickled or sent through a broker. What crosses a process boundary is therefore a *declared* subset: the
-ContextVars and ``g`` attributes an application lists. This module holds the carrier object, what it declares,
-how it exports on the parent side and runs on the worker side; the value rules live in ``ctxsnap._codec``,
-the wire format and its signature in ``ctxsnap._payload``, the declaration checks in
-``ctxsnap._declaration``, finding a carrier by name in ``ctxsnap._carrier_registry``, and the picklable
-call a process pool ships in ``ctxsnap._carried_call``.
+ContextVars and ``g`` attributes an application lists. This module holds the carrier: what it declares, its
+parent side (export) and its worker side (run). The rest lives beside it: ``_codec`` (value rules),
+``_payload`` (wire format, signature), ``_declaration``, ``_carrier_registry``, ``_carried_call``.
 
 This module knows no framework: ``g`` is exported and restored by the providers that declare it (see the
 optional ``portable``/``export``/``restore`` hooks of :class:`ctxsnap.Provider`).
@@ -15,16 +13,22 @@ optional ``portable``/``export``/``restore`` hooks of :class:`ctxsnap.Provider`)
 from __future__ import annotations
 
 import contextvars
-import os
-import threading
-import warnings
 from collections.abc import Callable, Iterable, Mapping
 from contextvars import Context, ContextVar
+from operator import is_
 from typing import Any, Final, ParamSpec, TypeVar
 
 from ._carried_call import CarriedCall, run_carried
 from ._carrier_registry import caller_module, carrier_named, register
-from ._codec import DEFAULT_MAX_BYTES, DEFAULT_MAX_DEPTH, Codec, decode_value, encode_value, refuse_oversize
+from ._codec import (
+    DEFAULT_MAX_BYTES,
+    DEFAULT_MAX_DEPTH,
+    Codec,
+    decode_sections,
+    encode_section,
+    warn_undeclared,
+    within_limit,
+)
 from ._declaration import (
     carried_attributes,
     carried_variables,
@@ -34,8 +38,9 @@ from ._declaration import (
     checked_secret_key,
     refuse_credentials,
 )
-from ._payload import G_SECTION, VARS_SECTION, Payload, label, malformed_section, open_envelope, seal
-from ._provider_sections import export_section, is_app, restore_section
+from ._last_payload import reusable, same_objects
+from ._payload import G_SECTION, VARS_SECTION, Payload, envelope_head, open_envelope, seal
+from ._provider_sections import AppSource, export_section, restore_section
 
 __all__ = ["CarriedCall", "Carrier", "run_carried"]
 
@@ -43,6 +48,7 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 _MISSING: Final = object()
+_get: Final = ContextVar.get
 
 
 class Carrier:
@@ -79,17 +85,21 @@ class Carrier:
         self.max_depth: Final = checked_limit("max_depth", max_depth, DEFAULT_MAX_DEPTH)
         self._key: Final = checked_secret_key(secret_key)
         self._codecs: Final = checked_codecs(self._vars, self._g, codecs)
-        self._app = app
-        self._app_pid = -1
-        self._app_lock = threading.Lock()
-        self._resolved_app: Any = None
+        self._declared: Final = {VARS_SECTION: self._vars.keys(), G_SECTION: frozenset(self._g)}
+        self._var_objects: Final = tuple(self._vars.values())
+        self._head: Final = envelope_head(self.name)
+        self._unset: Final = (_MISSING,) * len(self._var_objects)
+        # The last payload exported and decoded, reused while nothing in it changes (ctxsnap._last_payload).
+        self._last_export: tuple[tuple[Any, ...], dict[str, Any], Payload] | None = None
+        self._last_decode: tuple[str, dict[str, dict[str, Any]]] | None = None
+        self._app_source: Final = AppSource(app)
         register(self)
 
     # -- what it carries ---------------------------------------------------------------------------------------
 
     @property
     def vars(self) -> tuple[ContextVar[Any], ...]:
-        return tuple(self._vars.values())
+        return self._var_objects
 
     @property
     def g(self) -> tuple[str, ...]:
@@ -102,24 +112,11 @@ class Carrier:
     @property
     def app(self) -> Any:
         """The app for ``g`` in a worker, as given (an app or a factory); see :meth:`resolve_app`."""
-        return self._app
+        return self._app_source.source
 
     def resolve_app(self, override: Any = None) -> Any:
         """The app whose app context holds the restored ``g``: a factory is called once per process."""
-        source = self._app if override is None else override
-        if source is None or is_app(source):
-            return source
-        if self._app_pid == os.getpid() and self._resolved_source is source:
-            return self._resolved_app
-        # Locked: the first tasks of a threads-pool worker arrive together, and the factory runs once per process.
-        with self._app_lock:
-            if self._app_pid != os.getpid() or self._resolved_source is not source:
-                self._resolved_app = source()
-                self._resolved_source = source
-                self._app_pid = os.getpid()
-            return self._resolved_app
-
-    _resolved_source: Any = None
+        return self._app_source.resolve(override)
 
     def __repr__(self) -> str:
         parts = [f"vars={list(self._vars)}"]
@@ -142,64 +139,59 @@ class Carrier:
         Raises :class:`UnportableValueError` naming the variable when a value is outside the codec, or naming
         the largest value when the payload would exceed ``max_bytes``.
         """
-        data: dict[str, dict[str, Any]] = {}
-        for section, current in ((VARS_SECTION, self._current_vars), (G_SECTION, self._current_g)):
-            values = current()  # g is read only once every ContextVar is encoded, as it always was
-            if values:
-                data[section] = {name: self._encode(section, name, value) for name, value in values.items()}
-        text = seal(self.name, data, self._key)
-        size = len(text.encode())
-        if size > self.max_bytes:
-            refuse_oversize(self.name, data, size, self.max_bytes)
-        return Payload(text)
+        current = tuple(map(_get, self._var_objects, self._unset))  # in C: this runs at every submit
+        kept = self._last_export
+        g_values = None
+        if kept is not None and all(map(is_, current, kept[0])):
+            if not self._g:
+                return kept[2]
+            g_values = self._current_g()
+            if same_objects(g_values, kept[1]):
+                return kept[2]
+        return self._export_anew(current, g_values)
 
-    def _current_vars(self) -> dict[str, Any]:
-        found = {name: var.get(_MISSING) for name, var in self._vars.items()}
-        return {name: value for name, value in found.items() if value is not _MISSING}
+    def _export_anew(self, current: tuple[Any, ...], g_values: dict[str, Any] | None) -> Payload:
+        values = {name: value for name, value in zip(self._vars, current, strict=True) if value is not _MISSING}
+        data: dict[str, dict[str, Any]] = {}
+        if values:
+            data[VARS_SECTION] = encode_section(self.name, VARS_SECTION, values, self._codecs, self.max_depth)
+        if g_values is None:
+            g_values = self._current_g()  # read once every ContextVar is encoded, as it always was
+        if g_values:
+            data[G_SECTION] = encode_section(self.name, G_SECTION, g_values, self._codecs, self.max_depth)
+        text = seal(self._head, self.name, data, self._key)
+        payload = Payload(within_limit(self.name, data, text, self.max_bytes))
+        if not self._codecs and reusable(values, g_values):
+            self._last_export = (current, g_values, payload)
+        return payload
 
     def _current_g(self) -> dict[str, Any]:
         return export_section(G_SECTION, self._g) if self._g else {}
-
-    def _encode(self, section: str, name: str, value: Any) -> Any:
-        codec = self._codecs.get((section, name))
-        return encode_value(self.name, section, name, value, codec, self.max_depth)
 
     # -- the worker side ---------------------------------------------------------------------------------------
 
     def decode(self, payload: str) -> dict[str, dict[str, Any]]:
         """Check ``payload`` (format, carrier, version, signature) and return its decoded sections."""
-        data = open_envelope(self.name, payload, self._key)
-        decoded: dict[str, dict[str, Any]] = {}
-        unknown: list[str] = []
-        for section, values in data.items():
-            if not isinstance(values, dict):
-                raise malformed_section(self.name, section)
-            known = self._decode_section(section, values, unknown)
-            if known:
-                decoded[section] = known
-        if unknown:
-            # A rolling deploy: the sender declares more than this worker. The rest is still carried.
-            warnings.warn(
-                f"Carrier {self.name!r} ignored names it does not declare. Deploy the same carrier declaration "
-                f"everywhere to carry them: {', '.join(sorted(unknown))}.",
-                RuntimeWarning,
-                stacklevel=3,
-            )
+        return self._checked(payload)[0]
+
+    def _decoded(self, payload: str) -> dict[str, dict[str, Any]]:
+        """:meth:`decode`, reusing the last result for the same payload text (see ``ctxsnap._last_payload``)."""
+        kept = self._last_decode
+        if kept is not None and kept[0] == payload:
+            return kept[1]
+        decoded, may_keep = self._checked(payload)
+        if may_keep:
+            self._last_decode = (payload, decoded)
         return decoded
 
-    def _decode_section(self, section: str, values: dict[str, Any], unknown: list[str]) -> dict[str, Any]:
-        """The values of ``section`` this carrier declares, decoded; the names of the others go to ``unknown``."""
-        known: dict[str, Any] = {}
-        for name, value in values.items():
-            if not self._declares(section, name):
-                unknown.append(label(section, name))
-                continue
-            codec = self._codecs.get((section, name))
-            known[name] = value if codec is None else decode_value(self.name, section, name, value, codec)
-        return known
-
-    def _declares(self, section: str, name: str) -> bool:
-        return (section == VARS_SECTION and name in self._vars) or (section == G_SECTION and name in self._g)
+    def _checked(self, payload: str) -> tuple[dict[str, dict[str, Any]], bool]:
+        """The decoded sections, and whether they may be reused for the same text."""
+        data = open_envelope(self.name, payload, self._key)
+        decoded, unknown = decode_sections(self.name, data, self._declared, self._codecs)
+        if unknown:
+            warn_undeclared(self.name, unknown)  # and never kept: the warning is given at every run
+            return decoded, False
+        return decoded, not self._codecs and reusable(*decoded.values())
 
     def run(self, payload: str, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
         """Run ``fn`` in a copy of this thread's context holding the carried values; nothing is left behind.
@@ -228,7 +220,7 @@ class Carrier:
                 f"Carrier.run() takes a callable to run, got {type(fn).__name__}. "
                 "Pass the payload, then the function and its arguments."
             )
-        data = self.decode(payload)
+        data = self._decoded(payload)
         return context.run(self._apply_and_call, data, fn, args, kwargs, app)
 
     def _apply_and_call(
@@ -244,13 +236,7 @@ class Carrier:
         g_values = data.get(G_SECTION)
         if not g_values:
             return fn(*args, **kwargs)
-        app = self.resolve_app(app_override)
-        if app is None:
-            raise RuntimeError(
-                f"Carrier {self.name!r} carries g but has no app for it. Pass app= to the Carrier "
-                "(or flask_app= to ctxsnap.adapters.celery.install)."
-            )
-        with restore_section(G_SECTION, app, g_values):
+        with restore_section(G_SECTION, self._app_source.required(self.name, app_override), g_values):
             return fn(*args, **kwargs)
 
     def wrap(self, fn: Callable[P, R]) -> CarriedCall[P, R]:

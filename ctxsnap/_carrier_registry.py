@@ -18,16 +18,24 @@ if TYPE_CHECKING:
 
 __all__ = ["carrier_named", "caller_module", "register"]
 
-_carriers: Final[weakref.WeakValueDictionary[str, Carrier]] = weakref.WeakValueDictionary()
+# Weak: a carrier that is gone frees its name. A plain dict of references rather than a WeakValueDictionary,
+# whose get() is Python code: a process-pool child looks its carrier up for every task it runs.
+_carriers: Final[dict[str, weakref.ref[Carrier]]] = {}
 _carriers_lock: Final = threading.Lock()
+
+
+def _known(name: str) -> Carrier | None:
+    reference = _carriers.get(name)
+    return None if reference is None else reference()
 
 
 def carrier_named(name: str, module: str) -> Carrier:
     """The carrier called ``name``, importing ``module`` (where it was defined) when it is not known yet."""
-    carrier = _carriers.get(name)
+    reference = _carriers.get(name)
+    carrier = None if reference is None else reference()
     if carrier is None:
         importlib.import_module(module)
-        carrier = _carriers.get(name)
+        carrier = _known(name)
     if carrier is None:
         raise LookupError(
             f"No ctxsnap carrier named {name!r} in this process. "
@@ -38,13 +46,13 @@ def carrier_named(name: str, module: str) -> Carrier:
 
 def register(carrier: Carrier) -> None:
     with _carriers_lock:
-        existing = _carriers.get(carrier.name)
+        existing = _known(carrier.name)
         if existing is not None:
             raise ValueError(
                 f"A ctxsnap carrier named {carrier.name!r} already exists, in {existing._module!r}. "
                 "Give each carrier a name of its own: workers find carriers by name."
             )
-        _carriers[carrier.name] = carrier
+        _carriers[carrier.name] = weakref.ref(carrier)
 
 
 def caller_module() -> str:

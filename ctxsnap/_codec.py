@@ -9,14 +9,26 @@ variable and what kind of value it holds, never the value: carried values are of
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
+import warnings
+from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Set as AbstractSet
 from contextvars import ContextVar
 from typing import Any, Final
 
 from ._errors import SnapshotError
-from ._payload import VARS_SECTION, PayloadError, encode_json, label
+from ._payload import VARS_SECTION, PayloadError, encode_json, label, malformed_section
 
-__all__ = ["DEFAULT_MAX_BYTES", "DEFAULT_MAX_DEPTH", "Codec", "UnportableValueError", "unportable_reason"]
+__all__ = [
+    "DEFAULT_MAX_BYTES",
+    "DEFAULT_MAX_DEPTH",
+    "Codec",
+    "UnportableValueError",
+    "decode_sections",
+    "encode_section",
+    "unportable_reason",
+    "warn_undeclared",
+    "within_limit",
+]
 
 DEFAULT_MAX_BYTES: Final = 8 * 1024
 DEFAULT_MAX_DEPTH: Final = 16
@@ -24,6 +36,7 @@ DEFAULT_MAX_DEPTH: Final = 16
 Codec = tuple[Callable[[Any], Any], Callable[[Any], Any]]
 
 _LEAVES: Final = (str, bool, int, type(None))
+_NOTHING: Final[frozenset[str]] = frozenset()
 _PORTABLE_KINDS: Final = "str, int, finite float, bool, None, list or str-keyed dict"
 
 
@@ -80,6 +93,21 @@ def _children(item: Any) -> tuple[Iterable[Any], str | None]:
 # -- applying a carrier's codecs --------------------------------------------------------------------------------
 
 
+def encode_section(
+    carrier: str, section: str, values: dict[str, Any], codecs: dict[tuple[str, str], Codec], max_depth: int
+) -> dict[str, Any]:
+    """The values of ``section`` as they travel; a plain ``str``, ``int``, ``bool`` or ``None`` passes as it is."""
+    encoded: dict[str, Any] = {}
+    for name, value in values.items():
+        codec = codecs.get((section, name)) if codecs else None
+        # Most carried values are ids and names: nothing to walk, so no calls per value on every submit.
+        if codec is None and type(value) in _LEAVES:
+            encoded[name] = value
+        else:
+            encoded[name] = encode_value(carrier, section, name, value, codec, max_depth)
+    return encoded
+
+
 def encode_value(carrier: str, section: str, name: str, value: Any, codec: Codec | None, max_depth: int) -> Any:
     """``value`` as it travels: through its custom codec if it has one, then checked against the subset."""
     if codec is not None:
@@ -113,6 +141,57 @@ def _way_out(section: str, name: str, codec: Codec | None) -> str:
     return f"Declare a codec for it (Carrier(codecs={{{hint}: (encode, decode)}})), or carry {_PORTABLE_KINDS}."
 
 
+def decode_sections(
+    carrier: str,
+    data: dict[str, Any],
+    declared: Mapping[str, AbstractSet[str]],
+    codecs: dict[tuple[str, str], Codec],
+) -> tuple[dict[str, dict[str, Any]], list[str]]:
+    """The sections of a checked payload, decoded, with the names ``declared``; the others' labels in a list."""
+    decoded: dict[str, dict[str, Any]] = {}
+    unknown: list[str] = []
+    for section, values in data.items():
+        if not isinstance(values, dict):
+            raise malformed_section(carrier, section)
+        names = declared.get(section, _NOTHING)
+        if not codecs and values.keys() <= names:
+            known = values  # every name declared and nothing to decode: the common case, in one step
+        else:
+            known = _decode_section(carrier, section, values, names, codecs, unknown)
+        if known:
+            decoded[section] = known
+    return decoded, unknown
+
+
+def warn_undeclared(carrier: str, unknown: list[str]) -> None:
+    # A rolling deploy: the sender declares more than this worker. The rest is still carried. The stack level
+    # names the frame it named when the carrier warned itself (Carrier.run, or the caller of Carrier.decode).
+    warnings.warn(
+        f"Carrier {carrier!r} ignored names it does not declare. Deploy the same carrier declaration "
+        f"everywhere to carry them: {', '.join(sorted(unknown))}.",
+        RuntimeWarning,
+        stacklevel=5,
+    )
+
+
+def _decode_section(
+    carrier: str,
+    section: str,
+    values: dict[str, Any],
+    names: AbstractSet[str],
+    codecs: dict[tuple[str, str], Codec],
+    unknown: list[str],
+) -> dict[str, Any]:
+    known: dict[str, Any] = {}
+    for name, value in values.items():
+        if name not in names:
+            unknown.append(label(section, name))
+            continue
+        codec = codecs.get((section, name))
+        known[name] = value if codec is None else decode_value(carrier, section, name, value, codec)
+    return known
+
+
 def decode_value(carrier: str, section: str, name: str, value: Any, codec: Codec) -> Any:
     """``value`` as the worker's code sees it, through the ``decode`` half of its codec."""
     try:
@@ -123,6 +202,14 @@ def decode_value(carrier: str, section: str, name: str, value: Any, codec: Codec
             "Fix the codec's decode function, or deploy matching codecs.",
             carrier=carrier,
         ) from None
+
+
+def within_limit(carrier: str, data: dict[str, dict[str, Any]], text: str, max_bytes: int) -> str:
+    """``text``, the payload of ``data``, if within ``max_bytes`` (UTF-8); else refused by its largest value."""
+    size = len(text.encode())
+    if size > max_bytes:
+        refuse_oversize(carrier, data, size, max_bytes)
+    return text
 
 
 def refuse_oversize(carrier: str, data: dict[str, dict[str, Any]], size: int, max_bytes: int) -> None:

@@ -17,7 +17,7 @@ from typing import Any, Final
 
 from ._errors import SnapshotError
 
-__all__ = ["PAYLOAD_VERSION", "Payload", "PayloadError", "label", "open_envelope", "seal"]
+__all__ = ["PAYLOAD_VERSION", "Payload", "PayloadError", "envelope_head", "label", "open_envelope", "seal"]
 
 #: The payload format this ctxsnap writes and reads. A worker meeting another version refuses it by name, so a
 #: rolling deploy that changes the format shows up as an error, never as silently dropped values.
@@ -28,9 +28,14 @@ G_SECTION: Final = "g"
 
 _EXPORTED: Final = "Pass the str that Carrier.export() returned, unchanged."
 
-encode_json: Final = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode
+# Built once: json.dumps/json.loads with options build a new encoder or decoder per call, a cost every task paid.
+# No circular check (a dict per call): every carried value passed unportable_reason, whose depth limit a cycle
+# cannot get past.
+encode_json: Final = json.JSONEncoder(
+    ensure_ascii=False, allow_nan=False, check_circular=False, separators=(",", ":")
+).encode
 _canonical_json: Final = json.JSONEncoder(
-    ensure_ascii=True, allow_nan=False, separators=(",", ":"), sort_keys=True
+    ensure_ascii=True, allow_nan=False, check_circular=False, separators=(",", ":"), sort_keys=True
 ).encode
 
 
@@ -77,22 +82,28 @@ def label(section: str, name: str) -> str:
 # -- the parent side --------------------------------------------------------------------------------------------
 
 
-def seal(carrier: str, data: dict[str, dict[str, Any]], key: bytes | None) -> str:
-    """The envelope around ``data`` as JSON text, signed when ``key`` is given."""
-    envelope: dict[str, Any] = {"v": PAYLOAD_VERSION, "c": carrier, "d": data}
-    if key is not None:
-        envelope["s"] = sign(key, carrier, data)
-    return encode_json(envelope)
+def envelope_head(carrier: str) -> str:
+    """The text every envelope of ``carrier`` starts with, up to its data; a carrier builds it once."""
+    return f'{{"v":{PAYLOAD_VERSION},"c":{encode_json(carrier)},"d":'
+
+
+def seal(head: str, carrier: str, data: dict[str, dict[str, Any]], key: bytes | None) -> str:
+    """The envelope of ``data`` as JSON text, signed when ``key`` is given (``head``: :func:`envelope_head`)."""
+    # Only the data is encoded per payload: the same text as encoding the whole envelope, one level less.
+    text = head + encode_json(data)
+    if key is None:
+        return text + "}"
+    return f'{text},"s":"{sign(key, carrier, data)}"}}'
 
 
 def sign(key: bytes, carrier: str, data: Any) -> str:
     """HMAC-SHA256 over the version, the carrier name and a canonical form of ``data``."""
-    # Imported here: hashlib loads OpenSSL, a cost that only signing carriers should pay at import.
-    import hashlib
+    # Imported here: hashlib loads OpenSSL, a cost that only signing carriers should pay at import. The one-shot
+    # hmac.digest runs in OpenSSL; hmac.new builds two Python-level hash objects per payload.
     import hmac
 
     message = f"{PAYLOAD_VERSION}\n{carrier}\n{_canonical_json(data)}".encode()
-    return hmac.new(key, message, hashlib.sha256).hexdigest()
+    return hmac.digest(key, message, "sha256").hex()
 
 
 # -- the worker side --------------------------------------------------------------------------------------------
@@ -128,8 +139,7 @@ def _parse(carrier: str, payload: object) -> dict[str, Any]:
             carrier=carrier,
         )
     try:
-        # NaN and infinity are refused on the way in as on the way out (json accepts them by default).
-        envelope = json.loads(payload, parse_constant=_refuse_constant)
+        envelope = _decode_json(payload)
     except ValueError:
         envelope = None
     if not isinstance(envelope, dict) or not isinstance(envelope.get("d"), dict) or "v" not in envelope:
@@ -166,3 +176,7 @@ def _check_signature(carrier: str, key: bytes, signature: object, data: Any) -> 
 
 def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not portable")
+
+
+# NaN and infinity are refused on the way in as on the way out (json accepts them by default).
+_decode_json: Final = json.JSONDecoder(parse_constant=_refuse_constant).decode

@@ -21,6 +21,7 @@ from concurrent.futures import Executor, Future
 from typing import Any, ParamSpec, TypeVar
 
 from .._capture import PlannedCapture, capture, is_wrapped, runner, wrapped_or_checked
+from .._carried_call import submission
 from .._carrier import CarriedCall, Carrier, run_carried
 from .._checks import check_callable, check_executor
 from .._planning import Selection
@@ -175,7 +176,7 @@ def _submit_carried(
         return submit(fn, *args, **kwargs)
     check_callable("submit", fn)
     # Exported here, in the caller: a refusal raises at submit() and nothing reaches the pool.
-    return submit(run_carried, carrier, carrier.export(), fn, args, kwargs)
+    return submit(run_carried, *submission(carrier, fn), *args, **kwargs)
 
 
 def _bind_carried(carrier: Carrier, fn: Callable[..., R]) -> Callable[..., R]:

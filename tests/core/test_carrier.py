@@ -275,6 +275,16 @@ def test_unknown_names_are_ignored_with_one_warning() -> None:
     assert "the g attribute 'x'" in str(caught[0].message)
 
 
+def test_a_section_this_worker_does_not_know_is_ignored_with_one_warning() -> None:
+    # A newer sender may carry a section (a provider's) that this worker has no provider for.
+    carrier = make(REQUEST_ID)
+    payload = json.dumps({"v": 1, "c": carrier.name, "d": {"vars": {"request_id": "r"}, "baggage": {"k": 1}}})
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert in_fresh(carrier.run, payload, REQUEST_ID.get) == "r"
+    assert [str(warning.message).count("the baggage attribute 'k'") for warning in caught] == [1]
+
+
 @pytest.mark.parametrize("payload", ["", "not json", "[]", '{"v":1}', 42])
 def test_malformed_payloads(payload: Any) -> None:
     carrier = make(REQUEST_ID)
@@ -394,3 +404,86 @@ def test_nan_in_a_received_payload_and_a_failing_decode_are_refused() -> None:
     with pytest.raises(ctxsnap.PayloadError, match="Could not decode the ContextVar 'when': its codec raised"):
         in_fresh(strict.run, payload, ran.append, 1)
     assert ran == []
+
+
+# -- reusing the last payload (ctxsnap._last_payload) -------------------------------------------------------------
+
+
+def test_export_follows_every_change_of_a_value() -> None:
+    carrier = make(REQUEST_ID, TENANT)
+
+    def body() -> list[Any]:
+        seen = []
+        REQUEST_ID.set(1)
+        for value in (1, True, "1", None, 1):  # equal values of other types among them
+            REQUEST_ID.set(value)
+            seen.append(json.loads(carrier.export())["d"]["vars"])
+            seen.append(json.loads(carrier.export())["d"]["vars"])
+        TENANT.set("t")
+        seen.append(json.loads(carrier.export())["d"]["vars"])
+        return seen
+
+    assert in_fresh(body) == [
+        *[{"request_id": value} for value in (1, 1, True, True, "1", "1", None, None, 1, 1)],
+        {"request_id": 1, "tenant": "t"},
+    ]
+
+
+def test_export_refuses_a_value_that_became_unportable_after_an_export() -> None:
+    carrier = make(REQUEST_ID)
+
+    def body() -> None:
+        REQUEST_ID.set("r")
+        carrier.export()
+        REQUEST_ID.set(object())
+        carrier.export()
+
+    with pytest.raises(ctxsnap.UnportableValueError, match="ContextVar 'request_id'"):
+        in_fresh(body)
+
+
+def test_export_sees_a_list_changed_in_place() -> None:
+    carrier = make(REQUEST_ID)
+
+    def body() -> tuple[str, str]:
+        roles = ["reader"]
+        REQUEST_ID.set(roles)
+        first = carrier.export()
+        roles.append("admin")
+        return first, carrier.export()
+
+    first, second = in_fresh(body)
+    assert json.loads(first)["d"]["vars"] == {"request_id": ["reader"]}
+    assert json.loads(second)["d"]["vars"] == {"request_id": ["reader", "admin"]}
+
+
+def test_a_task_changing_a_carried_list_leaves_the_next_run_of_that_payload_alone() -> None:
+    carrier = make(REQUEST_ID)
+    payload = export_with(carrier, request_id=["reader"])
+
+    def task() -> list[str]:
+        roles: list[str] = REQUEST_ID.get()
+        roles.append("admin")
+        return list(roles)
+
+    assert in_fresh(carrier.run, payload, task) == ["reader", "admin"]
+    assert in_fresh(carrier.run, payload, task) == ["reader", "admin"]
+
+
+def test_unknown_names_warn_at_every_run_of_the_same_payload() -> None:
+    carrier = make(REQUEST_ID)
+    payload = json.dumps({"v": 1, "c": carrier.name, "d": {"vars": {"request_id": "r", "new_var": 1}}})
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for _ in range(3):
+            assert in_fresh(carrier.run, payload, REQUEST_ID.get) == "r"
+    assert len(caught) == 3
+
+
+def test_a_signing_carrier_refuses_a_tampered_copy_of_a_payload_it_ran() -> None:
+    carrier = make(REQUEST_ID, secret_key="k")
+    payload = export_with(carrier, request_id="user-1")
+    assert in_fresh(carrier.run, payload, REQUEST_ID.get) == "user-1"
+    with pytest.raises(ctxsnap.PayloadError, match="signature does not match"):
+        in_fresh(carrier.run, payload.replace("user-1", "user-2"), REQUEST_ID.get)
+    assert in_fresh(carrier.run, payload, REQUEST_ID.get) == "user-1"
