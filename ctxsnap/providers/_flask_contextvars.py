@@ -32,9 +32,25 @@ _set_attribute: Final = object.__setattr__
 #: Flask 2.2+ keeps the ContextVar tokens of a context's pushes in this list: a fork or a view gets its own.
 _PUSH_STATE: Final = "_cv_tokens"
 _AFTER_REQUEST: Final = AFTER_REQUEST[0]
-#: Flask's app context class, and how many attributes its __init__ sets (app, url_adapter, g, _cv_tokens).
-_APP_CONTEXT: Final = flask.ctx.AppContext
-_APP_CONTEXT_SIZE: Final = 4
+#: What Flask's AppContext.__init__ sets, in its order; apply stores them one by one on a fork of such a context.
+_APP_CONTEXT_ATTRIBUTES: Final = ("app", "url_adapter", "g", _PUSH_STATE)
+_APP_CONTEXT_SIZE: Final = len(_APP_CONTEXT_ATTRIBUTES)
+
+
+def _storable_app_context() -> type | None:
+    """Flask's app context class, if storing those attributes one by one is the same as filling its dict.
+
+    It is when the class keeps the default ``__setattr__`` and has no class attribute of those names (a property
+    would turn a store into a call); otherwise every fork copies the parent's dict, as for any other context.
+    """
+    cls = flask.ctx.AppContext
+    setter: Any = cls.__setattr__  # Any: typeshed's object.__setattr__ does not compare with the class's
+    if setter is not object.__setattr__ or any(hasattr(cls, name) for name in _APP_CONTEXT_ATTRIBUTES):
+        return None
+    return cls
+
+
+_APP_CONTEXT: Final = _storable_app_context()
 
 
 def _forked_namespace(namespace: dict[str, Any], g: Any) -> dict[str, Any]:
