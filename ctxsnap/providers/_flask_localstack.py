@@ -37,7 +37,7 @@ class LocalStackAppProvider(AppProvider):
         return app_state(stack[-1]) if stack else None
 
     def apply(self, state: Any) -> Any:
-        mode, app_context, values = state
+        mode, app_context, values, _ = state
         if mode == TEARDOWN:
             # An empty stack of the child's own: push() copies it, and the pop after the run releases it.
             self._storage.set({})

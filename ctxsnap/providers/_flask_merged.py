@@ -64,7 +64,7 @@ class MergedAppProvider(ContextVarAppProvider):
     """
 
     def apply(self, state: Any) -> Any:
-        mode, app_context, values = state
+        mode, app_context, values, _ = state
         fork = _merged_fork(mode, app_context, values)
         self._var.set(fork)
         if mode != TEARDOWN:
