@@ -10,34 +10,17 @@ selects ``quart``, a missing Quart fails loudly. This module itself imports Quar
 
 from __future__ import annotations
 
-import asyncio
-import contextvars
-from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import pytest
 
-from tests.support import TIMEOUT, Lifecycle
+from tests.support import Lifecycle
 
 if TYPE_CHECKING:
     from quart import Quart
 
 T = TypeVar("T")
-
-
-def run(coroutine: Coroutine[Any, Any, T]) -> T:
-    """``asyncio.run`` in a fresh copy of the context, so one test's ContextVars never reach the next."""
-    return contextvars.copy_context().run(asyncio.run, coroutine)
-
-
-async def until(condition: Callable[[], bool], what: str) -> None:
-    """Wait on the loop, without blocking it, for a condition a worker thread makes true."""
-    for _ in range(int(TIMEOUT / 0.002)):
-        if condition():
-            return
-        await asyncio.sleep(0.002)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def skip_quart_modules_where_quart_is_deselected(collection_path: Path, config: pytest.Config) -> bool | None:

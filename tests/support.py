@@ -1,5 +1,5 @@
 """The one home of helpers every part of the suite shares: how long a test waits, a lifecycle recorder, and the
-hook that runs each test in its own copy of the context.
+hook that runs each test in its own copy of the context, and running a coroutine the same way.
 
 What one framework's tests share, in ``tests/providers/`` and ``tests/adapters/`` alike, lives beside this module
 (``tests/flask_support.py``, ``tests/quart_support.py``); what one part of the suite needs alone stays beside it
@@ -9,10 +9,12 @@ policy (a longer wait on a slow machine, one more field in a lifecycle event) is
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import inspect
 import threading
-from typing import NamedTuple
+from collections.abc import Callable, Coroutine
+from typing import Any, NamedTuple, TypeVar
 
 import pytest
 
@@ -88,3 +90,20 @@ def run_each_test_in_a_copy_of_the_context(pyfuncitem: pytest.Function) -> bool:
     arguments = {name: value for name, value in pyfuncitem.funcargs.items() if name in parameters}
     contextvars.copy_context().run(pyfuncitem.obj, **arguments)
     return True
+
+
+T = TypeVar("T")
+
+
+def run(coroutine: Coroutine[Any, Any, T]) -> T:
+    """``asyncio.run`` in a fresh copy of the context, so one test's ContextVars never reach the next."""
+    return contextvars.copy_context().run(asyncio.run, coroutine)
+
+
+async def until(condition: Callable[[], bool], what: str) -> None:
+    """Wait on the loop, without blocking it, for a condition a worker thread makes true."""
+    for _ in range(int(TIMEOUT / 0.002)):
+        if condition():
+            return
+        await asyncio.sleep(0.002)
+    raise AssertionError(f"timed out waiting for {what}")

@@ -21,15 +21,14 @@ from .._extras import framework_import
 with framework_import("flask", extra="flask", importer=__name__):
     import flask
 
-from .._capture import capture as _capture
 from .._checks import check_callable
 from .._moved import moved_names
 from .._planning import Selection
 from .._snapshot import Snapshot
 from .._wrapping import wrap_checked
-from ..providers._policy import CONFIG_G, CONFIG_TEARDOWN, EXTENSION_KEY, GPolicy
+from ..providers._policy import GPolicy
 from ..providers.flask import POLICY, refuse_per_thread
-from .instrument import CONFIG_INSTRUMENT, instrument_for_app
+from ._extension import capture_with_policy, init_extension
 
 __all__ = ["CtxSnap", "capture", "copy_current_request_context"]
 
@@ -70,12 +69,7 @@ class CtxSnap:
                 "ctxsnap.adapters.quart.CtxSnap."
             )
         refuse_per_thread("CtxSnap cannot carry this app's contexts to other threads")
-        app.config.setdefault(CONFIG_G, "copy")
-        app.config.setdefault(CONFIG_TEARDOWN, False)
-        POLICY.config_mode(app)  # a bad setting fails at start-up, not in the first request that hands off work
-        # CTXSNAP_INSTRUMENT = True: process-wide instrumentation (docs/instrument.md); read once, at start-up.
-        instrument_for_app(app.config.get(CONFIG_INSTRUMENT, False), f"app.config[{CONFIG_INSTRUMENT!r}]")
-        app.extensions[EXTENSION_KEY] = self
+        init_extension(self, app, POLICY)
 
     def __repr__(self) -> str:
         return "<ctxsnap.adapters.flask.CtxSnap>"
@@ -93,10 +87,7 @@ def capture(
     ``g`` (``"copy"`` or ``"share"``) and ``teardown`` override the app's ``CTXSNAP_G``/``CTXSNAP_TEARDOWN``
     (or the defaults, ``"copy"`` and ``False``) for this snapshot; ``None`` keeps the app's setting.
     """
-    if g is None and teardown is None:
-        return _capture(include=include, exclude=exclude)
-    with POLICY.overriding(g, teardown):
-        return _capture(include=include, exclude=exclude)
+    return capture_with_policy(POLICY, g, teardown, include, exclude)
 
 
 @overload

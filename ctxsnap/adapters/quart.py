@@ -27,9 +27,9 @@ from .._checks import check_callable
 from .._moved import moved_names
 from .._planning import Selection
 from .._snapshot import Snapshot
-from ..providers._policy import CONFIG_G, CONFIG_TEARDOWN, EXTENSION_KEY, GPolicy
+from ..providers._policy import GPolicy
 from ..providers.quart import POLICY
-from .instrument import CONFIG_INSTRUMENT, instrument_for_app
+from ._extension import capture_with_policy, init_extension
 
 __all__ = ["CtxSnap", "capture", "to_thread"]
 
@@ -67,12 +67,7 @@ class CtxSnap:
                 f"ctxsnap.adapters.quart.CtxSnap.init_app() takes a quart.Quart application, got "
                 f"{type(app).__name__}. Pass the app object; for a Flask app, use ctxsnap.adapters.flask.CtxSnap."
             )
-        app.config.setdefault(CONFIG_G, "copy")
-        app.config.setdefault(CONFIG_TEARDOWN, False)
-        POLICY.config_mode(app)  # a bad setting fails at start-up, not in the first request that hands off work
-        # CTXSNAP_INSTRUMENT = True: process-wide instrumentation (docs/instrument.md); read once, at start-up.
-        instrument_for_app(app.config.get(CONFIG_INSTRUMENT, False), f"app.config[{CONFIG_INSTRUMENT!r}]")
-        app.extensions[EXTENSION_KEY] = self
+        init_extension(self, app, POLICY)
 
     def __repr__(self) -> str:
         return "<ctxsnap.adapters.quart.CtxSnap>"
@@ -91,10 +86,7 @@ def capture(
     whose ``teardown_appcontext`` functions run in the child after the work. ``None`` keeps the app's setting
     (or the default, ``"copy"`` and ``False``).
     """
-    if g is None and teardown is None:
-        return _core_capture(include=include, exclude=exclude)
-    with POLICY.overriding(g, teardown):
-        return _core_capture(include=include, exclude=exclude)
+    return capture_with_policy(POLICY, g, teardown, include, exclude)
 
 
 # -- the thread helper ----------------------------------------------------------------------------------------

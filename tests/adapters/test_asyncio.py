@@ -10,32 +10,19 @@ import asyncio
 import concurrent.futures
 import contextvars
 import threading
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 import pytest
 
 import ctxsnap
 from ctxsnap.adapters.asyncio import run_in_executor, to_thread
-from tests.support import TIMEOUT
+from tests.support import TIMEOUT, run, until
 
 T = TypeVar("T")
 
 REQUEST_ID: contextvars.ContextVar[str] = contextvars.ContextVar("asyncio_request_id")
 LEFT_BEHIND: contextvars.ContextVar[str] = contextvars.ContextVar("asyncio_left_behind")
-
-
-def run(coroutine: Coroutine[Any, Any, T]) -> T:
-    """``asyncio.run`` in a fresh copy of the context, so one test's ContextVars never reach the next."""
-    return contextvars.copy_context().run(asyncio.run, coroutine)
-
-
-async def until(condition: Callable[[], bool], what: str) -> None:
-    for _ in range(int(TIMEOUT / 0.002)):
-        if condition():
-            return
-        await asyncio.sleep(0.002)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def test_to_thread_passes_arguments_and_runs_in_the_callers_context() -> None:

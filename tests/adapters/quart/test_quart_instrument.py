@@ -17,8 +17,7 @@ import anyio.to_thread
 import pytest
 
 import ctxsnap
-from tests.quart_support import run
-from tests.support import TIMEOUT
+from tests.support import TIMEOUT, run
 
 if TYPE_CHECKING:
     from quart import Quart

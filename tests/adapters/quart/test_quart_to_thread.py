@@ -11,8 +11,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 import ctxsnap
-from tests.quart_support import run, until
-from tests.support import TIMEOUT
+from tests.support import TIMEOUT, run, until
 
 if TYPE_CHECKING:
     from quart import Quart

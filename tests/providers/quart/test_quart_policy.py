@@ -13,8 +13,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 import ctxsnap
-from tests.quart_support import run
-from tests.support import TIMEOUT, Lifecycle
+from tests.support import TIMEOUT, Lifecycle, run
 
 if TYPE_CHECKING:
     from quart import Quart

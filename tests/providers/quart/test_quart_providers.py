@@ -17,8 +17,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 import ctxsnap
-from tests.quart_support import run
-from tests.support import TIMEOUT
+from tests.support import TIMEOUT, run
 
 if TYPE_CHECKING:
     from quart import Quart
