@@ -30,7 +30,7 @@ _provider.register_provider(CONTEXTVARS)
 class Plan:
     """Which providers a capture asks, and which variables it leaves out; cached for the default capture."""
 
-    __slots__ = ("bare", "captures", "drop_vars", "only_vars", "providers", "use_base", "version")
+    __slots__ = ("bare", "captures", "drop_vars", "only_vars", "plain_base", "providers", "use_base", "version")
 
     def __init__(
         self,
@@ -50,8 +50,10 @@ class Plan:
         )
         self.drop_vars = drop_vars
         self.only_vars = only_vars
+        #: Every ContextVar is carried as it is: the base is one ``copy_context()``.
+        self.plain_base = self.use_base and not drop_vars and only_vars is None
         #: Nothing but every ContextVar: a capture is one ``copy_context()`` (the contextvars-only hot path).
-        self.bare = self.use_base and not self.providers and not drop_vars and only_vars is None
+        self.bare = self.plain_base and not self.providers
 
 
 #: A plan no registry version matches, so its first use builds the real one.
