@@ -1,9 +1,11 @@
 """The entry points: ``capture``/``wrap``, the planned capture executors hold, and what adapters call.
 
 Everything an adapter needs from the core is here or in ``ctxsnap._checks``: take a snapshot (``capture``,
-``PlannedCapture``), run in one without the public checks (``runner``), and tell a wrapped callable from a
+``PlannedCapture``), run in one without the public checks (``runner``), capture for one submitted task and
+run it (``capture_for_task``, ``PlannedCapture.for_task``, ``run_task``), and tell a wrapped callable from a
 plain one (``is_wrapped``, ``wrapped_or_checked``). ``capture()`` is the hottest function of the library:
-it reads the cached plan and fills the snapshot itself, in one Python frame (issue 14; docs/benchmarks.md).
+it reads the cached plan and makes a contextvars-only snapshot itself, in one Python frame (issue 14;
+docs/benchmarks.md); with providers to ask it hands the plan to ``ctxsnap._provider_states.take``.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from ._checks import check_callable
 from ._checks import raise_async as _raise_async
 from ._planning import STALE_PLAN as _STALE_PLAN
 from ._planning import Plan, Selection, frozen_selection, plan_for
-from ._provider_states import NO_UNDO, captured_base, captured_states
+from ._provider_states import take as _take
 from ._registry import registry as _REGISTRY
 from ._snapshot import ContextVarsSnapshot, Snapshot
 from ._snapshot import ContextVarsSnapshot as _ContextVarsSnapshot
@@ -125,34 +127,6 @@ def capture_for_task() -> Context | Snapshot:
 _copy_context: Final = contextvars.copy_context
 
 
-def _take(plan: Plan) -> Snapshot:
-    """A new snapshot of the current context, carrying what ``plan`` selects."""
-    carried = _take_for_task(plan)
-    if type(carried) is not Context:
-        return carried
-    snapshot: Snapshot = _ContextVarsSnapshot()
-    snapshot._base = carried
-    snapshot._sealed = False
-    return snapshot
-
-
-def _take_for_task(plan: Plan) -> Context | Snapshot:
-    """As :func:`_take`, but a capture that carries ContextVars only is their Context alone: no Snapshot built."""
-    base = _copy_context() if plan.plain_base else captured_base(plan)
-    if plan.captures:
-        try:
-            entries, undo = captured_states(plan.captures)
-        except BaseException:
-            base = None  # the error's traceback keeps this frame: no captured value in it
-            raise
-        if entries:
-            return _new_snapshot(Snapshot)._fill(base, entries, undo)
-    return base if base is not None else _new_snapshot(Snapshot)._fill(None, (), NO_UNDO)
-
-
-_new_snapshot: Final = object.__new__
-
-
 class PlannedCapture:
     """``capture(include=..., exclude=...)`` for a selection fixed in advance, as executors and threads hold.
 
@@ -182,7 +156,7 @@ class PlannedCapture:
         plan = self._plan
         if plan.version != registry.version:
             plan = self._plan = plan_for(self._include, self._exclude)
-        return _take_for_task(plan)
+        return _take(plan, for_task=True)
 
     def _current_plan(self) -> Plan:
         registry = _REGISTRY

@@ -27,6 +27,11 @@ CONTEXTVARS: Final = ContextVarsProvider()
 _provider.register_provider(CONTEXTVARS)
 
 
+def always_undo(state: Any) -> bool:
+    """The undo check of a provider that has an ``undo`` and no ``needs_undo``: every run undoes."""
+    return True
+
+
 class Plan:
     """Which providers a capture asks, and which variables it leaves out; cached for the default capture."""
 
@@ -43,9 +48,9 @@ class Plan:
         self.use_base = CONTEXTVARS in providers
         self.providers = tuple(p for p in providers if p is not CONTEXTVARS)
         #: Each provider with what decides whether runs need its undo: None when it has no undo of its own,
-        #: True when it is always needed, else its ``needs_undo``. Looked up once per plan, not per capture.
-        self.captures: tuple[tuple[Any, Callable[[Any], bool] | bool | None], ...] = tuple(
-            (p, (_provider.needs_undo_check(p) or True) if _provider.has_own_undo(p) else None)
+        #: else its ``needs_undo`` (``always_undo`` without one). Looked up once per plan, not per capture.
+        self.captures: tuple[tuple[Any, Callable[[Any], bool] | None], ...] = tuple(
+            (p, (_provider.needs_undo_check(p) or always_undo) if _provider.has_own_undo(p) else None)
             for p in self.providers
         )
         self.drop_vars = drop_vars

@@ -9,9 +9,9 @@ providers asked to undo. Because the copy is made per run and thrown away afterw
 * nothing the child sets reaches the parent, a sibling, or the next task on the same worker thread;
 * the worker's own context is restored by ``Context.run`` even when the task raises.
 
-Capture planning lives in ``ctxsnap._planning``, the wrappers in ``ctxsnap._wrapping``, argument checks in
-``ctxsnap._checks``, and the functions adapters call (``capture``, ``PlannedCapture``, ``runner``) in
-``ctxsnap._capture``.
+Capture planning lives in ``ctxsnap._planning``, asking the providers in ``ctxsnap._provider_states``, the
+wrappers in ``ctxsnap._wrapping``, argument checks in ``ctxsnap._checks``, and the functions adapters call
+(``capture``, ``PlannedCapture``, ``runner``, ``run_task``) in ``ctxsnap._capture``.
 """
 
 from __future__ import annotations
@@ -30,7 +30,6 @@ from ._checks import refuse_async_result as _refuse_async_result
 from ._checks import refuse_async_run as _refuse_async_run
 from ._errors import ProviderError
 from ._planning import CONTEXTVARS, Selection, plan_for
-from ._provider_states import NO_UNDO, captured_base, captured_states
 from ._undo import RUN_PATH_CODES
 from ._undo import forget_captured as _forget_captured
 from ._undo import undo_all as _undo_all
@@ -42,6 +41,8 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 _REPR_MAX_VARS: Final = 20
+#: The undo set of a snapshot whose runs undo nothing (every contextvars-only one, and Flask's default).
+NO_UNDO: Final[frozenset[int]] = frozenset()
 
 
 class Snapshot:
@@ -60,16 +61,12 @@ class Snapshot:
     _undo: frozenset[int]
 
     def __init__(self, *, include: Selection = None, exclude: Selection = None) -> None:
-        # Snapshot(...) is the same as capture(...), which makes its snapshots without __init__ (see take()).
+        # Snapshot(...) is the same as capture(...), which makes its snapshots without __init__.
+        from ._provider_states import take  # imports this module: a cycle at import time otherwise
+
         self._fill(None, (), NO_UNDO)  # empty until every provider answered: a failed capture leaves no state
-        plan = plan_for(include, exclude)
-        base = captured_base(plan)
-        try:
-            entries, undo = captured_states(plan.captures)
-        except BaseException:
-            base = None  # the error's traceback keeps this frame: no captured value in it
-            raise
-        self._fill(base, entries, undo)
+        taken = take(plan_for(include, exclude))
+        self._fill(taken._base, taken._entries, taken._undo)
 
     def _fill(self, base: Context | None, entries: tuple[tuple[Any, Any], ...], undo: frozenset[int]) -> Snapshot:
         self._base, self._entries, self._undo, self._sealed = base, entries, undo, False
@@ -243,6 +240,3 @@ class ContextVarsSnapshot(Snapshot):
         if type(result) in _ASYNC_RESULTS:
             _refuse_async_result(fn, result)
         return result
-
-
-_new_snapshot: Final = object.__new__
