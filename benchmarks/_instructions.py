@@ -53,6 +53,8 @@ FLASK_WRAPPED = "snap.wrap(task)() (prebuilt)"
 FLASK_CAPTURE = "ctxsnap.capture()"
 CLOSURE = "closure from DESIGN.md"
 FLASK_EXECUTOR = "Flask-Executor wrapper"
+UNPATCHED_SUBMIT = "pool.submit(task).result(), unpatched"
+INSTRUMENTED_SUBMIT = "pool.submit(task).result(), instrumented"
 
 
 @contextmanager
@@ -113,7 +115,33 @@ def flask_cases() -> Iterator[Cases]:
         executor.shutdown(wait=True)
 
 
-GROUPS = {"contextvars": contextvars_cases, "flask": flask_cases}
+@contextmanager
+def instrument_cases() -> Iterator[Cases]:
+    """Issue 15's no-context case: Flask imported (its providers registered), no Flask context active."""
+    import flask  # noqa: F401 - imported for its providers, as in the instrument scenario
+
+    from .scenarios.inline import VARIABLES
+
+    for index, var in enumerate(VARIABLES):
+        var.set(f"value-{index}")
+    first = VARIABLES[0]
+
+    def task() -> Any:
+        return first.get(None)
+
+    # The unpatched reference is the standard submit function itself, called directly: instrument() replaces
+    # the class attribute, and the group runs instrumented throughout.
+    unpatched_submit = concurrent.futures.ThreadPoolExecutor.submit
+    with ExitStack() as stack:
+        pool = stack.enter_context(concurrent.futures.ThreadPoolExecutor(max_workers=1))
+        stack.enter_context(ctxsnap.instrumented())
+        yield [
+            (UNPATCHED_SUBMIT, lambda: unpatched_submit(pool, task).result()),
+            (INSTRUMENTED_SUBMIT, lambda: pool.submit(task).result()),
+        ]
+
+
+GROUPS = {"contextvars": contextvars_cases, "flask": flask_cases, "instrument": instrument_cases}
 
 
 def _loop(operation: Callable[[], Any], number: int) -> None:

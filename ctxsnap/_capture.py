@@ -1,9 +1,11 @@
 """The entry points: ``capture``/``wrap``, the planned capture executors hold, and what adapters call.
 
 Everything an adapter needs from the core is here or in ``ctxsnap._checks``: take a snapshot (``capture``,
-``PlannedCapture``), run in one without the public checks (``runner``), and tell a wrapped callable from a
+``PlannedCapture``), run in one without the public checks (``runner``), capture for one submitted task and
+run it (``capture_for_task``, ``PlannedCapture.for_task``, ``run_task``), and tell a wrapped callable from a
 plain one (``is_wrapped``, ``wrapped_or_checked``). ``capture()`` is the hottest function of the library:
-it reads the cached plan and fills the snapshot itself, in one Python frame (issue 14; docs/benchmarks.md).
+it reads the cached plan and makes a contextvars-only snapshot itself, in one Python frame (issue 14;
+docs/benchmarks.md); with providers to ask it hands the plan to ``ctxsnap._provider_states.take``.
 """
 
 from __future__ import annotations
@@ -11,21 +13,32 @@ from __future__ import annotations
 import contextvars
 import sys
 from collections.abc import Callable
+from contextvars import Context
 from types import FunctionType
 from typing import Any, Final, ParamSpec, TypeVar
 
+from . import _wrapping
 from ._checks import ASYNC_FLAGS as _ASYNC_FLAGS
 from ._checks import check_callable
 from ._checks import raise_async as _raise_async
 from ._planning import STALE_PLAN as _STALE_PLAN
-from ._planning import Selection, frozen_selection, plan_for
+from ._planning import Plan, Selection, frozen_selection, plan_for
+from ._provider_states import take as _take
 from ._registry import registry as _REGISTRY
-from ._snapshot import NO_UNDO as _NO_UNDO
-from ._snapshot import Snapshot
-from ._snapshot import fill as _fill
-from ._wrapping import WRAPPER_CODES
+from ._snapshot import ContextVarsSnapshot, Snapshot
+from ._snapshot import ContextVarsSnapshot as _ContextVarsSnapshot
+from ._wrapping import WRAPPER_CODES, run_task
 
-__all__ = ["PlannedCapture", "capture", "is_wrapped", "runner", "wrap", "wrapped_or_checked"]
+__all__ = [
+    "PlannedCapture",
+    "capture",
+    "capture_for_task",
+    "is_wrapped",
+    "run_task",
+    "runner",
+    "wrap",
+    "wrapped_or_checked",
+]
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -40,14 +53,17 @@ def runner(snapshot: Snapshot) -> Callable[[Callable[..., Any], tuple[Any, ...],
     return snapshot._run
 
 
-#: Every wrapper shares one of these code objects, which makes "is this already wrapped?" a set lookup.
-_WRAPPER_CODES: Final = WRAPPER_CODES | frozenset(
-    {
-        # runner(snapshot) is the bound Snapshot._run, and bound methods expose their function's __code__: an
-        # executor stacked on another (ContextExecutor over ctxsnap.ThreadPoolExecutor) passes it through.
-        Snapshot._run.__code__,
-    }
+#: Every wrapper shares one of these code objects, which makes "is this already wrapped?" a set lookup. By id:
+#: hashing a code object hashes its constants and names at every lookup (a third of a submit's own cost).
+_WRAPPER_CODES: Final = (
+    *WRAPPER_CODES,
+    # runner(snapshot) is a bound _run, and bound methods expose their function's __code__: an executor stacked
+    # on another (ContextExecutor over ctxsnap.ThreadPoolExecutor) passes it through.
+    Snapshot._run.__code__,
+    ContextVarsSnapshot._run.__code__,
 )
+_WRAPPER_IDS: Final = frozenset(map(id, _WRAPPER_CODES))
+_WRAPPING_GLOBALS: Final = vars(_wrapping)
 
 
 def wrapped_or_checked(method: str, fn: object) -> bool:
@@ -56,13 +72,11 @@ def wrapped_or_checked(method: str, fn: object) -> bool:
     True means ``fn`` carries its own snapshot and is handed on as it is.
     """
     if type(fn) is FunctionType:
-        code = fn.__code__
-        if code in _WRAPPER_CODES:
-            return True
-        if code.co_flags & _ASYNC_FLAGS:
+        if fn.__code__.co_flags & _ASYNC_FLAGS:
             _raise_async(method, fn)
-        return False
-    if getattr(fn, "__code__", None) in _WRAPPER_CODES:
+        # Every wrapper function is defined in ctxsnap._wrapping: one read tells the user's functions apart.
+        return fn.__globals__ is _WRAPPING_GLOBALS and id(fn.__code__) in _WRAPPER_IDS
+    if id(getattr(fn, "__code__", None)) in _WRAPPER_IDS:
         return True
     check_callable(method, fn)
     return False
@@ -70,7 +84,9 @@ def wrapped_or_checked(method: str, fn: object) -> bool:
 
 def is_wrapped(fn: object) -> bool:
     """Whether ``fn`` came from :meth:`Snapshot.wrap` (so it carries its own snapshot already)."""
-    return getattr(fn, "__code__", None) in _WRAPPER_CODES
+    if type(fn) is FunctionType:
+        return fn.__globals__ is _WRAPPING_GLOBALS and id(fn.__code__) in _WRAPPER_IDS
+    return id(getattr(fn, "__code__", None)) in _WRAPPER_IDS
 
 
 def capture(*, include: Selection = None, exclude: Selection = None) -> Snapshot:
@@ -80,24 +96,34 @@ def capture(*, include: Selection = None, exclude: Selection = None) -> Snapshot
     only the given ContextVar objects; ``exclude`` leaves providers or individual ContextVars out.
     """
     if include is None and exclude is None:
-        # The hot path: nothing to validate, a plan cached until the registry changes. PlannedCapture.__call__
-        # inlined, and the contextvars-only capture filled here: one Python frame per capture (issue 14).
+        # The hot path: nothing to validate, a plan cached until the registry changes (a module imported since
+        # the last look may be a framework to load a provider for). One Python frame per capture (issue 14).
         registry = _REGISTRY
         plan = _capture_everything._plan
-        if plan.version == registry.version and (registry.settled or len(sys.modules) == registry.modules_seen):
-            snapshot = _new_snapshot(Snapshot)
-            if not plan.bare:
-                return _fill(snapshot, plan)
-            snapshot._base = _copy_context()
-            snapshot._sealed = False
-            snapshot._entries = ()
-            snapshot._undo = _NO_UNDO
-            return snapshot
+        if plan.version == registry.version and (len(sys.modules) == registry.modules_seen or registry.settled):
+            if plan.bare:
+                snapshot: Snapshot = _ContextVarsSnapshot()
+                snapshot._base = _copy_context()
+                snapshot._sealed = False
+                return snapshot
+            return _take(plan)
         return _capture_everything()
-    return _fill(_new_snapshot(Snapshot), plan_for(include, exclude))
+    return _take(plan_for(include, exclude))
 
 
-_new_snapshot: Final = object.__new__
+def capture_for_task() -> Context | Snapshot:
+    """What a task submitted now carries, for :func:`run_task`: ``capture()``, or its Context alone."""
+    registry = _REGISTRY
+    plan = _capture_everything._plan
+    if (
+        plan.bare
+        and plan.version == registry.version
+        and (len(sys.modules) == registry.modules_seen or registry.settled)
+    ):
+        return _copy_context()
+    return _capture_everything.for_task()
+
+
 _copy_context: Final = contextvars.copy_context
 
 
@@ -119,13 +145,27 @@ class PlannedCapture:
         self._plan = plan_for(self._include, self._exclude) if check_now else _STALE_PLAN
 
     def __call__(self) -> Snapshot:
+        return _take(self._current_plan())
+
+    def for_task(self) -> Context | Snapshot:
+        """What a task submitted now carries, for :func:`run_task`: a snapshot, or its Context alone."""
+        # _current_plan() inlined: every submit of an instrumented executor calls this (issue 15).
         registry = _REGISTRY
         if not registry.settled and len(sys.modules) != registry.modules_seen:
             registry.load_pending()
         plan = self._plan
         if plan.version != registry.version:
             plan = self._plan = plan_for(self._include, self._exclude)
-        return _fill(_new_snapshot(Snapshot), plan)
+        return _take(plan, for_task=True)
+
+    def _current_plan(self) -> Plan:
+        registry = _REGISTRY
+        if not registry.settled and len(sys.modules) != registry.modules_seen:
+            registry.load_pending()
+        plan = self._plan
+        if plan.version != registry.version:
+            plan = self._plan = plan_for(self._include, self._exclude)
+        return plan
 
 
 _capture_everything: Final = PlannedCapture(check_now=False)

@@ -27,10 +27,15 @@ CONTEXTVARS: Final = ContextVarsProvider()
 _provider.register_provider(CONTEXTVARS)
 
 
+def always_undo(state: Any) -> bool:
+    """The undo check of a provider that has an ``undo`` and no ``needs_undo``: every run undoes."""
+    return True
+
+
 class Plan:
     """Which providers a capture asks, and which variables it leaves out; cached for the default capture."""
 
-    __slots__ = ("bare", "captures", "drop_vars", "only_vars", "providers", "use_base", "version")
+    __slots__ = ("bare", "captures", "drop_vars", "only_vars", "plain_base", "providers", "use_base", "version")
 
     def __init__(
         self,
@@ -43,15 +48,17 @@ class Plan:
         self.use_base = CONTEXTVARS in providers
         self.providers = tuple(p for p in providers if p is not CONTEXTVARS)
         #: Each provider with what decides whether runs need its undo: None when it has no undo of its own,
-        #: True when it is always needed, else its ``needs_undo``. Looked up once per plan, not per capture.
-        self.captures: tuple[tuple[Any, Callable[[Any], bool] | bool | None], ...] = tuple(
-            (p, (_provider.needs_undo_check(p) or True) if _provider.has_own_undo(p) else None)
+        #: else its ``needs_undo`` (``always_undo`` without one). Looked up once per plan, not per capture.
+        self.captures: tuple[tuple[Any, Callable[[Any], bool] | None], ...] = tuple(
+            (p, (_provider.needs_undo_check(p) or always_undo) if _provider.has_own_undo(p) else None)
             for p in self.providers
         )
         self.drop_vars = drop_vars
         self.only_vars = only_vars
+        #: Every ContextVar is carried as it is: the base is one ``copy_context()``.
+        self.plain_base = self.use_base and not drop_vars and only_vars is None
         #: Nothing but every ContextVar: a capture is one ``copy_context()`` (the contextvars-only hot path).
-        self.bare = self.use_base and not self.providers and not drop_vars and only_vars is None
+        self.bare = self.plain_base and not self.providers
 
 
 #: A plan no registry version matches, so its first use builds the real one.

@@ -9,14 +9,13 @@ providers asked to undo. Because the copy is made per run and thrown away afterw
 * nothing the child sets reaches the parent, a sibling, or the next task on the same worker thread;
 * the worker's own context is restored by ``Context.run`` even when the task raises.
 
-Capture planning lives in ``ctxsnap._planning``, the wrappers in ``ctxsnap._wrapping``, argument checks in
-``ctxsnap._checks``, and the functions adapters call (``capture``, ``PlannedCapture``, ``runner``) in
-``ctxsnap._capture``.
+Capture planning lives in ``ctxsnap._planning``, asking the providers in ``ctxsnap._provider_states``, the
+wrappers in ``ctxsnap._wrapping``, argument checks in ``ctxsnap._checks``, and the functions adapters call
+(``capture``, ``PlannedCapture``, ``runner``, ``run_task``) in ``ctxsnap._capture``.
 """
 
 from __future__ import annotations
 
-import contextvars
 from collections.abc import Callable
 from contextvars import Context
 from types import FunctionType, TracebackType
@@ -29,20 +28,21 @@ from ._checks import raise_async as _raise_async
 from ._checks import raise_sealed as _raise_sealed
 from ._checks import refuse_async_result as _refuse_async_result
 from ._checks import refuse_async_run as _refuse_async_run
-from ._contextvars import rebuild_context, without
 from ._errors import ProviderError
-from ._planning import CONTEXTVARS, Plan, Selection, plan_for
+from ._planning import CONTEXTVARS, Selection, plan_for
 from ._undo import RUN_PATH_CODES
 from ._undo import forget_captured as _forget_captured
 from ._undo import undo_all as _undo_all
 from ._wrapping import wrap_checked
 
-__all__ = ["NO_UNDO", "Snapshot", "fill"]
+__all__ = ["NO_UNDO", "ContextVarsSnapshot", "Snapshot"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
 _REPR_MAX_VARS: Final = 20
+#: The undo set of a snapshot whose runs undo nothing (every contextvars-only one, and Flask's default).
+NO_UNDO: Final[frozenset[int]] = frozenset()
 
 
 class Snapshot:
@@ -61,8 +61,16 @@ class Snapshot:
     _undo: frozenset[int]
 
     def __init__(self, *, include: Selection = None, exclude: Selection = None) -> None:
-        # Snapshot(...) is the same as capture(...); capture() itself skips __init__ on its hot path.
-        fill(self, plan_for(include, exclude))
+        # Snapshot(...) is the same as capture(...), which makes its snapshots without __init__.
+        from ._provider_states import take  # imports this module: a cycle at import time otherwise
+
+        self._fill(None, (), NO_UNDO)  # empty until every provider answered: a failed capture leaves no state
+        taken = take(plan_for(include, exclude))
+        self._fill(taken._base, taken._entries, taken._undo)
+
+    def _fill(self, base: Context | None, entries: tuple[tuple[Any, Any], ...], undo: frozenset[int]) -> Snapshot:
+        self._base, self._entries, self._undo, self._sealed = base, entries, undo, False
+        return self
 
     # -- the public surface -------------------------------------------------------------------------------
 
@@ -83,28 +91,9 @@ class Snapshot:
             _raise_sealed("run")
         if type(fn) is not FunctionType:
             check_callable("run", fn)
-        elif self._entries and fn.__code__.co_flags & _ASYNC_FLAGS:
+        elif fn.__code__.co_flags & _ASYNC_FLAGS:
             _raise_async("run", fn)  # before any provider applies anything
-        if self._entries:
-            return self._run(fn, args, kwargs)
-        # Nothing but ContextVars to carry: the run happens here, without a further frame (issue 14).
-        base = self._base
-        context = base.copy() if base is not None else Context()
-        try:
-            # An empty *args/**kwargs still costs a call with unpacking; most tasks take no arguments.
-            if args or kwargs:
-                result = context.run(fn, *args, **kwargs)
-            else:
-                result = context.run(fn)  # type: ignore[call-arg]  # called without arguments: P is empty
-        except BaseException:
-            del self, base, context  # see _run: no captured value in the frames a traceback keeps
-            raise
-        if type(result) in _ASYNC_RESULTS:
-            # Only ContextVars were carried, so calling an async function ran nothing but the creation of its
-            # coroutine: refused here, with the same error as the check before a run with providers, which
-            # spares every run of a plain function reading its code flags (a quarter of the run's own cost).
-            _refuse_async_run(fn, result)
-        return result
+        return self._run(fn, args, kwargs)
 
     def close(self) -> None:
         """Seal the snapshot: later :meth:`wrap`/:meth:`run` raise; already wrapped callables still run."""
@@ -202,59 +191,52 @@ class Snapshot:
 RUN_PATH_CODES.add(Snapshot._apply_run_undo.__code__)
 
 
-def fill(snapshot: Snapshot, plan: Plan) -> Snapshot:
-    base: Context | None = None
-    if plan.use_base:
-        base = contextvars.copy_context()
-        if plan.drop_vars:
-            base = without(base, plan.drop_vars)
-        if plan.only_vars is not None:
-            base = rebuild_context(base, plan.only_vars.__contains__)
-    snapshot._base = base
-    snapshot._sealed = False
-    if not plan.providers:
-        snapshot._entries = ()
-        snapshot._undo = NO_UNDO
-        return snapshot
-    entries: list[tuple[Any, Any]] = []
-    undoing: list[int] | None = None
-    for provider, undo_check in plan.captures:
+class ContextVarsSnapshot(Snapshot):
+    """A snapshot that carries ContextVars and nothing else: what most captures are, given a shorter run.
+
+    ``capture()`` returns one whenever no provider has anything to carry (no framework imported, or none of
+    its contexts active). Its runs need no provider loop, so each one is a copy of the captured Context and the
+    call, in one frame (issue 14). It is made without ``__init__`` and only ``_base`` and ``_sealed`` are set:
+    ``_entries`` and ``_undo`` are the same for every instance.
+    """
+
+    __slots__ = ()
+    # Made with a type call and no __init__ of ours: cheaper than object.__new__(cls), which checks its argument.
+    __init__ = object.__init__
+
+    _base: Context
+    _entries = ()
+    _undo = NO_UNDO
+
+    def run(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
+        if self._sealed:
+            _raise_sealed("run")
+        if type(fn) is not FunctionType:
+            check_callable("run", fn)
         try:
-            state = provider.capture()
-        except Exception as exc:
-            # The error's traceback keeps this frame and its locals: what was captured must not show up in a
-            # report that records locals (Sentry's default), nor live on with the error.
-            state = base = None
-            _abandon(snapshot, entries)
-            raise ProviderError(provider.name, "capture", exc) from exc
-        if state is None:
-            continue
-        entries.append((provider, state))
-        # Whether runs need the undo step is decided here, once per capture, in the same loop (a second pass
-        # cost a third of the capture): a run only pays for it when a provider has something to undo for this
-        # state (Flask's app provider only in teardown mode).
-        if undo_check is not None:
-            try:
-                needed = undo_check is True or undo_check(state)  # type: ignore[operator]
-            except Exception as exc:  # part of capturing: it names the provider like a failing capture()
-                state = base = None  # as for a failing capture() above
-                _abandon(snapshot, entries)
-                raise ProviderError(provider.name, "capture", exc) from exc
-            if needed:
-                if undoing is None:
-                    undoing = []
-                undoing.append(id(provider))
-    snapshot._entries = tuple(entries)
-    snapshot._undo = NO_UNDO if undoing is None else frozenset(undoing)
-    return snapshot
+            # An empty *args/**kwargs still costs a call with unpacking; most tasks take no arguments.
+            if args or kwargs:
+                result = self._base.copy().run(fn, *args, **kwargs)
+            else:
+                result = self._base.copy().run(fn)  # type: ignore[call-arg]  # called without arguments: P is empty
+        except BaseException:
+            del self  # see Snapshot._run: no captured value in the frames a traceback keeps
+            raise
+        if type(result) in _ASYNC_RESULTS:
+            # Only ContextVars were carried, so calling an async function ran nothing but the creation of its
+            # coroutine: refused here, with the same error as Snapshot.run's check before a run with providers,
+            # which spares every run of a plain function reading its code flags.
+            _refuse_async_run(fn, result)
+        return result
 
+    run.__doc__ = Snapshot.run.__doc__
 
-NO_UNDO: Final[frozenset[int]] = frozenset()
-
-
-def _abandon(snapshot: Snapshot, entries: list[tuple[Any, Any]]) -> None:
-    """Empty a snapshot whose capture failed, so that it holds nothing and its repr still works."""
-    entries.clear()
-    snapshot._base = None
-    snapshot._entries = ()
-    snapshot._undo = NO_UNDO
+    def _run(self, fn: Callable[..., R], args: tuple[Any, ...], kwargs: dict[str, Any]) -> R:
+        try:
+            result = self._base.copy().run(fn, *args, **kwargs) if args or kwargs else self._base.copy().run(fn)
+        except BaseException:
+            del self
+            raise
+        if type(result) in _ASYNC_RESULTS:
+            _refuse_async_result(fn, result)
+        return result

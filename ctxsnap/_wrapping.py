@@ -20,7 +20,7 @@ from ._checks import refuse_async_result as _refuse_async_result
 if TYPE_CHECKING:
     from ._snapshot import Snapshot
 
-__all__ = ["WRAPPER_CODES", "wrap_checked"]
+__all__ = ["WRAPPER_CODES", "run_task", "wrap_checked"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -79,6 +79,26 @@ def _make_plain_wrapper_without_arguments(
     return _with_metadata_of(fn, ctxsnap_wrapper)
 
 
+def run_task(
+    carried: Context | Snapshot, fn: Callable[..., R], args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> R:
+    """Run a submitted task in what ``capture_for_task()`` captured for it: ``submit(run_task, carried, ...)``.
+
+    When only ContextVars are carried, ``carried`` is the Context itself and no Snapshot is ever built for the
+    task. It is still copied here: an executor that calls a task twice (a retry) must start each call afresh.
+    """
+    try:
+        if type(carried) is not Context:
+            return carried._run(fn, args, kwargs)
+        result = carried.copy().run(fn, *args, **kwargs) if args or kwargs else carried.copy().run(fn)
+    except BaseException:
+        del carried  # no captured value in the frames a traceback keeps (see Snapshot._run)
+        raise
+    if type(result) in _ASYNC_RESULTS:
+        _refuse_async_result(fn, result)
+    return result
+
+
 _ANY_ARGUMENTS: Final = inspect.CO_VARARGS | inspect.CO_VARKEYWORDS
 _TYPE_PARAMS: Final = "__type_params__" in functools.WRAPPER_ASSIGNMENTS  # Python >= 3.12
 
@@ -116,11 +136,10 @@ def _takes_no_arguments(fn: object) -> bool:
     return not (code.co_argcount or code.co_kwonlyargcount or code.co_flags & _ANY_ARGUMENTS)
 
 
-#: The code objects of the three wrapper kinds; ``ctxsnap._capture`` adds the Snapshot's own run method.
-WRAPPER_CODES: Final = frozenset(
-    {
-        _make_wrapper(lambda fn, args, kwargs: None, print).__code__,
-        _make_plain_wrapper(None, print).__code__,
-        _make_plain_wrapper_without_arguments(Context, lambda: None).__code__,
-    }
+#: The code objects of the three wrapper kinds and run_task; ``ctxsnap._capture`` adds the Snapshot's run methods.
+WRAPPER_CODES: Final = (
+    _make_wrapper(lambda fn, args, kwargs: None, print).__code__,
+    _make_plain_wrapper(None, print).__code__,
+    _make_plain_wrapper_without_arguments(Context, lambda: None).__code__,
+    run_task.__code__,
 )

@@ -26,7 +26,7 @@ from .._report import fmt_ratio, fmt_time, target
 
 ROOT = Path(__file__).resolve().parents[2]
 #: Per-call cost is (count(2N) - count(N)) / N; N is small because callgrind runs about 50x slower than native.
-CALLS = {"contextvars": 2000, "flask": 500}
+CALLS = {"contextvars": 2000, "flask": 500, "instrument": 500}
 QUICK_CALLS = 20
 #: Full-Flask limits per interpreter (issue 14): the floor got about 20% cheaper on 3.12 and 3.13 while the
 #: operations a fork of the app context needs did not, so their bar is 1.8x.
@@ -200,6 +200,7 @@ def instructions(settings: Settings) -> dict[str, Any]:
     versions = sorted(by_python)
     for version in versions:
         cv, fl = by_python[version]["contextvars"], by_python[version]["flask"]
+        ins = by_python[version]["instrument"]
         tables.append(_table(version, "contextvars only (10 ContextVars, Flask not imported)", cv, cases.CV_FLOOR))
         tables.append(
             _table(
@@ -207,6 +208,11 @@ def instructions(settings: Settings) -> dict[str, Any]:
                 "Flask request (10 g attributes; task reads g, a ContextVar, a header)",
                 fl,
                 cases.FLASK_FLOOR,
+            )
+        )
+        tables.append(
+            _table(
+                version, "ctxsnap.instrument(), Flask imported, no context (issue 15)", ins, cases.UNPATCHED_SUBMIT
             )
         )
         flask_limit = FLASK_LIMITS.get(version, 1.8)
@@ -250,6 +256,12 @@ def instructions(settings: Settings) -> dict[str, Any]:
                 wall_of(fl, submit, bare),
                 why_missed=f"spread {spread_of(fl, submit, bare)}; "
                 f"{fmt_ratio(ratio_of(fl, submit, bare))} in instructions",
+            ),
+            target(
+                f"[{version}] instrumented submit ≤ 1.2× unpatched submit, no framework context (instructions)",
+                1.2,
+                ratio_of(ins, cases.INSTRUMENTED_SUBMIT, cases.UNPATCHED_SUBMIT),
+                why_missed=f"wall {fmt_ratio(wall_of(ins, cases.INSTRUMENTED_SUBMIT, cases.UNPATCHED_SUBMIT))}",
             ),
             target(
                 f"[{version}] full Flask capture().run(task) ≤ 0.1× the hand-written closure (wall)",

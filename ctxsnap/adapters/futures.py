@@ -18,9 +18,10 @@ from __future__ import annotations
 import concurrent.futures
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor, Future
+from contextvars import Context
 from typing import Any, ParamSpec, TypeVar
 
-from .._capture import PlannedCapture, capture, is_wrapped, runner, wrapped_or_checked
+from .._capture import PlannedCapture, capture, capture_for_task, is_wrapped, run_task, wrapped_or_checked
 from .._carried_call import submission
 from .._carrier import CarriedCall, Carrier, run_carried
 from .._checks import check_callable, check_executor
@@ -39,12 +40,12 @@ def _submit(
     fn: Callable[..., R],
     args: tuple[Any, ...],
     kwargs: dict[str, Any],
-    take_snapshot: Callable[[], Snapshot],
+    capture_for_task: Callable[[], Context | Snapshot],
 ) -> Future[R]:
     if wrapped_or_checked("submit", fn):
         return submit(fn, *args, **kwargs)
-    # The worker calls the snapshot's run with the task and its arguments: no wrapper function per task.
-    return submit(runner(take_snapshot()), fn, args, kwargs)
+    # The worker runs the task in what was captured, with its arguments: no wrapper function per task.
+    return submit(run_task, capture_for_task(), fn, args, kwargs)
 
 
 def _bind(method: str, fn: Callable[P, R], take_snapshot: Callable[[], Snapshot]) -> Callable[P, R]:
@@ -81,6 +82,7 @@ class ContextExecutor(Executor):
             )
         self._executor = executor
         self._capture = PlannedCapture(include, exclude)
+        self._capture_for_task = self._capture.for_task
 
     @property
     def executor(self) -> Executor:
@@ -90,7 +92,7 @@ class ContextExecutor(Executor):
     def submit(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> Future[R]:
         if self._carrier is not None:
             return _submit_carried(self._executor.submit, self._carrier, fn, args, kwargs)
-        return _submit(self._executor.submit, fn, args, kwargs, self._capture)
+        return _submit(self._executor.submit, fn, args, kwargs, self._capture_for_task)
 
     def map(
         self, fn: Callable[..., R], *iterables: Iterable[Any], timeout: float | None = None, chunksize: int = 1
@@ -107,6 +109,9 @@ class ContextExecutor(Executor):
 
     def __repr__(self) -> str:
         return f"<ctxsnap.ContextExecutor of {self._executor!r}>"
+
+
+_ThreadPool = concurrent.futures.ThreadPoolExecutor
 
 
 class ThreadPoolExecutor(concurrent.futures.ThreadPoolExecutor):
@@ -138,13 +143,19 @@ class ThreadPoolExecutor(concurrent.futures.ThreadPoolExecutor):
                 ) from None
         # The default selection captures through capture() itself, whose plan is built at the first capture:
         # a pool made at import time loads no provider there.
-        self._ctxsnap_capture: Callable[[], Snapshot] = (
-            capture if include is None and exclude is None else PlannedCapture(include, exclude)
-        )
+        planned = None if include is None and exclude is None else PlannedCapture(include, exclude)
+        self._ctxsnap_capture: Callable[[], Snapshot] = capture if planned is None else planned
+        self._ctxsnap_for_task = capture_for_task if planned is None else planned.for_task
         super().__init__(max_workers, *args, **kwargs)
 
     def submit(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> Future[R]:
-        return _submit(super().submit, fn, args, kwargs, self._ctxsnap_capture)
+        # As _submit, inlined: a submit is a hop of a few tens of microseconds, and each frame and super() call
+        # on it showed in the round-trip ratio (issue 14).
+        if wrapped_or_checked("submit", fn):
+            return super().submit(fn, *args, **kwargs)
+        if type(self) is ThreadPoolExecutor:  # a subclass may put another submit() between us and the base
+            return _ThreadPool.submit(self, run_task, self._ctxsnap_for_task(), fn, args, kwargs)
+        return super().submit(run_task, self._ctxsnap_for_task(), fn, args, kwargs)
 
     def map(
         self, fn: Callable[..., R], *iterables: Iterable[Any], timeout: float | None = None, chunksize: int = 1

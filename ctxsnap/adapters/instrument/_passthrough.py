@@ -12,10 +12,11 @@ import contextvars
 import functools
 import sys
 import threading
+from types import FunctionType
 from typing import Final
 
 from ..._capture import is_wrapped
-from ..._checks import check_callable
+from ..._checks import ASYNC_FLAGS, check_callable
 from ..._snapshot import Snapshot
 from ._state import ABSENT
 
@@ -45,6 +46,8 @@ def runs_in_snapshot(fn: object) -> bool:
     Input the standard library accepts and ctxsnap refuses (an async callable, a non-callable) passes through:
     instrumentation never adds an error to code it does not own.
     """
+    if type(fn) is FunctionType:  # the common case: check_callable() and carries_context() in short
+        return not fn.__code__.co_flags & ASYNC_FLAGS and not is_wrapped(fn)
     if carries_context(fn):
         return False
     try:

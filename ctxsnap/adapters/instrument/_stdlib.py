@@ -13,7 +13,7 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final
 
-from ..._capture import runner
+from ..._capture import run_task, runner
 from ..threading import Thread, is_starting_in_snapshot, start_in_snapshot
 from . import _state
 from ._passthrough import in_another_process, is_pool_worker, runs_in_snapshot
@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     import asyncio
 
 _NO_KWARGS: Final[dict[str, Any]] = {}
+_DETACHED: Final = _state.DETACHED
 
 
 def _starts_clean(thread: threading.Thread, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
@@ -50,12 +51,13 @@ def wrap_thread_start(call: Callable[..., Any]) -> Callable[..., Any]:
 
 def wrap_submit(call: Callable[..., Any]) -> Callable[..., Any]:
     def submit(self: concurrent.futures.Executor, fn: Any, /, *args: Any, **kwargs: Any) -> Any:
-        settings = _state.active("executors")
-        if settings is None or not runs_in_snapshot(fn):
+        # _state.active("executors") inlined: this wrapper is on every submit of the process (issue 15 sets its
+        # cost at most 1.2x the unpatched call).
+        settings = _state.current
+        if settings is None or not settings.executors or _DETACHED.get() or not runs_in_snapshot(fn):
             return call(self, fn, *args, **kwargs)
-        # As ctxsnap.ThreadPoolExecutor.submit: the worker calls the snapshot's run with the task and its
-        # arguments.
-        return call(self, runner(settings.capture()), fn, args, kwargs)
+        # As ctxsnap.ThreadPoolExecutor.submit: the worker runs the task in what was captured, with its arguments.
+        return call(self, run_task, settings.capture.for_task(), fn, args, kwargs)
 
     return submit
 
