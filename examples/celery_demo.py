@@ -12,7 +12,6 @@ import contextlib
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -22,52 +21,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from tools.redis_server import redis_server
+
 ROOT = Path(__file__).resolve().parent.parent
 TIMEOUT = 60.0
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-@contextlib.contextmanager
-def _redis_server(binary: str) -> Iterator[str]:
-    workdir = Path(tempfile.mkdtemp(prefix="ctxsnap-demo-redis-"))
-    port = _free_port()
-    pidfile = workdir / "redis.pid"
-    subprocess.run(
-        [
-            binary,
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--daemonize",
-            "yes",
-            "--pidfile",
-            str(pidfile),
-            "--dir",
-            str(workdir),
-            "--logfile",
-            str(workdir / "redis.log"),
-        ],
-        check=True,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while not pidfile.exists() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        if pidfile.exists():
-            os.kill(int(pidfile.read_text()), signal.SIGTERM)
-        shutil.rmtree(workdir, ignore_errors=True)
 
 
 @contextlib.contextmanager
@@ -131,7 +88,7 @@ def demo() -> bool:
     )
     with contextlib.ExitStack() as stack:
         if binary is not None:
-            broker = stack.enter_context(_redis_server(binary))
+            broker = stack.enter_context(redis_server(binary, prefix="ctxsnap-demo-redis-"))
             os.environ["CTXSNAP_DEMO_BROKER"] = broker
             print(
                 f"   broker: redis-server started on {broker} (persistence off); a real `celery worker` process,"

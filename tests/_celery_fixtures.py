@@ -17,11 +17,9 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -29,27 +27,10 @@ from typing import Any
 import pytest
 
 from tests.support import PROCESS_TIMEOUT, TIMEOUT
+from tools.redis_server import redis_server
 
 ROOT = Path(__file__).resolve().parents[1]
 APP_MODULE = "tests.adapters.celery.celery_app"
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def _wait_for_redis(port: int, deadline: float) -> None:
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1) as conn:
-                conn.sendall(b"PING\r\n")
-                if conn.recv(16).startswith(b"+PONG"):
-                    return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError(f"redis-server on port {port} did not answer PING")
 
 
 @pytest.fixture(scope="session")
@@ -69,38 +50,8 @@ def redis_url() -> Iterator[str]:
             "the Celery tests need a Redis server: set CTXSNAP_REDIS_URL, or install redis-server "
             "(apt-get install -y redis-server) and the tests start one themselves"
         )
-    port = _free_port()
-    workdir = Path(tempfile.mkdtemp(prefix="ctxsnap-redis-"))
-    pidfile = workdir / "redis.pid"
-    subprocess.run(
-        [
-            binary,
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--daemonize",
-            "yes",
-            "--pidfile",
-            str(pidfile),
-            "--dir",
-            str(workdir),
-            "--logfile",
-            str(workdir / "redis.log"),
-        ],
-        check=True,
-    )
-    try:
-        _wait_for_redis(port, time.monotonic() + 30)
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        if pidfile.exists():
-            os.kill(int(pidfile.read_text()), signal.SIGTERM)
-        shutil.rmtree(workdir, ignore_errors=True)
+    with redis_server(binary, prefix="ctxsnap-redis-") as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

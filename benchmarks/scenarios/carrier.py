@@ -23,11 +23,9 @@ import json
 import os
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -35,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import ctxsnap
+from tools.redis_server import redis_server
 
 from .._harness import Alternative, Settings, compare, sync_batch
 from .._report import find, target, timing_table
@@ -115,12 +114,6 @@ def _codec(settings: Settings) -> dict[str, Any]:
     }
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @contextmanager
 def _redis() -> Iterator[str]:
     url = os.environ.get("CTXSNAP_REDIS_URL")
@@ -130,42 +123,8 @@ def _redis() -> Iterator[str]:
     binary = shutil.which("redis-server")
     if binary is None:
         raise RuntimeError("the Celery benchmark needs redis-server (apt-get install -y redis-server)")
-    workdir = Path(tempfile.mkdtemp(prefix="ctxsnap-bench-redis-"))
-    port = _free_port()
-    subprocess.run(
-        [
-            binary,
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--daemonize",
-            "yes",
-            "--pidfile",
-            str(workdir / "redis.pid"),
-            "--dir",
-            str(workdir),
-        ],
-        check=True,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", port), 1).close()
-                break
-            except OSError:
-                time.sleep(0.05)
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        pidfile = workdir / "redis.pid"
-        if pidfile.exists():
-            os.kill(int(pidfile.read_text()), signal.SIGTERM)
-        shutil.rmtree(workdir, ignore_errors=True)
+    with redis_server(binary, prefix="ctxsnap-bench-redis-") as url:
+        yield url
 
 
 def celery_round_trip(settings: Settings) -> dict[str, Any]:
