@@ -21,11 +21,11 @@ from . import _wrapping
 from ._checks import ASYNC_FLAGS as _ASYNC_FLAGS
 from ._checks import check_callable
 from ._checks import raise_async as _raise_async
+from ._compiled import speedups as _speedups
 from ._planning import STALE_PLAN as _STALE_PLAN
 from ._planning import Plan, Selection, frozen_selection, plan_for
 from ._provider_states import take as _take
 from ._registry import registry as _REGISTRY
-from ._compiled import speedups as _speedups
 from ._run_path import ContextVarsCore, SnapshotCore
 from ._snapshot import ContextVarsSnapshot, Snapshot
 from ._wrapping import WRAPPER_CODES, run_task
