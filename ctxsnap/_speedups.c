@@ -393,6 +393,416 @@ static PyTypeObject SnapshotCoreType = {
     .tp_new = PyType_GenericNew,
 };
 
+/* -- forks of a framework's context objects --------------------------------------------------------------
+ *
+ * The Flask providers of the ContextVar layout (ctxsnap/providers/_flask_contextvars.py) capture and apply
+ * through these on every snapshot: what they do there in Python, step by step, done here without the frames.
+ * They know no framework: the ContextVar, the attribute names and the fallbacks come from the provider.
+ */
+
+static PyObject *str_dict; /* "__dict__" */
+static PyObject *empty_tuple;
+static PyObject *zero; /* the COPY mode of a state */
+
+/* object.__new__(cls) for a class that keeps object's __new__; NULL with TypeError otherwise. */
+static PyObject *
+new_instance(PyTypeObject *cls)
+{
+    if (cls->tp_new != PyBaseObject_Type.tp_new) {
+        PyErr_Format(PyExc_TypeError, "%s has a __new__ of its own; ctxsnap cannot fork its instances.",
+                     cls->tp_name);
+        return NULL;
+    }
+    return cls->tp_new(cls, empty_tuple, NULL);
+}
+
+/* A new dict: a copy of obj.__dict__. */
+static PyObject *
+namespace_copy(PyObject *obj, PyObject **namespace)
+{
+    *namespace = PyObject_GetAttr(obj, str_dict);
+    if (*namespace == NULL) {
+        return NULL;
+    }
+    if (!PyDict_Check(*namespace)) {
+        PyErr_SetString(PyExc_TypeError, "a context object's __dict__ is not a dict.");
+        Py_CLEAR(*namespace);
+        return NULL;
+    }
+    return PyDict_Copy(*namespace);
+}
+
+/* Each name of names that namespace holds gets a new empty list (per-push bookkeeping of its own). */
+static int
+fresh_lists(PyObject *namespace, PyObject *names)
+{
+    Py_ssize_t count = PyTuple_GET_SIZE(names);
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *name = PyTuple_GET_ITEM(names, i);
+        int has = PyDict_Contains(namespace, name);
+        if (has < 0) {
+            return -1;
+        }
+        if (has) {
+            PyObject *list = PyList_New(0);
+            if (list == NULL || PyDict_SetItem(namespace, name, list) < 0) {
+                Py_XDECREF(list);
+                return -1;
+            }
+            Py_DECREF(list);
+        }
+    }
+    return 0;
+}
+
+/* ViewCapture(var, shared, fresh): var.get(None), and when set, a view of it: an object of its class whose
+ * namespace is a copy of its own, with the names in shared (a dict) that it has bound to shared's values and
+ * the names in fresh (a tuple) that it has bound to new empty lists. */
+typedef struct {
+    PyObject_HEAD
+    PyObject *var;
+    PyObject *shared;
+    PyObject *fresh;
+    vectorcallfunc vectorcall;
+} ViewCapture;
+
+static PyObject *
+ViewCapture_call(ViewCapture *self, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+{
+    if (PyVectorcall_NARGS(nargsf) != 0 || kwnames != NULL) {
+        PyErr_SetString(PyExc_TypeError, "capture() takes no arguments.");
+        return NULL;
+    }
+    PyObject *context;
+    if (PyContextVar_Get(self->var, Py_None, &context) < 0) {
+        return NULL;
+    }
+    if (context == Py_None) {
+        return context;
+    }
+    PyObject *namespace, *copy = namespace_copy(context, &namespace);
+    PyObject *view = NULL;
+    if (copy == NULL) {
+        goto done;
+    }
+    PyObject *key, *value;
+    Py_ssize_t position = 0;
+    while (PyDict_Next(self->shared, &position, &key, &value)) {
+        int has = PyDict_Contains(copy, key);
+        if (has < 0 || (has && PyDict_SetItem(copy, key, value) < 0)) {
+            goto done;
+        }
+    }
+    if (fresh_lists(copy, self->fresh) < 0) {
+        goto done;
+    }
+    view = new_instance(Py_TYPE(context));
+    if (view != NULL && PyObject_SetAttr(view, str_dict, copy) < 0) {
+        Py_CLEAR(view);
+    }
+done:
+    Py_XDECREF(copy);
+    Py_XDECREF(namespace);
+    Py_DECREF(context);
+    return view;
+}
+
+/* GCapture(var, policy, extension_key, fallback): the app provider's capture. With no policy in force (no
+ * override active, the app without the extension), (0, context, a copy of context.g's namespace, False);
+ * otherwise fallback(context), the Python rules. None when var is not set. */
+typedef struct {
+    PyObject_HEAD
+    PyObject *var;
+    PyObject *policy;
+    PyObject *extension_key;
+    PyObject *fallback;
+    vectorcallfunc vectorcall;
+} GCapture;
+
+static PyObject *str_overrides_active, *str_app, *str_extensions, *str_g;
+
+static PyObject *
+GCapture_call(GCapture *self, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+{
+    if (PyVectorcall_NARGS(nargsf) != 0 || kwnames != NULL) {
+        PyErr_SetString(PyExc_TypeError, "capture() takes no arguments.");
+        return NULL;
+    }
+    PyObject *context;
+    if (PyContextVar_Get(self->var, Py_None, &context) < 0) {
+        return NULL;
+    }
+    if (context == Py_None) {
+        return context;
+    }
+    PyObject *result = NULL, *app = NULL, *extensions = NULL, *g = NULL, *values = NULL;
+    PyObject *overrides = PyObject_GetAttr(self->policy, str_overrides_active);
+    if (overrides == NULL) {
+        goto done;
+    }
+    int overriding = PyObject_IsTrue(overrides);
+    Py_DECREF(overrides);
+    if (overriding < 0) {
+        goto done;
+    }
+    int has_extension = 0;
+    if (!overriding) {
+        app = PyObject_GetAttr(context, str_app);
+        extensions = app == NULL ? NULL : PyObject_GetAttr(app, str_extensions);
+        if (extensions == NULL) {
+            goto done;
+        }
+        has_extension = PySequence_Contains(extensions, self->extension_key);
+        if (has_extension < 0) {
+            goto done;
+        }
+    }
+    if (overriding || has_extension) {
+        result = PyObject_CallOneArg(self->fallback, context);
+        goto done;
+    }
+    g = PyObject_GetAttr(context, str_g);
+    PyObject *namespace = g == NULL ? NULL : PyObject_GetAttr(g, str_dict);
+    if (namespace == NULL) {
+        goto done;
+    }
+    values = PyDict_Check(namespace) ? PyDict_Copy(namespace) : PyObject_CallMethod(namespace, "copy", NULL);
+    Py_DECREF(namespace);
+    if (values == NULL) {
+        goto done;
+    }
+    result = PyTuple_Pack(4, zero, context, values, Py_False);
+done:
+    Py_XDECREF(values);
+    Py_XDECREF(g);
+    Py_XDECREF(extensions);
+    Py_XDECREF(app);
+    Py_DECREF(context);
+    return result;
+}
+
+/* ForkApply(var, storable, attributes, fresh, fallback): the app provider's apply of a state
+ * (mode, context, values, pushes). Mode 0 sets var to a fork of context: an object of its class holding the
+ * same attributes, but a new g (of g's class, its namespace a copy of values) and new empty lists for the
+ * names in fresh. When context's class is storable and holds exactly the names in attributes (one of them "g",
+ * the last one in fresh), the fork's attributes are stored one by one, in that order, which keeps them in the
+ * object itself on CPython 3.11+ (as Flask's own __init__ does). Any other mode: fallback(mode, context,
+ * values), the Python rules. */
+typedef struct {
+    PyObject_HEAD
+    PyObject *var;
+    PyObject *storable;
+    PyObject *attributes;
+    PyObject *fresh;
+    PyObject *fallback;
+    vectorcallfunc vectorcall;
+} ForkApply;
+
+static PyObject *
+ForkApply_call(ForkApply *self, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+{
+    if (PyVectorcall_NARGS(nargsf) != 1 || kwnames != NULL || !PyTuple_Check(args[0]) ||
+        PyTuple_GET_SIZE(args[0]) != 4) {
+        PyErr_SetString(PyExc_TypeError, "apply() takes the state its capture made.");
+        return NULL;
+    }
+    PyObject *state = args[0];
+    PyObject *mode = PyTuple_GET_ITEM(state, 0), *context = PyTuple_GET_ITEM(state, 1);
+    PyObject *values = PyTuple_GET_ITEM(state, 2);
+    if (!PyLong_CheckExact(mode) || PyLong_AsLong(mode) != 0 || !PyDict_Check(values)) {
+        if (PyErr_Occurred()) {
+            return NULL;
+        }
+        return PyObject_CallFunctionObjArgs(self->fallback, mode, context, values, NULL);
+    }
+    PyObject *namespace = NULL, *g = NULL, *g_values = NULL, *fork = NULL, *forked = NULL, *result = NULL;
+    namespace = PyObject_GetAttr(context, str_dict);
+    if (namespace == NULL) {
+        goto done;
+    }
+    PyObject *parent_g = PyDict_Check(namespace) ? PyDict_GetItemWithError(namespace, str_g) : NULL;
+    if (parent_g == NULL) {
+        if (!PyErr_Occurred()) {
+            PyErr_SetString(PyExc_TypeError, "the captured app context has no g.");
+        }
+        goto done;
+    }
+    g = new_instance(Py_TYPE(parent_g));
+    g_values = g == NULL ? NULL : PyDict_Copy(values);
+    if (g_values == NULL || PyObject_GenericSetAttr(g, str_dict, g_values) < 0) {
+        goto done;
+    }
+    fork = new_instance(Py_TYPE(context));
+    if (fork == NULL) {
+        goto done;
+    }
+    Py_ssize_t count = PyTuple_GET_SIZE(self->attributes);
+    int one_by_one = (PyObject *)Py_TYPE(context) == self->storable && PyDict_GET_SIZE(namespace) == count;
+    for (Py_ssize_t i = 0; one_by_one && i < count; i++) {
+        int has = PyDict_Contains(namespace, PyTuple_GET_ITEM(self->attributes, i));
+        if (has < 0) {
+            goto done;
+        }
+        one_by_one = has;
+    }
+    if (one_by_one) {
+        for (Py_ssize_t i = 0; i < count; i++) {
+            PyObject *name = PyTuple_GET_ITEM(self->attributes, i);
+            PyObject *value;
+            int fresh = PySequence_Contains(self->fresh, name);
+            if (fresh < 0) {
+                goto done;
+            }
+            if (fresh) {
+                value = PyList_New(0);
+            }
+            else if (PyUnicode_Compare(name, str_g) == 0) {
+                value = Py_NewRef(g);
+            }
+            else {
+                value = Py_XNewRef(PyDict_GetItemWithError(namespace, name));
+            }
+            if (value == NULL || PyObject_SetAttr(fork, name, value) < 0) {
+                Py_XDECREF(value);
+                goto done;
+            }
+            Py_DECREF(value);
+        }
+    }
+    else {
+        forked = PyDict_Copy(namespace);
+        if (forked == NULL || PyDict_SetItem(forked, str_g, g) < 0 || fresh_lists(forked, self->fresh) < 0 ||
+            PyObject_SetAttr(fork, str_dict, forked) < 0) {
+            goto done;
+        }
+    }
+    PyObject *token = PyContextVar_Set(self->var, fork);
+    if (token == NULL) {
+        goto done;
+    }
+    Py_DECREF(token);
+    result = Py_NewRef(Py_None);
+done:
+    Py_XDECREF(forked);
+    Py_XDECREF(fork);
+    Py_XDECREF(g_values);
+    Py_XDECREF(g);
+    Py_XDECREF(namespace);
+    return result;
+}
+
+#define HELPER_TYPE(NAME, FIELDS_TRAVERSE, FIELDS_CLEAR, DOC)                                                  \
+    static int NAME##_traverse(NAME *self, visitproc visit, void *arg) { FIELDS_TRAVERSE return 0; }           \
+    static int NAME##_clear(NAME *self) { FIELDS_CLEAR return 0; }                                            \
+    static void NAME##_dealloc(NAME *self)                                                                    \
+    {                                                                                                         \
+        PyObject_GC_UnTrack(self);                                                                            \
+        NAME##_clear(self);                                                                                   \
+        Py_TYPE(self)->tp_free((PyObject *)self);                                                             \
+    }                                                                                                         \
+    static PyTypeObject NAME##Type = {                                                                        \
+        PyVarObject_HEAD_INIT(NULL, 0).tp_name = "ctxsnap._speedups." #NAME,                                  \
+        .tp_basicsize = sizeof(NAME),                                                                         \
+        .tp_dealloc = (destructor)NAME##_dealloc,                                                             \
+        .tp_vectorcall_offset = offsetof(NAME, vectorcall),                                                   \
+        .tp_call = PyVectorcall_Call,                                                                         \
+        .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL,                     \
+        .tp_doc = PyDoc_STR(DOC),                                                                             \
+        .tp_traverse = (traverseproc)NAME##_traverse,                                                         \
+        .tp_clear = (inquiry)NAME##_clear,                                                                    \
+    };
+
+HELPER_TYPE(ViewCapture, Py_VISIT(self->var); Py_VISIT(self->shared); Py_VISIT(self->fresh);,
+            Py_CLEAR(self->var); Py_CLEAR(self->shared); Py_CLEAR(self->fresh);,
+            "ViewCapture(var, shared, fresh)(): a view of the object var holds, or None.")
+HELPER_TYPE(GCapture,
+            Py_VISIT(self->var); Py_VISIT(self->policy); Py_VISIT(self->extension_key); Py_VISIT(self->fallback);,
+            Py_CLEAR(self->var); Py_CLEAR(self->policy); Py_CLEAR(self->extension_key); Py_CLEAR(self->fallback);,
+            "GCapture(var, policy, extension_key, fallback)(): the app provider's capture.")
+HELPER_TYPE(ForkApply,
+            Py_VISIT(self->var); Py_VISIT(self->storable); Py_VISIT(self->attributes); Py_VISIT(self->fresh);
+            Py_VISIT(self->fallback);,
+            Py_CLEAR(self->var); Py_CLEAR(self->storable); Py_CLEAR(self->attributes); Py_CLEAR(self->fresh);
+            Py_CLEAR(self->fallback);,
+            "ForkApply(var, storable, attributes, fresh, fallback)(state): the app provider's apply.")
+
+static int
+is_context_var(PyObject *var)
+{
+    if (!PyContextVar_CheckExact(var)) {
+        PyErr_SetString(PyExc_TypeError, "the first argument must be a contextvars.ContextVar.");
+        return 0;
+    }
+    return 1;
+}
+
+static PyObject *
+ViewCapture_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
+{
+    PyObject *var, *shared, *fresh;
+    if (!PyArg_ParseTuple(args, "OO!O!:ViewCapture", &var, &PyDict_Type, &shared, &PyTuple_Type, &fresh) ||
+        !is_context_var(var)) {
+        return NULL;
+    }
+    ViewCapture *self = PyObject_GC_New(ViewCapture, type);
+    if (self == NULL) {
+        return NULL;
+    }
+    self->var = Py_NewRef(var);
+    self->shared = PyDict_Copy(shared);
+    self->fresh = Py_NewRef(fresh);
+    self->vectorcall = (vectorcallfunc)ViewCapture_call;
+    PyObject_GC_Track(self);
+    if (self->shared == NULL) {
+        Py_DECREF(self);
+        return NULL;
+    }
+    return (PyObject *)self;
+}
+
+static PyObject *
+GCapture_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
+{
+    PyObject *var, *policy, *key, *fallback;
+    if (!PyArg_ParseTuple(args, "OOOO:GCapture", &var, &policy, &key, &fallback) || !is_context_var(var)) {
+        return NULL;
+    }
+    GCapture *self = PyObject_GC_New(GCapture, type);
+    if (self == NULL) {
+        return NULL;
+    }
+    self->var = Py_NewRef(var);
+    self->policy = Py_NewRef(policy);
+    self->extension_key = Py_NewRef(key);
+    self->fallback = Py_NewRef(fallback);
+    self->vectorcall = (vectorcallfunc)GCapture_call;
+    PyObject_GC_Track(self);
+    return (PyObject *)self;
+}
+
+static PyObject *
+ForkApply_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
+{
+    PyObject *var, *storable, *attributes, *fresh, *fallback;
+    if (!PyArg_ParseTuple(args, "OOO!O!O:ForkApply", &var, &storable, &PyTuple_Type, &attributes, &PyTuple_Type,
+                          &fresh, &fallback) ||
+        !is_context_var(var)) {
+        return NULL;
+    }
+    ForkApply *self = PyObject_GC_New(ForkApply, type);
+    if (self == NULL) {
+        return NULL;
+    }
+    self->var = Py_NewRef(var);
+    self->storable = Py_NewRef(storable);
+    self->attributes = Py_NewRef(attributes);
+    self->fresh = Py_NewRef(fresh);
+    self->fallback = Py_NewRef(fallback);
+    self->vectorcall = (vectorcallfunc)ForkApply_call;
+    PyObject_GC_Track(self);
+    return (PyObject *)self;
+}
+
 /* -- module functions ---------------------------------------------------------------------------------- */
 
 /* new_bare(): a ContextVarsSnapshot of the current context, a contextvars-only capture in one call;
@@ -537,15 +947,33 @@ PyInit__speedups(void)
     if (str_run == NULL || str_apply == NULL) {
         return NULL;
     }
+    ViewCaptureType.tp_new = ViewCapture_new;
+    GCaptureType.tp_new = GCapture_new;
+    ForkApplyType.tp_new = ForkApply_new;
+    if (PyType_Ready(&ViewCaptureType) < 0 || PyType_Ready(&GCaptureType) < 0 || PyType_Ready(&ForkApplyType) < 0) {
+        return NULL;
+    }
+    str_dict = PyUnicode_InternFromString("__dict__");
+    str_overrides_active = PyUnicode_InternFromString("overrides_active");
+    str_app = PyUnicode_InternFromString("app");
+    str_extensions = PyUnicode_InternFromString("extensions");
+    str_g = PyUnicode_InternFromString("g");
+    empty_tuple = PyTuple_New(0);
+    zero = PyLong_FromLong(0);
+    if (zero == NULL || str_dict == NULL || str_overrides_active == NULL || str_app == NULL || str_extensions == NULL ||
+        str_g == NULL || empty_tuple == NULL) {
+        return NULL;
+    }
     PyObject *module = PyModule_Create(&speedups_module);
     if (module == NULL) {
         return NULL;
     }
-    Py_INCREF(&SnapshotCoreType);
-    if (PyModule_AddObject(module, "SnapshotCore", (PyObject *)&SnapshotCoreType) < 0) {
-        Py_DECREF(&SnapshotCoreType);
-        Py_DECREF(module);
-        return NULL;
+    PyTypeObject *types[] = {&SnapshotCoreType, &ViewCaptureType, &GCaptureType, &ForkApplyType};
+    for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
+        if (PyModule_AddType(module, types[i]) < 0) {
+            Py_DECREF(module);
+            return NULL;
+        }
     }
     return module;
 }
