@@ -48,7 +48,7 @@ class OptionalBuildExt(build_ext):
         self.distribution.ext_modules = []
         wheel = self.distribution.command_obj.get("bdist_wheel")
         if wheel is not None:
-            wheel.root_is_pure = True  # type: ignore[attr-defined]
+            wheel.root_is_pure = True
 
 
 def banner(*lines: str) -> None:
