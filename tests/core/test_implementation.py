@@ -42,14 +42,22 @@ def expected_implementation() -> str:
     return "compiled" if importlib.util.find_spec("ctxsnap._speedups") is not None else "python"
 
 
+def way_out(expected: str) -> str:
+    if expected == "python":
+        return "Check that CTXSNAP_PURE_PYTHON=1 reaches the tests."
+    if os.environ.get("CTXSNAP_PURE_PYTHON", "") not in ("", "0"):
+        return "Unset CTXSNAP_PURE_PYTHON, which selects the Python one."
+    return (
+        "Rebuild ctxsnap here (pip install -e . with a C compiler and Python's headers; in a matrix cell, delete "
+        "the .ctxsnap-stamp file of its environment under .venvs/ and run the cell again)."
+    )
+
+
 def test_the_expected_implementation_runs() -> None:
     expected, running = expected_implementation(), _compiled.IMPLEMENTATION
     assert expected in ("compiled", "python"), f"CTXSNAP_EXPECT_IMPLEMENTATION={expected!r}"
-    assert running == expected, f"This run uses the {running} implementation, not the {expected} one. " + (
-        "Rebuild ctxsnap here (pip install -e . with a C compiler and Python's headers; in a matrix cell, "
-        "delete the .ctxsnap-stamp file of its environment under .venvs/ and run the cell again)."
-        if expected == "compiled"
-        else "Check that CTXSNAP_PURE_PYTHON=1 reaches the tests."
+    assert running == expected, (
+        f"This run uses the {running} implementation, not the {expected} one. {way_out(expected)}"
     )
     assert (_compiled.speedups is None) == (expected == "python")
 
