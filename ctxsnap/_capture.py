@@ -123,6 +123,11 @@ def capture(*, include: Selection = None, exclude: Selection = None) -> Snapshot
                 snapshot._base = _copy_context()
                 snapshot._sealed = False
                 return snapshot
+            if _take_entries is not None and plan.plain_base:
+                # take(plan) without its frame: the providers' states in one C call, and when none of them has
+                # anything to carry, the contextvars-only snapshot.
+                base = _copy_context()
+                return _take_entries(plan.captures, base) or _new_bare(base)  # type: ignore[no-any-return]
             return _take(plan)
         return _capture_everything()
     return _take(plan_for(include, exclude))
@@ -144,6 +149,7 @@ def capture_for_task() -> Context | Snapshot:
 _copy_context: Final = contextvars.copy_context
 #: The compiled module's contextvars-only capture: the snapshot made in one C call (docs/benchmarks.md).
 _new_bare: Final = None if _speedups is None else _speedups.new_bare
+_take_entries: Final = None if _speedups is None else _speedups.take_entries
 _ContextVarsSnapshot: Final = ContextVarsSnapshot
 
 
@@ -176,6 +182,9 @@ class PlannedCapture:
         plan = self._plan
         if plan.version != registry.version:
             plan = self._plan = plan_for(self._include, self._exclude)
+        if _take_entries is not None and plan.plain_base:
+            base = _copy_context()  # take(plan, for_task=True) without its frame, as in capture()
+            return _take_entries(plan.captures, base) or base  # type: ignore[no-any-return]
         return _take(plan, for_task=True)
 
     def _current_plan(self) -> Plan:

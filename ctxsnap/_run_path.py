@@ -27,7 +27,7 @@ from ._undo import RUN_PATH_CODES
 from ._undo import forget_captured as _forget_captured
 from ._undo import undo_all as _undo_all
 
-__all__ = ["NO_UNDO", "ContextVarsCore", "SnapshotCore", "apply_failed", "apply_run_undo"]
+__all__ = ["NO_UNDO", "ContextVarsCore", "SnapshotCore", "apply_failed", "apply_run_undo", "capture_failed"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -135,6 +135,11 @@ class ContextVarsCore(SnapshotCore):
 def apply_failed(provider: Any, exc: Exception) -> ProviderError:
     """The error a run raises, from ``exc``, when ``provider``'s apply raised it."""
     return ProviderError(provider.name, "apply", exc)
+
+
+def capture_failed(provider: Any, exc: Exception) -> ProviderError:
+    """The error a capture raises, from ``exc``, when ``provider``'s capture (or its undo check) raised it."""
+    return ProviderError(provider.name, "capture", exc)
 
 
 def apply_run_undo(

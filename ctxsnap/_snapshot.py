@@ -67,6 +67,9 @@ class Snapshot(SnapshotCore):
 
     # -- the public surface -------------------------------------------------------------------------------
 
+    # Named here, not only inherited, so that the reference documents it: its code is the run path's.
+    run = SnapshotCore.run
+
     def wrap(self, fn: Callable[P, R]) -> Callable[P, R]:
         """Return a callable that runs ``fn`` inside this snapshot, with ``fn``'s signature and metadata.
 
@@ -131,6 +134,7 @@ class ContextVarsSnapshot(Snapshot, ContextVarsCore):
     """
 
     __slots__ = ()
+    run = ContextVarsCore.run  # before Snapshot.run in the lookup: the shorter run
     # Made with a type call and no __init__ of ours: cheaper than object.__new__(cls), which checks its argument.
     __init__ = object.__init__
 
@@ -155,6 +159,8 @@ else:
         refuse_async_run=_checks.refuse_async_run,
         refuse_async_result=_checks.refuse_async_result,
         apply_failed=_run_path.apply_failed,
+        capture_failed=_run_path.capture_failed,
+        snapshot_class=Snapshot,
         apply_run_undo=_run_path.apply_run_undo,
         forget_captured=_undo.forget_captured,
         async_results=_checks.ASYNC_RESULTS,

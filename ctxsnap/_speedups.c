@@ -21,6 +21,8 @@ static PyObject *raise_async;         /* raise_async(method, fn) -> raises */
 static PyObject *refuse_async_run;    /* refuse_async_run(fn, result) -> raises */
 static PyObject *refuse_async_result; /* refuse_async_result(fn, result) -> raises */
 static PyObject *apply_failed;        /* apply_failed(provider, exc) -> the ProviderError to raise instead */
+static PyObject *capture_failed;      /* capture_failed(provider, exc) -> the same, for a failed capture */
+static PyObject *snapshot_class;      /* Snapshot */
 static PyObject *forget_captured;     /* forget_captured(exc) -> clears the locals of run-path frames */
 static PyObject *apply_run_undo;      /* apply_run_undo(snapshot, fn, args, kwargs): a run whose providers undo */
 static PyObject *async_results;       /* frozenset({CoroutineType, AsyncGeneratorType}) */
@@ -30,6 +32,7 @@ static int async_flags;               /* CO_COROUTINE | CO_ASYNC_GENERATOR */
 
 static PyObject *str_run;
 static PyObject *str_apply;
+static PyObject *str_capture;
 
 typedef struct {
     PyObject_HEAD
@@ -100,9 +103,9 @@ forget_raised(void)
     PyErr_Restore(type, value, traceback);
 }
 
-/* An apply that raised an Exception: raise apply_failed(provider, exc) from it instead. */
+/* A provider's step that raised an Exception: raise failed(provider, exc) from it instead. */
 static void
-raise_apply_failure(PyObject *provider)
+raise_provider_failure(PyObject *failed, PyObject *provider)
 {
     if (!PyErr_ExceptionMatches(PyExc_Exception)) {
         return; /* KeyboardInterrupt, SystemExit: as they are */
@@ -113,7 +116,7 @@ raise_apply_failure(PyObject *provider)
     if (traceback != NULL) {
         PyException_SetTraceback(value, traceback);
     }
-    PyObject *error = PyObject_CallFunctionObjArgs(apply_failed, provider, value, NULL);
+    PyObject *error = PyObject_CallFunctionObjArgs(failed, provider, value, NULL);
     if (error == NULL) {
         Py_XDECREF(type);
         Py_XDECREF(value);
@@ -240,7 +243,7 @@ run_in_snapshot(PyObject *self, PyObject *base, PyObject *entries, PyObject *und
                 PyObject *provider = PyTuple_GET_ITEM(entry, 0);
                 PyObject *done = PyObject_CallMethodOneArg(provider, str_apply, PyTuple_GET_ITEM(entry, 1));
                 if (done == NULL) {
-                    raise_apply_failure(provider);
+                    raise_provider_failure(apply_failed, provider);
                     applied = 0;
                     break;
                 }
@@ -333,9 +336,10 @@ SnapshotCore__run(SnapshotCore *self, PyObject *const *args, Py_ssize_t nargs)
 
 static PyMethodDef SnapshotCore_methods[] = {
     {"run", (PyCFunction)(void (*)(void))SnapshotCore_run, METH_FASTCALL | METH_KEYWORDS,
-     PyDoc_STR("Call fn(*args, **kwargs) now, in the current thread, inside a fresh copy of this snapshot.")},
+     PyDoc_STR("run($self, fn, /, *args, **kwargs)\n--\n\n"
+               "Call ``fn(*args, **kwargs)`` now, in the current thread, inside a fresh copy of this snapshot.")},
     {"_run", (PyCFunction)(void (*)(void))SnapshotCore__run, METH_FASTCALL,
-     PyDoc_STR("run(fn, args, kwargs) without the public checks.")},
+     PyDoc_STR("_run($self, fn, args, kwargs, /)\n--\n\nrun(fn, *args, **kwargs) without the public checks.")},
     {NULL, NULL, 0, NULL},
 };
 
@@ -865,6 +869,92 @@ run_task(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     return run_in_snapshot(carried, carried, NULL, NULL, args[1], &call, refuse_async_result);
 }
 
+/* take_entries(captures, base): ask each provider of captures, a tuple of (provider, undo check or None),
+ * for its state; a Snapshot of base and the states, or None when no provider had anything to carry. The loop of
+ * ctxsnap._provider_states.take, with its rules: a provider that raises (or whose undo check raises) fails the
+ * capture with capture_failed(provider, exc), and nothing captured is kept. */
+static PyObject *
+take_entries(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2 || !PyTuple_Check(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "take_entries() takes (captures: tuple, base).");
+        return NULL;
+    }
+    if (!configured()) {
+        return NULL;
+    }
+    PyObject *captures = args[0], *base = args[1];
+    Py_ssize_t count = PyTuple_GET_SIZE(captures);
+    PyObject *entries = PyList_New(0), *undoing = NULL, *result = NULL;
+    if (entries == NULL) {
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *pair = PyTuple_GET_ITEM(captures, i);
+        PyObject *provider = PyTuple_GET_ITEM(pair, 0), *check = PyTuple_GET_ITEM(pair, 1);
+        PyObject *state = PyObject_CallMethodNoArgs(provider, str_capture);
+        if (state == NULL) {
+            raise_provider_failure(capture_failed, provider);
+            goto done;
+        }
+        if (state == Py_None) {
+            Py_DECREF(state);
+            continue;
+        }
+        int needed = 0;
+        if (check != Py_None) {
+            PyObject *answer = PyObject_CallOneArg(check, state);
+            needed = answer == NULL ? -1 : PyObject_IsTrue(answer);
+            Py_XDECREF(answer);
+            if (needed < 0) {
+                Py_DECREF(state);
+                raise_provider_failure(capture_failed, provider);
+                goto done;
+            }
+        }
+        PyObject *entry = PyTuple_Pack(2, provider, state);
+        Py_DECREF(state);
+        if (entry == NULL || PyList_Append(entries, entry) < 0) {
+            Py_XDECREF(entry);
+            goto done;
+        }
+        Py_DECREF(entry);
+        if (needed) {
+            PyObject *identity = PyLong_FromVoidPtr(provider);
+            if (undoing == NULL) {
+                undoing = PyList_New(0);
+            }
+            if (identity == NULL || undoing == NULL || PyList_Append(undoing, identity) < 0) {
+                Py_XDECREF(identity);
+                goto done;
+            }
+            Py_DECREF(identity);
+        }
+    }
+    if (PyList_GET_SIZE(entries) == 0) {
+        result = Py_NewRef(Py_None);
+        goto done;
+    }
+    PyTypeObject *cls = (PyTypeObject *)snapshot_class;
+    SnapshotCore *snapshot = (SnapshotCore *)cls->tp_alloc(cls, 0);
+    if (snapshot == NULL) {
+        goto done;
+    }
+    snapshot->base = Py_NewRef(base);
+    snapshot->entries = PyList_AsTuple(entries);
+    snapshot->undo = undoing == NULL ? Py_NewRef(no_undo) : PyFrozenSet_New(undoing);
+    snapshot->sealed = 0;
+    if (snapshot->entries == NULL || snapshot->undo == NULL) {
+        Py_DECREF(snapshot);
+        goto done;
+    }
+    result = (PyObject *)snapshot;
+done:
+    Py_XDECREF(undoing);
+    Py_DECREF(entries);
+    return result;
+}
+
 static int
 take(PyObject *kwargs, const char *name, PyObject **slot)
 {
@@ -891,6 +981,8 @@ configure(PyObject *module, PyObject *args, PyObject *kwargs)
         take(kwargs, "refuse_async_run", &refuse_async_run) < 0 ||
         take(kwargs, "refuse_async_result", &refuse_async_result) < 0 ||
         take(kwargs, "apply_failed", &apply_failed) < 0 ||
+        take(kwargs, "capture_failed", &capture_failed) < 0 ||
+        take(kwargs, "snapshot_class", &snapshot_class) < 0 ||
         take(kwargs, "forget_captured", &forget_captured) < 0 ||
         take(kwargs, "apply_run_undo", &apply_run_undo) < 0 ||
         take(kwargs, "async_results", &async_results) < 0 || take(kwargs, "no_undo", &no_undo) < 0 ||
@@ -923,6 +1015,8 @@ static PyMethodDef module_methods[] = {
      PyDoc_STR("Hand over the Python side's error paths and constants (ctxsnap._snapshot calls it).")},
     {"new_bare", (PyCFunction)(void (*)(void))new_bare, METH_FASTCALL,
      PyDoc_STR("new_bare(base=None): a ContextVarsSnapshot of base, or of the current context.")},
+    {"take_entries", (PyCFunction)(void (*)(void))take_entries, METH_FASTCALL,
+     PyDoc_STR("take_entries(captures, base): a Snapshot of what the providers carry, or None.")},
     {"run_task", (PyCFunction)(void (*)(void))run_task, METH_FASTCALL,
      PyDoc_STR("run_task(carried, fn, args, kwargs): run a submitted task in what was captured for it.")},
     {NULL, NULL, 0, NULL},
@@ -944,7 +1038,8 @@ PyInit__speedups(void)
     }
     str_run = PyUnicode_InternFromString("run");
     str_apply = PyUnicode_InternFromString("apply");
-    if (str_run == NULL || str_apply == NULL) {
+    str_capture = PyUnicode_InternFromString("capture");
+    if (str_run == NULL || str_apply == NULL || str_capture == NULL) {
         return NULL;
     }
     ViewCaptureType.tp_new = ViewCapture_new;
