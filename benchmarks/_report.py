@@ -221,7 +221,8 @@ def render_plots(results: Sequence[dict[str, Any]], directory: Path) -> list[Pat
             if plot["kind"] == "grouped":
                 # One cluster of bars per group (an interpreter), one bar per series in each.
                 groups, series = plot["groups"], plot["series"]
-                figure, axes = plt.subplots(figsize=(9, 4.8), dpi=110)
+                height = 6.0 if plot.get("legend") == "below" else 4.8
+                figure, axes = plt.subplots(figsize=(9, height), dpi=110)
                 width = 0.8 / max(1, len(series))
                 for index, (name, values) in enumerate(series.items()):
                     xs = [g + (index - (len(series) - 1) / 2) * width for g in range(len(groups))]
@@ -249,7 +250,11 @@ def render_plots(results: Sequence[dict[str, Any]], directory: Path) -> list[Pat
                     )
                 axes.set_xticks(range(len(groups)), [f"Python {g}" for g in groups])
                 axes.set_ylabel(plot["ylabel"])
-                axes.legend(fontsize="small")
+                if plot.get("legend") == "below":
+                    # Many series (both implementations side by side): a legend inside would cover the bars.
+                    axes.legend(fontsize="small", loc="upper center", bbox_to_anchor=(0.5, -0.08), ncol=2)
+                else:
+                    axes.legend(fontsize="small")
             elif plot["kind"] == "lines":
                 figure, axes = plt.subplots(figsize=(8.5, 4.8), dpi=110)
                 for name, values in plot["series"].items():
