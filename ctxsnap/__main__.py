@@ -27,6 +27,7 @@ def report() -> str:
     lines = [
         f"ctxsnap {_version('ctxsnap') or '(not installed; running from source)'}",
         f"python {platform.python_version()} ({platform.python_implementation()}, {sys.platform})",
+        _implementation(),
         _thread_inheritance(),
     ]
     for name in _FRAMEWORKS:
@@ -38,6 +39,17 @@ def report() -> str:
         lines.append(f"instrumentation state unavailable: {type(exc).__name__}: {exc}")
     lines.extend(_providers())
     return "\n".join(lines)
+
+
+def _implementation() -> str:
+    # Which hot path answers a bug report's timings and tracebacks: the C accelerator or the Python one.
+    from ctxsnap import _compiled
+
+    if _compiled.speedups is not None:
+        return "implementation: compiled (ctxsnap._speedups; CTXSNAP_PURE_PYTHON=1 selects the Python one)"
+    if os.environ.get("CTXSNAP_PURE_PYTHON", "") not in ("", "0"):
+        return "implementation: python (CTXSNAP_PURE_PYTHON is set)"
+    return "implementation: python (the C accelerator is not built here, or does not import)"
 
 
 def _thread_inheritance() -> str:

@@ -21,12 +21,13 @@ from . import _wrapping
 from ._checks import ASYNC_FLAGS as _ASYNC_FLAGS
 from ._checks import check_callable
 from ._checks import raise_async as _raise_async
+from ._compiled import speedups as _speedups
 from ._planning import STALE_PLAN as _STALE_PLAN
 from ._planning import Plan, Selection, frozen_selection, plan_for
 from ._provider_states import take as _take
 from ._registry import registry as _REGISTRY
+from ._run_path import ContextVarsCore, SnapshotCore
 from ._snapshot import ContextVarsSnapshot, Snapshot
-from ._snapshot import ContextVarsSnapshot as _ContextVarsSnapshot
 from ._wrapping import WRAPPER_CODES, run_task
 
 __all__ = [
@@ -59,11 +60,25 @@ _WRAPPER_CODES: Final = (
     *WRAPPER_CODES,
     # runner(snapshot) is a bound _run, and bound methods expose their function's __code__: an executor stacked
     # on another (ContextExecutor over ctxsnap.ThreadPoolExecutor) passes it through.
-    Snapshot._run.__code__,
-    ContextVarsSnapshot._run.__code__,
+    SnapshotCore._run.__code__,
+    ContextVarsCore._run.__code__,
 )
 _WRAPPER_IDS: Final = frozenset(map(id, _WRAPPER_CODES))
 _WRAPPING_GLOBALS: Final = vars(_wrapping)
+#: The compiled run path's callables have no code object: its run_task, and the bound _run of its snapshots.
+_COMPILED_RUN_TASK: Final = None if _speedups is None else _speedups.run_task
+_COMPILED_SNAPSHOT: Final = None if _speedups is None else _speedups.SnapshotCore
+
+
+def _is_compiled_runner(fn: object) -> bool:
+    if fn is _COMPILED_RUN_TASK:
+        return fn is not None
+    self = getattr(fn, "__self__", None)
+    return (
+        _COMPILED_SNAPSHOT is not None
+        and isinstance(self, _COMPILED_SNAPSHOT)
+        and getattr(fn, "__name__", "") == "_run"
+    )
 
 
 def wrapped_or_checked(method: str, fn: object) -> bool:
@@ -76,7 +91,7 @@ def wrapped_or_checked(method: str, fn: object) -> bool:
             _raise_async(method, fn)
         # Every wrapper function is defined in ctxsnap._wrapping: one read tells the user's functions apart.
         return fn.__globals__ is _WRAPPING_GLOBALS and id(fn.__code__) in _WRAPPER_IDS
-    if id(getattr(fn, "__code__", None)) in _WRAPPER_IDS:
+    if id(getattr(fn, "__code__", None)) in _WRAPPER_IDS or _is_compiled_runner(fn):
         return True
     check_callable(method, fn)
     return False
@@ -86,7 +101,7 @@ def is_wrapped(fn: object) -> bool:
     """Whether ``fn`` came from :meth:`Snapshot.wrap` (so it carries its own snapshot already)."""
     if type(fn) is FunctionType:
         return fn.__globals__ is _WRAPPING_GLOBALS and id(fn.__code__) in _WRAPPER_IDS
-    return id(getattr(fn, "__code__", None)) in _WRAPPER_IDS
+    return id(getattr(fn, "__code__", None)) in _WRAPPER_IDS or _is_compiled_runner(fn)
 
 
 def capture(*, include: Selection = None, exclude: Selection = None) -> Snapshot:
@@ -102,6 +117,8 @@ def capture(*, include: Selection = None, exclude: Selection = None) -> Snapshot
         plan = _capture_everything._plan
         if plan.version == registry.version and (len(sys.modules) == registry.modules_seen or registry.settled):
             if plan.bare:
+                if _new_bare is not None:
+                    return _new_bare()  # type: ignore[no-any-return]
                 snapshot: Snapshot = _ContextVarsSnapshot()
                 snapshot._base = _copy_context()
                 snapshot._sealed = False
@@ -125,6 +142,9 @@ def capture_for_task() -> Context | Snapshot:
 
 
 _copy_context: Final = contextvars.copy_context
+#: The compiled module's contextvars-only capture: the snapshot made in one C call (docs/benchmarks.md).
+_new_bare: Final = None if _speedups is None else _speedups.new_bare
+_ContextVarsSnapshot: Final = ContextVarsSnapshot
 
 
 class PlannedCapture:

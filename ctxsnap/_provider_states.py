@@ -16,7 +16,7 @@ from typing import Any, Final, Literal, overload
 from ._contextvars import rebuild_context, without
 from ._errors import ProviderError
 from ._planning import Plan
-from ._snapshot import NO_UNDO, ContextVarsSnapshot, Snapshot
+from ._snapshot import NO_UNDO, Snapshot, new_contextvars_snapshot
 
 __all__ = ["captured_base", "take"]
 
@@ -75,11 +75,9 @@ def take(plan: Plan, for_task: bool = False) -> Context | Snapshot:
         return _new_snapshot(Snapshot)._fill(None, (), NO_UNDO)
     if for_task:
         return base
-    snapshot = ContextVarsSnapshot()
-    snapshot._base = base
-    snapshot._sealed = False
-    return snapshot  # type: ignore[no-any-return]
+    return new_contextvars_snapshot(base)
 
 
 _copy_context: Final = contextvars.copy_context
-_new_snapshot: Final = object.__new__
+# Snapshot.__new__, not object.__new__: the compiled Snapshot's base type has a __new__ of its own.
+_new_snapshot: Final = Snapshot.__new__

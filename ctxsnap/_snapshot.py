@@ -17,35 +17,33 @@ wrappers in ``ctxsnap._wrapping``, argument checks in ``ctxsnap._checks``, and t
 from __future__ import annotations
 
 from collections.abc import Callable
-from contextvars import Context
-from types import FunctionType, TracebackType
-from typing import Any, Final, NoReturn, ParamSpec, TypeVar
+from contextvars import Context, copy_context
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Final, NoReturn, ParamSpec, TypeVar
 
-from ._checks import ASYNC_FLAGS as _ASYNC_FLAGS
-from ._checks import ASYNC_RESULTS as _ASYNC_RESULTS
+from . import _checks, _run_path, _undo
 from ._checks import check_callable
-from ._checks import raise_async as _raise_async
 from ._checks import raise_sealed as _raise_sealed
-from ._checks import refuse_async_result as _refuse_async_result
-from ._checks import refuse_async_run as _refuse_async_run
-from ._errors import ProviderError
+from ._compiled import speedups as _speedups
 from ._planning import CONTEXTVARS, Selection, plan_for
-from ._undo import RUN_PATH_CODES
-from ._undo import forget_captured as _forget_captured
-from ._undo import undo_all as _undo_all
+from ._run_path import NO_UNDO
 from ._wrapping import wrap_checked
 
-__all__ = ["NO_UNDO", "ContextVarsSnapshot", "Snapshot"]
+if TYPE_CHECKING or _speedups is None:
+    from ._run_path import ContextVarsCore, SnapshotCore
+else:
+    # One C type serves both: its run takes the short way when the snapshot has no provider entries.
+    SnapshotCore = ContextVarsCore = _speedups.SnapshotCore
+
+__all__ = ["NO_UNDO", "ContextVarsSnapshot", "Snapshot", "new_contextvars_snapshot"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
 _REPR_MAX_VARS: Final = 20
-#: The undo set of a snapshot whose runs undo nothing (every contextvars-only one, and Flask's default).
-NO_UNDO: Final[frozenset[int]] = frozenset()
 
 
-class Snapshot:
+class Snapshot(SnapshotCore):
     """The context captured at one moment, ready to be applied wherever work runs.
 
     Get one from :func:`ctxsnap.capture`. Use it bare, or as ``with capture() as snap:``; leaving the block
@@ -53,12 +51,7 @@ class Snapshot:
     wrapped inside the block keep working.
     """
 
-    __slots__ = ("__weakref__", "_base", "_entries", "_sealed", "_undo")
-
-    _base: Context | None
-    _entries: tuple[tuple[Any, Any], ...]
-    _sealed: bool
-    _undo: frozenset[int]
+    __slots__ = ()
 
     def __init__(self, *, include: Selection = None, exclude: Selection = None) -> None:
         # Snapshot(...) is the same as capture(...), which makes its snapshots without __init__.
@@ -84,16 +77,6 @@ class Snapshot:
             _raise_sealed("wrap")
         check_callable("wrap", fn)
         return wrap_checked(self, fn)
-
-    def run(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
-        """Call ``fn(*args, **kwargs)`` now, in the current thread, inside a fresh copy of this snapshot."""
-        if self._sealed:
-            _raise_sealed("run")
-        if type(fn) is not FunctionType:
-            check_callable("run", fn)
-        elif fn.__code__.co_flags & _ASYNC_FLAGS:
-            _raise_async("run", fn)  # before any provider applies anything
-        return self._run(fn, args, kwargs)
 
     def close(self) -> None:
         """Seal the snapshot: later :meth:`wrap`/:meth:`run` raise; already wrapped callables still run."""
@@ -138,105 +121,44 @@ class Snapshot:
             "values you need."
         )
 
-    # -- the hot path -------------------------------------------------------------------------------------
 
-    def _run(self, fn: Callable[..., R], args: tuple[Any, ...], kwargs: dict[str, Any]) -> R:
-        base = self._base
-        context = base.copy() if base is not None else Context()
-        state = provider = None
-        try:
-            if self._undo:
-                result = context.run(self._apply_run_undo, fn, args, kwargs)
-            else:
-                # Each apply entered on its own, then the task: the Context keeps what an apply set, and no
-                # frame of ours sits between the run and the providers (one frame less per run).
-                for provider, state in self._entries:
-                    try:
-                        context.run(provider.apply, state)
-                    except Exception as exc:
-                        raise ProviderError(provider.name, "apply", exc) from exc
-                result = context.run(fn, *args, **kwargs) if args or kwargs else context.run(fn)
-        except BaseException as exc:
-            # A traceback keeps every frame it passed through, with its locals: a failed task's Future kept
-            # for later, or an error report that records locals (Sentry's default), would otherwise keep and
-            # show the captured values (g, ContextVars) through this snapshot and the run's context.
-            _forget_captured(exc)
-            del self, base, context
-            state = provider = None
-            raise
-        if type(result) in _ASYNC_RESULTS:
-            _refuse_async_result(fn, result)
-        return result
-
-    def _apply_run_undo(self, fn: Callable[..., R], args: tuple[Any, ...], kwargs: dict[str, Any]) -> R:
-        applied: list[tuple[Any, Any, Any]] = []
-        undoing = self._undo
-        try:
-            for provider, state in self._entries:
-                try:
-                    token = provider.apply(state)
-                except Exception as exc:
-                    raise ProviderError(provider.name, "apply", exc) from exc
-                if id(provider) in undoing:
-                    applied.append((provider, state, token))
-            result = fn(*args, **kwargs)
-        except BaseException as exc:
-            _undo_all(applied, exc)
-            raise
-        _undo_all(applied, None)
-        return result
-
-
-# The run path's own frame joins the undo's in the codes whose locals a failure clears.
-RUN_PATH_CODES.add(Snapshot._apply_run_undo.__code__)
-
-
-class ContextVarsSnapshot(Snapshot):
+class ContextVarsSnapshot(Snapshot, ContextVarsCore):
     """A snapshot that carries ContextVars and nothing else: what most captures are, given a shorter run.
 
     ``capture()`` returns one whenever no provider has anything to carry (no framework imported, or none of
     its contexts active). Its runs need no provider loop, so each one is a copy of the captured Context and the
-    call, in one frame (issue 14). It is made without ``__init__`` and only ``_base`` and ``_sealed`` are set:
-    ``_entries`` and ``_undo`` are the same for every instance.
+    call, in one frame (issue 14).
     """
 
     __slots__ = ()
     # Made with a type call and no __init__ of ours: cheaper than object.__new__(cls), which checks its argument.
     __init__ = object.__init__
 
-    _base: Context
-    _entries = ()
-    _undo = NO_UNDO
 
-    def run(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
-        if self._sealed:
-            _raise_sealed("run")
-        if type(fn) is not FunctionType:
-            check_callable("run", fn)
-        try:
-            # An empty *args/**kwargs still costs a call with unpacking; most tasks take no arguments.
-            if args or kwargs:
-                result = self._base.copy().run(fn, *args, **kwargs)
-            else:
-                result = self._base.copy().run(fn)  # type: ignore[call-arg]  # called without arguments: P is empty
-        except BaseException:
-            del self  # see Snapshot._run: no captured value in the frames a traceback keeps
-            raise
-        if type(result) in _ASYNC_RESULTS:
-            # Only ContextVars were carried, so calling an async function ran nothing but the creation of its
-            # coroutine: refused here, with the same error as Snapshot.run's check before a run with providers,
-            # which spares every run of a plain function reading its code flags.
-            _refuse_async_run(fn, result)
-        return result
+def _new_contextvars_snapshot(base: Context | None = None) -> Snapshot:
+    snapshot: Snapshot = ContextVarsSnapshot()
+    snapshot._base = copy_context() if base is None else base
+    snapshot._sealed = False
+    return snapshot
 
-    run.__doc__ = Snapshot.run.__doc__
 
-    def _run(self, fn: Callable[..., R], args: tuple[Any, ...], kwargs: dict[str, Any]) -> R:
-        try:
-            result = self._base.copy().run(fn, *args, **kwargs) if args or kwargs else self._base.copy().run(fn)
-        except BaseException:
-            del self
-            raise
-        if type(result) in _ASYNC_RESULTS:
-            _refuse_async_result(fn, result)
-        return result
+#: ``new_contextvars_snapshot()`` is a ContextVarsSnapshot of the current context, ``(base)`` one of ``base``.
+new_contextvars_snapshot: Callable[..., Snapshot]
+if _speedups is None:
+    new_contextvars_snapshot = _new_contextvars_snapshot
+else:
+    new_contextvars_snapshot = _speedups.new_bare
+    _speedups.configure(
+        raise_sealed=_checks.raise_sealed,
+        check_callable=_checks.check_callable,
+        raise_async=_checks.raise_async,
+        refuse_async_run=_checks.refuse_async_run,
+        refuse_async_result=_checks.refuse_async_result,
+        apply_failed=_run_path.apply_failed,
+        apply_run_undo=_run_path.apply_run_undo,
+        forget_captured=_undo.forget_captured,
+        async_results=_checks.ASYNC_RESULTS,
+        async_flags=_checks.ASYNC_FLAGS,
+        no_undo=NO_UNDO,
+        bare_class=ContextVarsSnapshot,
+    )

@@ -1,13 +1,979 @@
-/* ctxsnap._speedups: the compiled run path (issue 14). Placeholder while the build is set up. */
+/* ctxsnap._speedups: the run path of a snapshot, compiled (issue 14).
+ *
+ * The pure-Python twin of everything here is ctxsnap/_run_path.py, and the two must behave the same in every
+ * row of the semantics table: the test matrix runs the whole suite against each (docs/benchmarks.md). What this
+ * module saves is what pure Python cannot: the frames, the packing of arguments and the attribute lookups of
+ * Snapshot.run, of a contextvars-only capture and of an executor's run_task. Everything that is not the hot
+ * path (every error, the undo path of a teardown-mode snapshot) calls back into the Python functions that
+ * ctxsnap._snapshot hands over with configure(), so each message and rule is written once, in Python.
+ *
+ * Only the public C API of contextvars is used (PyContext_Copy, PyContext_CopyCurrent, PyContext_New,
+ * PyContext_Enter, PyContext_Exit), on CPython 3.11 to 3.13.
+ */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <structmember.h>
+
+/* What configure() hands over: the Python side's error paths and constants. */
+static PyObject *raise_sealed;        /* raise_sealed(method) -> raises SnapshotClosedError */
+static PyObject *check_callable;      /* check_callable(method, fn) -> raises for a non-callable or async one */
+static PyObject *raise_async;         /* raise_async(method, fn) -> raises */
+static PyObject *refuse_async_run;    /* refuse_async_run(fn, result) -> raises */
+static PyObject *refuse_async_result; /* refuse_async_result(fn, result) -> raises */
+static PyObject *apply_failed;        /* apply_failed(provider, exc) -> the ProviderError to raise instead */
+static PyObject *forget_captured;     /* forget_captured(exc) -> clears the locals of run-path frames */
+static PyObject *apply_run_undo;      /* apply_run_undo(snapshot, fn, args, kwargs): a run whose providers undo */
+static PyObject *async_results;       /* frozenset({CoroutineType, AsyncGeneratorType}) */
+static PyObject *bare_class;          /* ContextVarsSnapshot */
+static PyObject *no_undo;             /* NO_UNDO, the empty frozenset */
+static int async_flags;               /* CO_COROUTINE | CO_ASYNC_GENERATOR */
+
+static PyObject *str_run;
+static PyObject *str_apply;
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *base;    /* the captured Context, or NULL/None when the snapshot carries no ContextVars */
+    PyObject *entries; /* tuple of (provider, state) */
+    PyObject *undo;    /* frozenset of id(provider) whose undo runs after each run */
+    char sealed;
+    PyObject *weakreflist;
+} SnapshotCore;
+
+static PyTypeObject SnapshotCoreType;
+
+static int
+configured(void)
+{
+    if (bare_class == NULL) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "ctxsnap._speedups is not configured. Import ctxsnap, which configures it.");
+        return 0;
+    }
+    return 1;
+}
+
+/* -- errors: every one is raised by the Python side ------------------------------------------------------ */
+
+/* 0 when the raiser raised, 1 when it returned (a check that passed). */
+static int
+call_raiser(PyObject *raiser, PyObject *first, PyObject *second)
+{
+    PyObject *result = PyObject_CallFunctionObjArgs(raiser, first, second, NULL);
+    if (result == NULL) {
+        return 0;
+    }
+    Py_DECREF(result);
+    return 1;
+}
+
+/* A raiser that returned breaks its contract: still an error, never a result. */
+static PyObject *
+raised(PyObject *raiser, PyObject *first, PyObject *second)
+{
+    if (call_raiser(raiser, first, second)) {
+        PyErr_Format(PyExc_SystemError, "%R did not raise", raiser);
+    }
+    return NULL;
+}
+
+/* The exception being raised goes through forget_captured(exc) before it leaves (see Snapshot._run). */
+static void
+forget_raised(void)
+{
+    PyObject *type, *value, *traceback;
+    PyErr_Fetch(&type, &value, &traceback);
+    PyErr_NormalizeException(&type, &value, &traceback);
+    if (value != NULL) {
+        if (traceback != NULL) {
+            PyException_SetTraceback(value, traceback);
+        }
+        PyObject *done = PyObject_CallOneArg(forget_captured, value);
+        if (done == NULL) {
+            /* Forgetting is best effort: the task's own error is what the caller must see. */
+            PyErr_Clear();
+        }
+        else {
+            Py_DECREF(done);
+        }
+    }
+    PyErr_Restore(type, value, traceback);
+}
+
+/* An apply that raised an Exception: raise apply_failed(provider, exc) from it instead. */
+static void
+raise_apply_failure(PyObject *provider)
+{
+    if (!PyErr_ExceptionMatches(PyExc_Exception)) {
+        return; /* KeyboardInterrupt, SystemExit: as they are */
+    }
+    PyObject *type, *value, *traceback;
+    PyErr_Fetch(&type, &value, &traceback);
+    PyErr_NormalizeException(&type, &value, &traceback);
+    if (traceback != NULL) {
+        PyException_SetTraceback(value, traceback);
+    }
+    PyObject *error = PyObject_CallFunctionObjArgs(apply_failed, provider, value, NULL);
+    if (error == NULL) {
+        Py_XDECREF(type);
+        Py_XDECREF(value);
+        Py_XDECREF(traceback);
+        return;
+    }
+    /* What "raise error from exc" sets. */
+    Py_INCREF(value);
+    PyException_SetContext(error, value);
+    PyException_SetCause(error, value); /* steals the reference */
+    PyErr_SetObject((PyObject *)Py_TYPE(error), error);
+    Py_DECREF(error);
+    Py_XDECREF(type);
+    Py_XDECREF(traceback);
+}
+
+/* -- the run ------------------------------------------------------------------------------------------- */
+
+/* A fresh Context for one run: a copy of the captured one, or an empty one. New reference. */
+static PyObject *
+fresh_context(PyObject *base)
+{
+    if (base == NULL || base == Py_None) {
+        return PyContext_New();
+    }
+    return PyContext_Copy(base);
+}
+
+/* The task's call: fn(*args, **kwargs) from a vectorcall's arguments, or from a tuple and a dict. */
+typedef struct {
+    PyObject *const *args;
+    size_t nargsf;
+    PyObject *kwnames;
+    PyObject *tuple;
+    PyObject *dict;
+} Call;
+
+static PyObject *
+make_call(PyObject *fn, const Call *call)
+{
+    if (call->tuple != NULL) {
+        if (call->dict != NULL && PyDict_GET_SIZE(call->dict) != 0) {
+            return PyObject_Call(fn, call->tuple, call->dict);
+        }
+        if (PyTuple_GET_SIZE(call->tuple) == 0) {
+            return PyObject_CallNoArgs(fn);
+        }
+        return PyObject_Call(fn, call->tuple, NULL);
+    }
+    return PyObject_Vectorcall(fn, call->args, call->nargsf, call->kwnames);
+}
+
+/* The undo path: apply_run_undo(snapshot, fn, args, kwargs), in Python, inside the run's context. */
+static PyObject *
+run_with_undo(PyObject *self, PyObject *fn, const Call *call)
+{
+    PyObject *args, *kwargs, *result;
+    if (call->tuple != NULL) {
+        args = call->tuple;
+        Py_INCREF(args);
+        kwargs = call->dict != NULL ? call->dict : PyDict_New();
+        if (call->dict != NULL) {
+            Py_INCREF(kwargs);
+        }
+    }
+    else {
+        Py_ssize_t nargs = PyVectorcall_NARGS(call->nargsf);
+        args = PyTuple_New(nargs);
+        kwargs = PyDict_New();
+        if (args == NULL || kwargs == NULL) {
+            Py_XDECREF(args);
+            Py_XDECREF(kwargs);
+            return NULL;
+        }
+        for (Py_ssize_t i = 0; i < nargs; i++) {
+            Py_INCREF(call->args[i]);
+            PyTuple_SET_ITEM(args, i, call->args[i]);
+        }
+        if (call->kwnames != NULL) {
+            Py_ssize_t nkw = PyTuple_GET_SIZE(call->kwnames);
+            for (Py_ssize_t i = 0; i < nkw; i++) {
+                if (PyDict_SetItem(kwargs, PyTuple_GET_ITEM(call->kwnames, i), call->args[nargs + i]) < 0) {
+                    Py_DECREF(args);
+                    Py_DECREF(kwargs);
+                    return NULL;
+                }
+            }
+        }
+    }
+    if (kwargs == NULL) {
+        Py_DECREF(args);
+        return NULL;
+    }
+    result = PyObject_CallFunctionObjArgs(apply_run_undo, self, fn, args, kwargs, NULL);
+    Py_DECREF(args);
+    Py_DECREF(kwargs);
+    return result;
+}
+
+/* Snapshot._run's body: enter a fresh context, let each provider apply, call the task, leave. */
+static PyObject *
+run_in_snapshot(PyObject *self, PyObject *base, PyObject *entries, PyObject *undo, PyObject *fn, const Call *call,
+                PyObject *refuse)
+{
+    PyObject *context = fresh_context(base);
+    if (context == NULL) {
+        return NULL;
+    }
+    if (PyContext_Enter(context) < 0) {
+        Py_DECREF(context);
+        return NULL;
+    }
+    PyObject *result = NULL;
+    if (undo != NULL && PyAnySet_Check(undo) && PySet_GET_SIZE(undo) != 0) {
+        result = run_with_undo(self, fn, call);
+    }
+    else {
+        Py_ssize_t count = (entries != NULL && PyTuple_Check(entries)) ? PyTuple_GET_SIZE(entries) : 0;
+        int applied = 1;
+        if (count) {
+            Py_INCREF(entries); /* a provider's apply could rebind the snapshot's _entries */
+            for (Py_ssize_t i = 0; i < count; i++) {
+                PyObject *entry = PyTuple_GET_ITEM(entries, i);
+                PyObject *provider = PyTuple_GET_ITEM(entry, 0);
+                PyObject *done = PyObject_CallMethodOneArg(provider, str_apply, PyTuple_GET_ITEM(entry, 1));
+                if (done == NULL) {
+                    raise_apply_failure(provider);
+                    applied = 0;
+                    break;
+                }
+                Py_DECREF(done);
+            }
+            Py_DECREF(entries);
+        }
+        if (applied) {
+            result = make_call(fn, call);
+        }
+    }
+    if (result == NULL) {
+        forget_raised();
+        PyObject *type, *value, *traceback;
+        PyErr_Fetch(&type, &value, &traceback);
+        if (PyContext_Exit(context) < 0) {
+            PyErr_Clear();
+        }
+        PyErr_Restore(type, value, traceback);
+        Py_DECREF(context);
+        return NULL;
+    }
+    int left = PyContext_Exit(context);
+    Py_DECREF(context);
+    if (left < 0) {
+        Py_DECREF(result);
+        return NULL;
+    }
+    if (PySet_Contains(async_results, (PyObject *)Py_TYPE(result)) == 1) {
+        raised(refuse, fn, result);
+        Py_DECREF(result);
+        return NULL;
+    }
+    return result;
+}
+
+static int
+is_plain_function(PyObject *fn)
+{
+    return Py_IS_TYPE(fn, &PyFunction_Type);
+}
+
+/* Snapshot.run(fn, /, *args, **kwargs) */
+static PyObject *
+SnapshotCore_run(SnapshotCore *self, PyObject *const *args, Py_ssize_t nargsf, PyObject *kwnames)
+{
+    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+    if (nargs < 1) {
+        PyErr_SetString(PyExc_TypeError,
+                        "Snapshot.run() missing the function to run. Pass it first: snap.run(fn, *args).");
+        return NULL;
+    }
+    if (!configured()) {
+        return NULL;
+    }
+    if (self->sealed) {
+        return raised(raise_sealed, str_run, NULL);
+    }
+    PyObject *fn = args[0];
+    int has_entries = self->entries != NULL && PyTuple_Check(self->entries) && PyTuple_GET_SIZE(self->entries);
+    if (!is_plain_function(fn)) {
+        if (!call_raiser(check_callable, str_run, fn)) {
+            return NULL;
+        }
+    }
+    else if (has_entries && (((PyCodeObject *)PyFunction_GET_CODE(fn))->co_flags & async_flags)) {
+        /* Before any provider applies anything. With ContextVars only, the result's check says the same. */
+        return raised(raise_async, str_run, fn);
+    }
+    Call call = {args + 1, (size_t)(nargs - 1), kwnames, NULL, NULL};
+    return run_in_snapshot((PyObject *)self, self->base, self->entries, self->undo, fn, &call,
+                           has_entries ? refuse_async_result : refuse_async_run);
+}
+
+/* Snapshot._run(fn, args, kwargs): the run without the public checks, for adapters that checked fn. */
+static PyObject *
+SnapshotCore__run(SnapshotCore *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 3 || !PyTuple_Check(args[1]) || !PyDict_Check(args[2])) {
+        PyErr_SetString(PyExc_TypeError, "Snapshot._run() takes (fn, args: tuple, kwargs: dict).");
+        return NULL;
+    }
+    if (!configured()) {
+        return NULL;
+    }
+    Call call = {NULL, 0, NULL, args[1], args[2]};
+    return run_in_snapshot((PyObject *)self, self->base, self->entries, self->undo, args[0], &call,
+                           refuse_async_result);
+}
+
+static PyMethodDef SnapshotCore_methods[] = {
+    {"run", (PyCFunction)(void (*)(void))SnapshotCore_run, METH_FASTCALL | METH_KEYWORDS,
+     PyDoc_STR("Call fn(*args, **kwargs) now, in the current thread, inside a fresh copy of this snapshot.")},
+    {"_run", (PyCFunction)(void (*)(void))SnapshotCore__run, METH_FASTCALL,
+     PyDoc_STR("run(fn, args, kwargs) without the public checks.")},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyMemberDef SnapshotCore_members[] = {
+    {"_base", T_OBJECT, offsetof(SnapshotCore, base), 0, NULL},
+    {"_entries", T_OBJECT, offsetof(SnapshotCore, entries), 0, NULL},
+    {"_undo", T_OBJECT, offsetof(SnapshotCore, undo), 0, NULL},
+    {"_sealed", T_BOOL, offsetof(SnapshotCore, sealed), 0, NULL},
+    {NULL, 0, 0, 0, NULL},
+};
+
+static int
+SnapshotCore_traverse(SnapshotCore *self, visitproc visit, void *arg)
+{
+    /* No visit of the type: the static type needs none, and subtype_traverse visits a heap subclass. */
+    Py_VISIT(self->base);
+    Py_VISIT(self->entries);
+    Py_VISIT(self->undo);
+    return 0;
+}
+
+static int
+SnapshotCore_clear(SnapshotCore *self)
+{
+    Py_CLEAR(self->base);
+    Py_CLEAR(self->entries);
+    Py_CLEAR(self->undo);
+    return 0;
+}
+
+static void
+SnapshotCore_dealloc(SnapshotCore *self)
+{
+    PyObject_GC_UnTrack(self);
+    if (self->weakreflist != NULL) {
+        PyObject_ClearWeakRefs((PyObject *)self);
+    }
+    SnapshotCore_clear(self);
+    /* A heap subclass's reference to its type is dropped by subtype_dealloc, which calls this. */
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyTypeObject SnapshotCoreType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "ctxsnap._speedups.SnapshotCore",
+    .tp_basicsize = sizeof(SnapshotCore),
+    .tp_dealloc = (destructor)SnapshotCore_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = PyDoc_STR("The fields and the run path of a Snapshot; ctxsnap.Snapshot is its subclass."),
+    .tp_traverse = (traverseproc)SnapshotCore_traverse,
+    .tp_clear = (inquiry)SnapshotCore_clear,
+    .tp_weaklistoffset = offsetof(SnapshotCore, weakreflist),
+    .tp_methods = SnapshotCore_methods,
+    .tp_members = SnapshotCore_members,
+    .tp_new = PyType_GenericNew,
+};
+
+/* -- forks of a framework's context objects --------------------------------------------------------------
+ *
+ * The Flask providers of the ContextVar layout (ctxsnap/providers/_flask_contextvars.py) capture and apply
+ * through these on every snapshot: what they do there in Python, step by step, done here without the frames.
+ * They know no framework: the ContextVar, the attribute names and the fallbacks come from the provider.
+ */
+
+static PyObject *str_dict; /* "__dict__" */
+static PyObject *empty_tuple;
+static PyObject *zero; /* the COPY mode of a state */
+
+/* object.__new__(cls) for a class that keeps object's __new__; NULL with TypeError otherwise. */
+static PyObject *
+new_instance(PyTypeObject *cls)
+{
+    if (cls->tp_new != PyBaseObject_Type.tp_new) {
+        PyErr_Format(PyExc_TypeError, "%s has a __new__ of its own; ctxsnap cannot fork its instances.",
+                     cls->tp_name);
+        return NULL;
+    }
+    return cls->tp_new(cls, empty_tuple, NULL);
+}
+
+/* A new dict: a copy of obj.__dict__. */
+static PyObject *
+namespace_copy(PyObject *obj, PyObject **namespace)
+{
+    *namespace = PyObject_GetAttr(obj, str_dict);
+    if (*namespace == NULL) {
+        return NULL;
+    }
+    if (!PyDict_Check(*namespace)) {
+        PyErr_SetString(PyExc_TypeError, "a context object's __dict__ is not a dict.");
+        Py_CLEAR(*namespace);
+        return NULL;
+    }
+    return PyDict_Copy(*namespace);
+}
+
+/* Each name of names that namespace holds gets a new empty list (per-push bookkeeping of its own). */
+static int
+fresh_lists(PyObject *namespace, PyObject *names)
+{
+    Py_ssize_t count = PyTuple_GET_SIZE(names);
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *name = PyTuple_GET_ITEM(names, i);
+        int has = PyDict_Contains(namespace, name);
+        if (has < 0) {
+            return -1;
+        }
+        if (has) {
+            PyObject *list = PyList_New(0);
+            if (list == NULL || PyDict_SetItem(namespace, name, list) < 0) {
+                Py_XDECREF(list);
+                return -1;
+            }
+            Py_DECREF(list);
+        }
+    }
+    return 0;
+}
+
+/* ViewCapture(var, shared, fresh): var.get(None), and when set, a view of it: an object of its class whose
+ * namespace is a copy of its own, with the names in shared (a dict) that it has bound to shared's values and
+ * the names in fresh (a tuple) that it has bound to new empty lists. */
+typedef struct {
+    PyObject_HEAD
+    PyObject *var;
+    PyObject *shared;
+    PyObject *fresh;
+    vectorcallfunc vectorcall;
+} ViewCapture;
+
+static PyObject *
+ViewCapture_call(ViewCapture *self, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+{
+    if (PyVectorcall_NARGS(nargsf) != 0 || kwnames != NULL) {
+        PyErr_SetString(PyExc_TypeError, "capture() takes no arguments.");
+        return NULL;
+    }
+    PyObject *context;
+    if (PyContextVar_Get(self->var, Py_None, &context) < 0) {
+        return NULL;
+    }
+    if (context == Py_None) {
+        return context;
+    }
+    PyObject *namespace, *copy = namespace_copy(context, &namespace);
+    PyObject *view = NULL;
+    if (copy == NULL) {
+        goto done;
+    }
+    PyObject *key, *value;
+    Py_ssize_t position = 0;
+    while (PyDict_Next(self->shared, &position, &key, &value)) {
+        int has = PyDict_Contains(copy, key);
+        if (has < 0 || (has && PyDict_SetItem(copy, key, value) < 0)) {
+            goto done;
+        }
+    }
+    if (fresh_lists(copy, self->fresh) < 0) {
+        goto done;
+    }
+    view = new_instance(Py_TYPE(context));
+    if (view != NULL && PyObject_SetAttr(view, str_dict, copy) < 0) {
+        Py_CLEAR(view);
+    }
+done:
+    Py_XDECREF(copy);
+    Py_XDECREF(namespace);
+    Py_DECREF(context);
+    return view;
+}
+
+/* GCapture(var, policy, extension_key, fallback): the app provider's capture. With no policy in force (no
+ * override active, the app without the extension), (0, context, a copy of context.g's namespace, False);
+ * otherwise fallback(context), the Python rules. None when var is not set. */
+typedef struct {
+    PyObject_HEAD
+    PyObject *var;
+    PyObject *policy;
+    PyObject *extension_key;
+    PyObject *fallback;
+    vectorcallfunc vectorcall;
+} GCapture;
+
+static PyObject *str_overrides_active, *str_app, *str_extensions, *str_g;
+
+static PyObject *
+GCapture_call(GCapture *self, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+{
+    if (PyVectorcall_NARGS(nargsf) != 0 || kwnames != NULL) {
+        PyErr_SetString(PyExc_TypeError, "capture() takes no arguments.");
+        return NULL;
+    }
+    PyObject *context;
+    if (PyContextVar_Get(self->var, Py_None, &context) < 0) {
+        return NULL;
+    }
+    if (context == Py_None) {
+        return context;
+    }
+    PyObject *result = NULL, *app = NULL, *extensions = NULL, *g = NULL, *values = NULL;
+    PyObject *overrides = PyObject_GetAttr(self->policy, str_overrides_active);
+    if (overrides == NULL) {
+        goto done;
+    }
+    int overriding = PyObject_IsTrue(overrides);
+    Py_DECREF(overrides);
+    if (overriding < 0) {
+        goto done;
+    }
+    int has_extension = 0;
+    if (!overriding) {
+        app = PyObject_GetAttr(context, str_app);
+        extensions = app == NULL ? NULL : PyObject_GetAttr(app, str_extensions);
+        if (extensions == NULL) {
+            goto done;
+        }
+        has_extension = PySequence_Contains(extensions, self->extension_key);
+        if (has_extension < 0) {
+            goto done;
+        }
+    }
+    if (overriding || has_extension) {
+        result = PyObject_CallOneArg(self->fallback, context);
+        goto done;
+    }
+    g = PyObject_GetAttr(context, str_g);
+    PyObject *namespace = g == NULL ? NULL : PyObject_GetAttr(g, str_dict);
+    if (namespace == NULL) {
+        goto done;
+    }
+    values = PyDict_Check(namespace) ? PyDict_Copy(namespace) : PyObject_CallMethod(namespace, "copy", NULL);
+    Py_DECREF(namespace);
+    if (values == NULL) {
+        goto done;
+    }
+    result = PyTuple_Pack(4, zero, context, values, Py_False);
+done:
+    Py_XDECREF(values);
+    Py_XDECREF(g);
+    Py_XDECREF(extensions);
+    Py_XDECREF(app);
+    Py_DECREF(context);
+    return result;
+}
+
+/* ForkApply(var, storable, attributes, fresh, fallback): the app provider's apply of a state
+ * (mode, context, values, pushes). Mode 0 sets var to a fork of context: an object of its class holding the
+ * same attributes, but a new g (of g's class, its namespace a copy of values) and new empty lists for the
+ * names in fresh. When context's class is storable and holds exactly the names in attributes (one of them "g",
+ * the last one in fresh), the fork's attributes are stored one by one, in that order, which keeps them in the
+ * object itself on CPython 3.11+ (as Flask's own __init__ does). Any other mode: fallback(mode, context,
+ * values), the Python rules. */
+typedef struct {
+    PyObject_HEAD
+    PyObject *var;
+    PyObject *storable;
+    PyObject *attributes;
+    PyObject *fresh;
+    PyObject *fallback;
+    vectorcallfunc vectorcall;
+} ForkApply;
+
+static PyObject *
+ForkApply_call(ForkApply *self, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+{
+    if (PyVectorcall_NARGS(nargsf) != 1 || kwnames != NULL || !PyTuple_Check(args[0]) ||
+        PyTuple_GET_SIZE(args[0]) != 4) {
+        PyErr_SetString(PyExc_TypeError, "apply() takes the state its capture made.");
+        return NULL;
+    }
+    PyObject *state = args[0];
+    PyObject *mode = PyTuple_GET_ITEM(state, 0), *context = PyTuple_GET_ITEM(state, 1);
+    PyObject *values = PyTuple_GET_ITEM(state, 2);
+    if (!PyLong_CheckExact(mode) || PyLong_AsLong(mode) != 0 || !PyDict_Check(values)) {
+        if (PyErr_Occurred()) {
+            return NULL;
+        }
+        return PyObject_CallFunctionObjArgs(self->fallback, mode, context, values, NULL);
+    }
+    PyObject *namespace = NULL, *g = NULL, *g_values = NULL, *fork = NULL, *forked = NULL, *result = NULL;
+    namespace = PyObject_GetAttr(context, str_dict);
+    if (namespace == NULL) {
+        goto done;
+    }
+    PyObject *parent_g = PyDict_Check(namespace) ? PyDict_GetItemWithError(namespace, str_g) : NULL;
+    if (parent_g == NULL) {
+        if (!PyErr_Occurred()) {
+            PyErr_SetString(PyExc_TypeError, "the captured app context has no g.");
+        }
+        goto done;
+    }
+    g = new_instance(Py_TYPE(parent_g));
+    g_values = g == NULL ? NULL : PyDict_Copy(values);
+    if (g_values == NULL || PyObject_GenericSetAttr(g, str_dict, g_values) < 0) {
+        goto done;
+    }
+    fork = new_instance(Py_TYPE(context));
+    if (fork == NULL) {
+        goto done;
+    }
+    Py_ssize_t count = PyTuple_GET_SIZE(self->attributes);
+    int one_by_one = (PyObject *)Py_TYPE(context) == self->storable && PyDict_GET_SIZE(namespace) == count;
+    for (Py_ssize_t i = 0; one_by_one && i < count; i++) {
+        int has = PyDict_Contains(namespace, PyTuple_GET_ITEM(self->attributes, i));
+        if (has < 0) {
+            goto done;
+        }
+        one_by_one = has;
+    }
+    if (one_by_one) {
+        for (Py_ssize_t i = 0; i < count; i++) {
+            PyObject *name = PyTuple_GET_ITEM(self->attributes, i);
+            PyObject *value;
+            int fresh = PySequence_Contains(self->fresh, name);
+            if (fresh < 0) {
+                goto done;
+            }
+            if (fresh) {
+                value = PyList_New(0);
+            }
+            else if (PyUnicode_Compare(name, str_g) == 0) {
+                value = Py_NewRef(g);
+            }
+            else {
+                value = Py_XNewRef(PyDict_GetItemWithError(namespace, name));
+            }
+            if (value == NULL || PyObject_SetAttr(fork, name, value) < 0) {
+                Py_XDECREF(value);
+                goto done;
+            }
+            Py_DECREF(value);
+        }
+    }
+    else {
+        forked = PyDict_Copy(namespace);
+        if (forked == NULL || PyDict_SetItem(forked, str_g, g) < 0 || fresh_lists(forked, self->fresh) < 0 ||
+            PyObject_SetAttr(fork, str_dict, forked) < 0) {
+            goto done;
+        }
+    }
+    PyObject *token = PyContextVar_Set(self->var, fork);
+    if (token == NULL) {
+        goto done;
+    }
+    Py_DECREF(token);
+    result = Py_NewRef(Py_None);
+done:
+    Py_XDECREF(forked);
+    Py_XDECREF(fork);
+    Py_XDECREF(g_values);
+    Py_XDECREF(g);
+    Py_XDECREF(namespace);
+    return result;
+}
+
+#define HELPER_TYPE(NAME, FIELDS_TRAVERSE, FIELDS_CLEAR, DOC)                                                  \
+    static int NAME##_traverse(NAME *self, visitproc visit, void *arg) { FIELDS_TRAVERSE return 0; }           \
+    static int NAME##_clear(NAME *self) { FIELDS_CLEAR return 0; }                                            \
+    static void NAME##_dealloc(NAME *self)                                                                    \
+    {                                                                                                         \
+        PyObject_GC_UnTrack(self);                                                                            \
+        NAME##_clear(self);                                                                                   \
+        Py_TYPE(self)->tp_free((PyObject *)self);                                                             \
+    }                                                                                                         \
+    static PyTypeObject NAME##Type = {                                                                        \
+        PyVarObject_HEAD_INIT(NULL, 0).tp_name = "ctxsnap._speedups." #NAME,                                  \
+        .tp_basicsize = sizeof(NAME),                                                                         \
+        .tp_dealloc = (destructor)NAME##_dealloc,                                                             \
+        .tp_vectorcall_offset = offsetof(NAME, vectorcall),                                                   \
+        .tp_call = PyVectorcall_Call,                                                                         \
+        .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL,                     \
+        .tp_doc = PyDoc_STR(DOC),                                                                             \
+        .tp_traverse = (traverseproc)NAME##_traverse,                                                         \
+        .tp_clear = (inquiry)NAME##_clear,                                                                    \
+    };
+
+HELPER_TYPE(ViewCapture, Py_VISIT(self->var); Py_VISIT(self->shared); Py_VISIT(self->fresh);,
+            Py_CLEAR(self->var); Py_CLEAR(self->shared); Py_CLEAR(self->fresh);,
+            "ViewCapture(var, shared, fresh)(): a view of the object var holds, or None.")
+HELPER_TYPE(GCapture,
+            Py_VISIT(self->var); Py_VISIT(self->policy); Py_VISIT(self->extension_key); Py_VISIT(self->fallback);,
+            Py_CLEAR(self->var); Py_CLEAR(self->policy); Py_CLEAR(self->extension_key); Py_CLEAR(self->fallback);,
+            "GCapture(var, policy, extension_key, fallback)(): the app provider's capture.")
+HELPER_TYPE(ForkApply,
+            Py_VISIT(self->var); Py_VISIT(self->storable); Py_VISIT(self->attributes); Py_VISIT(self->fresh);
+            Py_VISIT(self->fallback);,
+            Py_CLEAR(self->var); Py_CLEAR(self->storable); Py_CLEAR(self->attributes); Py_CLEAR(self->fresh);
+            Py_CLEAR(self->fallback);,
+            "ForkApply(var, storable, attributes, fresh, fallback)(state): the app provider's apply.")
+
+static int
+is_context_var(PyObject *var)
+{
+    if (!PyContextVar_CheckExact(var)) {
+        PyErr_SetString(PyExc_TypeError, "the first argument must be a contextvars.ContextVar.");
+        return 0;
+    }
+    return 1;
+}
+
+static PyObject *
+ViewCapture_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
+{
+    PyObject *var, *shared, *fresh;
+    if (!PyArg_ParseTuple(args, "OO!O!:ViewCapture", &var, &PyDict_Type, &shared, &PyTuple_Type, &fresh) ||
+        !is_context_var(var)) {
+        return NULL;
+    }
+    ViewCapture *self = PyObject_GC_New(ViewCapture, type);
+    if (self == NULL) {
+        return NULL;
+    }
+    self->var = Py_NewRef(var);
+    self->shared = PyDict_Copy(shared);
+    self->fresh = Py_NewRef(fresh);
+    self->vectorcall = (vectorcallfunc)ViewCapture_call;
+    PyObject_GC_Track(self);
+    if (self->shared == NULL) {
+        Py_DECREF(self);
+        return NULL;
+    }
+    return (PyObject *)self;
+}
+
+static PyObject *
+GCapture_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
+{
+    PyObject *var, *policy, *key, *fallback;
+    if (!PyArg_ParseTuple(args, "OOOO:GCapture", &var, &policy, &key, &fallback) || !is_context_var(var)) {
+        return NULL;
+    }
+    GCapture *self = PyObject_GC_New(GCapture, type);
+    if (self == NULL) {
+        return NULL;
+    }
+    self->var = Py_NewRef(var);
+    self->policy = Py_NewRef(policy);
+    self->extension_key = Py_NewRef(key);
+    self->fallback = Py_NewRef(fallback);
+    self->vectorcall = (vectorcallfunc)GCapture_call;
+    PyObject_GC_Track(self);
+    return (PyObject *)self;
+}
+
+static PyObject *
+ForkApply_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
+{
+    PyObject *var, *storable, *attributes, *fresh, *fallback;
+    if (!PyArg_ParseTuple(args, "OOO!O!O:ForkApply", &var, &storable, &PyTuple_Type, &attributes, &PyTuple_Type,
+                          &fresh, &fallback) ||
+        !is_context_var(var)) {
+        return NULL;
+    }
+    ForkApply *self = PyObject_GC_New(ForkApply, type);
+    if (self == NULL) {
+        return NULL;
+    }
+    self->var = Py_NewRef(var);
+    self->storable = Py_NewRef(storable);
+    self->attributes = Py_NewRef(attributes);
+    self->fresh = Py_NewRef(fresh);
+    self->fallback = Py_NewRef(fallback);
+    self->vectorcall = (vectorcallfunc)ForkApply_call;
+    PyObject_GC_Track(self);
+    return (PyObject *)self;
+}
+
+/* -- module functions ---------------------------------------------------------------------------------- */
+
+/* new_bare(): a ContextVarsSnapshot of the current context, a contextvars-only capture in one call;
+ * new_bare(base): one of the Context base. */
+static PyObject *
+new_bare(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs > 1 || (nargs == 1 && !PyContext_CheckExact(args[0]))) {
+        PyErr_SetString(PyExc_TypeError, "new_bare() takes no argument or one contextvars.Context.");
+        return NULL;
+    }
+    if (!configured()) {
+        return NULL;
+    }
+    PyTypeObject *cls = (PyTypeObject *)bare_class;
+    SnapshotCore *snapshot = (SnapshotCore *)cls->tp_alloc(cls, 0);
+    if (snapshot == NULL) {
+        return NULL;
+    }
+    if (nargs == 1) {
+        Py_INCREF(args[0]);
+        snapshot->base = args[0];
+    }
+    else {
+        snapshot->base = PyContext_CopyCurrent();
+    }
+    if (snapshot->base == NULL) {
+        Py_DECREF(snapshot);
+        return NULL;
+    }
+    snapshot->entries = PyTuple_New(0);
+    Py_INCREF(no_undo);
+    snapshot->undo = no_undo;
+    snapshot->sealed = 0;
+    return (PyObject *)snapshot;
+}
+
+/* run_task(carried, fn, args, kwargs): a submitted task, in a Context or a Snapshot (see ctxsnap._wrapping). */
+static PyObject *
+run_task(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 4 || !PyTuple_Check(args[2]) || !PyDict_Check(args[3])) {
+        PyErr_SetString(PyExc_TypeError, "run_task() takes (carried, fn, args: tuple, kwargs: dict).");
+        return NULL;
+    }
+    if (!configured()) {
+        return NULL;
+    }
+    PyObject *carried = args[0];
+    Call call = {NULL, 0, NULL, args[2], args[3]};
+    if (PyObject_TypeCheck(carried, &SnapshotCoreType)) {
+        SnapshotCore *snapshot = (SnapshotCore *)carried;
+        return run_in_snapshot(carried, snapshot->base, snapshot->entries, snapshot->undo, args[1], &call,
+                               refuse_async_result);
+    }
+    if (!PyContext_CheckExact(carried)) {
+        /* Any other snapshot-like object: its own _run. */
+        return PyObject_CallMethod(carried, "_run", "OOO", args[1], args[2], args[3]);
+    }
+    return run_in_snapshot(carried, carried, NULL, NULL, args[1], &call, refuse_async_result);
+}
+
+static int
+take(PyObject *kwargs, const char *name, PyObject **slot)
+{
+    PyObject *value = PyDict_GetItemString(kwargs, name);
+    if (value == NULL) {
+        PyErr_Format(PyExc_TypeError, "configure() needs %s=.", name);
+        return -1;
+    }
+    Py_INCREF(value);
+    Py_XSETREF(*slot, value);
+    return 0;
+}
+
+static PyObject *
+configure(PyObject *module, PyObject *args, PyObject *kwargs)
+{
+    if (kwargs == NULL || PyTuple_GET_SIZE(args) != 0) {
+        PyErr_SetString(PyExc_TypeError, "configure() takes keyword arguments only.");
+        return NULL;
+    }
+    PyObject *flags = NULL;
+    if (take(kwargs, "raise_sealed", &raise_sealed) < 0 || take(kwargs, "check_callable", &check_callable) < 0 ||
+        take(kwargs, "raise_async", &raise_async) < 0 ||
+        take(kwargs, "refuse_async_run", &refuse_async_run) < 0 ||
+        take(kwargs, "refuse_async_result", &refuse_async_result) < 0 ||
+        take(kwargs, "apply_failed", &apply_failed) < 0 ||
+        take(kwargs, "forget_captured", &forget_captured) < 0 ||
+        take(kwargs, "apply_run_undo", &apply_run_undo) < 0 ||
+        take(kwargs, "async_results", &async_results) < 0 || take(kwargs, "no_undo", &no_undo) < 0 ||
+        take(kwargs, "async_flags", &flags) < 0) {
+        return NULL;
+    }
+    async_flags = (int)PyLong_AsLong(flags);
+    Py_DECREF(flags);
+    if (async_flags == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    if (!PyFrozenSet_Check(async_results) || !PyFrozenSet_Check(no_undo)) {
+        PyErr_SetString(PyExc_TypeError, "configure() needs frozensets for async_results= and no_undo=.");
+        return NULL;
+    }
+    /* Last: configured() reads it. */
+    if (take(kwargs, "bare_class", &bare_class) < 0) {
+        return NULL;
+    }
+    if (!PyType_Check(bare_class) || !PyType_IsSubtype((PyTypeObject *)bare_class, &SnapshotCoreType)) {
+        Py_CLEAR(bare_class);
+        PyErr_SetString(PyExc_TypeError, "configure() needs a subclass of SnapshotCore as bare_class=.");
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef module_methods[] = {
+    {"configure", (PyCFunction)(void (*)(void))configure, METH_VARARGS | METH_KEYWORDS,
+     PyDoc_STR("Hand over the Python side's error paths and constants (ctxsnap._snapshot calls it).")},
+    {"new_bare", (PyCFunction)(void (*)(void))new_bare, METH_FASTCALL,
+     PyDoc_STR("new_bare(base=None): a ContextVarsSnapshot of base, or of the current context.")},
+    {"run_task", (PyCFunction)(void (*)(void))run_task, METH_FASTCALL,
+     PyDoc_STR("run_task(carried, fn, args, kwargs): run a submitted task in what was captured for it.")},
+    {NULL, NULL, 0, NULL},
+};
 
 static struct PyModuleDef speedups_module = {
-    PyModuleDef_HEAD_INIT, "ctxsnap._speedups", NULL, 0, NULL,
+    PyModuleDef_HEAD_INIT,
+    .m_name = "ctxsnap._speedups",
+    .m_doc = PyDoc_STR("The compiled run path of ctxsnap (issue 14); ctxsnap._run_path is its pure-Python twin."),
+    .m_size = -1,
+    .m_methods = module_methods,
 };
 
 PyMODINIT_FUNC
 PyInit__speedups(void)
 {
-    return PyModuleDef_Init(&speedups_module);
+    if (PyType_Ready(&SnapshotCoreType) < 0) {
+        return NULL;
+    }
+    str_run = PyUnicode_InternFromString("run");
+    str_apply = PyUnicode_InternFromString("apply");
+    if (str_run == NULL || str_apply == NULL) {
+        return NULL;
+    }
+    ViewCaptureType.tp_new = ViewCapture_new;
+    GCaptureType.tp_new = GCapture_new;
+    ForkApplyType.tp_new = ForkApply_new;
+    if (PyType_Ready(&ViewCaptureType) < 0 || PyType_Ready(&GCaptureType) < 0 || PyType_Ready(&ForkApplyType) < 0) {
+        return NULL;
+    }
+    str_dict = PyUnicode_InternFromString("__dict__");
+    str_overrides_active = PyUnicode_InternFromString("overrides_active");
+    str_app = PyUnicode_InternFromString("app");
+    str_extensions = PyUnicode_InternFromString("extensions");
+    str_g = PyUnicode_InternFromString("g");
+    empty_tuple = PyTuple_New(0);
+    zero = PyLong_FromLong(0);
+    if (zero == NULL || str_dict == NULL || str_overrides_active == NULL || str_app == NULL || str_extensions == NULL ||
+        str_g == NULL || empty_tuple == NULL) {
+        return NULL;
+    }
+    PyObject *module = PyModule_Create(&speedups_module);
+    if (module == NULL) {
+        return NULL;
+    }
+    PyTypeObject *types[] = {&SnapshotCoreType, &ViewCaptureType, &GCaptureType, &ForkApplyType};
+    for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
+        if (PyModule_AddType(module, types[i]) < 0) {
+            Py_DECREF(module);
+            return NULL;
+        }
+    }
+    return module;
 }

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Final, ParamSpec, TypeVar
 
 from ._checks import ASYNC_RESULTS as _ASYNC_RESULTS
 from ._checks import refuse_async_result as _refuse_async_result
+from ._compiled import speedups as _speedups
 
 if TYPE_CHECKING:
     from ._snapshot import Snapshot
@@ -143,3 +144,8 @@ WRAPPER_CODES: Final = (
     _make_plain_wrapper_without_arguments(Context, lambda: None).__code__,
     run_task.__code__,
 )
+
+if _speedups is not None:
+    # The same function in C, without the frame and the argument unpacking (see ctxsnap._compiled). Its code
+    # object above stays in WRAPPER_CODES: a task submitted by the pure-Python path is still recognised.
+    run_task = _speedups.run_task

@@ -122,3 +122,34 @@ def test_a_path_after_the_double_dash_narrows_the_cell_to_it() -> None:
     assert matrix.own_paths(matrix.MAIN, ["tests/core", "-q"]) == []
     assert matrix.own_paths(matrix.MAIN, ["tests/core/test_registry.py::test_anything"]) == []
     assert matrix.own_paths(matrix.MAIN, ["-k", "upload"]) == matrix.MAIN.paths
+
+
+def test_both_implementations_run_the_suite_in_one_matrix_run() -> None:
+    # Issue 14: the compiled accelerator where wheels put it (the main cell), the pure-Python fallback in the
+    # older-framework cells, Quart's tests included, without a cell of its own.
+    assert matrix.MAIN.implementation == "compiled"
+    pure = [cell for cell in matrix.CELLS if cell.pure_python]
+    assert pure and all(cell.environment()["CTXSNAP_PURE_PYTHON"] == "1" for cell in pure)
+    assert any("not quart" not in cell.markers and cell.paths == ["tests"] for cell in pure)
+    for cell in matrix.CELLS:
+        assert cell.environment()["CTXSNAP_EXPECT_IMPLEMENTATION"] == cell.implementation
+        assert ("CTXSNAP_PURE_PYTHON" in cell.environment()) == cell.pure_python
+
+
+def test_a_changed_extension_source_rebuilds_ctxsnap_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ["pyproject.toml", *matrix.EXTENSION_INPUTS]:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text((ROOT / name).read_text())
+    monkeypatch.setattr(matrix, "ROOT", tmp_path)
+    built = matrix.environment_digest(["flask==3.1.3"], "python3.11")
+    assert not matrix.only_extension_changed(built, built)
+
+    (tmp_path / "ctxsnap" / "_speedups.c").write_text("/* changed */\n")
+    changed = matrix.environment_digest(["flask==3.1.3"], "python3.11")
+    assert changed != built and matrix.only_extension_changed(built, changed)
+
+    # Anything else that changed makes the environment again, as before.
+    assert not matrix.only_extension_changed(built, matrix.environment_digest(["flask==3.1.2"], "python3.11"))
+    (tmp_path / "pyproject.toml").write_text("# changed\n")
+    assert not matrix.only_extension_changed(built, matrix.environment_digest(["flask==3.1.3"], "python3.11"))
+    assert not matrix.only_extension_changed(None, changed)

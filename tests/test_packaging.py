@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 import ctxsnap
+from ctxsnap import _compiled
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -37,6 +38,7 @@ def test_diagnostic_names_python_flag_frameworks_and_providers() -> None:
         [sys.executable, "-m", "ctxsnap"], check=True, capture_output=True, text=True, cwd=ROOT
     ).stdout
     assert f"python {sys.version.split()[0]}" in out
+    assert f"implementation: {_compiled.IMPLEMENTATION} (" in out
     assert "sys.flags.thread_inherit_context" in out
     assert "flask:" in out and "quart:" in out
     assert "active providers: contextvars" in out

@@ -56,6 +56,13 @@ INTEROP = [
     "sentry-sdk==2.75.0",
 ]
 TYPING = ["mypy>=1.10"]
+#: tests/packaging builds the sdist and wheels with the build backend pyproject names (no build isolation, so no
+#: download), and makes fresh environments with virtualenv, whose bundled setuptools can build the sdist offline.
+PACKAGING = [
+    "build>=1.2",
+    "virtualenv>=20.31",
+    *tomllib.loads((ROOT / "pyproject.toml").read_text())["build-system"]["requires"],
+]
 #: The docs site's pinned tools, read from pyproject's ``docs`` extra so the pins live in one place.
 DOCS = EXTRAS["docs"]
 #: The linters (ruff, codespell) at the versions pre-commit uses, read from pyproject's ``lint`` extra.
@@ -67,7 +74,9 @@ CELERY = ["celery==5.7.0", "kombu==5.7.0", "redis==8.1.0"]
 #: 0.66b1, not 0.66b2: every OpenTelemetry instrumentation pins opentelemetry-instrumentation exactly, and the
 #: threading one (INTEROP) has no 0.66b2.
 CELERY_INTEROP = ["opentelemetry-instrumentation-celery==0.66b1", "sentry-sdk==2.75.0"]
-LEGACY_ONLY = "not quart and not interop and not typing and not stress and not celery"
+#: The tests that need the main cell's extra tools, or build the package (``packaging``), or run for minutes.
+MAIN_ONLY = "not interop and not typing and not stress and not celery and not packaging"
+LEGACY_ONLY = f"not quart and {MAIN_ONLY}"
 #: Where the JUnit report shows a Quart test: it has no markers, so by module, or by conformance entry id.
 QUART_MODULES = ("tests.providers.quart.", "tests.adapters.quart.", "tests.examples.test_quart_app")
 
@@ -83,10 +92,30 @@ class Cell:
     #: A script run in the cell's interpreter instead of plain pytest; it gets ``--junitxml=`` and any extra
     #: arguments, and reports in the same JUnit form (the upstream suites need their own pytest configuration).
     script: tuple[str, ...] = ()
+    #: Run the tests with ``CTXSNAP_PURE_PYTHON=1``: the pure-Python hot path, although the C accelerator is
+    #: built (issue 14). The cell's tests expect that implementation (tests/core/test_implementation.py).
+    pure_python: bool = False
+
+    @property
+    def implementation(self) -> str:
+        """What ``ctxsnap._compiled.IMPLEMENTATION`` must say in this cell."""
+        return "python" if self.pure_python else "compiled"
+
+    def environment(self) -> dict[str, str]:
+        """What the cell's test run adds to the environment."""
+        env = {"CTXSNAP_CELL": self.name, "CTXSNAP_EXPECT_IMPLEMENTATION": self.implementation}
+        if self.pure_python:
+            env["CTXSNAP_PURE_PYTHON"] = "1"
+        return env
 
 
 # The version matrix from the design brief. Flask 1.1.1 runs with its real legacy pin set; Werkzeug below 2.0
 # gets a cell of its own that checks ctxsnap refuses it clearly instead of silently carrying nothing.
+#
+# Both implementations of the hot path run the suite in one matrix run, at no extra cost (issue 14): the main
+# cell, Flask 3.1 with Quart 0.20 and the new-Python cells run the compiled accelerator, what a wheel installs;
+# the older-framework cells (Flask 3.0 with Quart 0.19 down to Flask 1.1) run the pure-Python fallback, so the
+# fallback sees the core, the conformance suite, every adapter and Quart's tests too.
 CELLS = [
     Cell(
         "flask-3.1-quart-0.22",
@@ -101,22 +130,28 @@ CELLS = [
             *LINT,
             *CELERY,
             *CELERY_INTEROP,
+            *PACKAGING,
         ],
         markers="not stress",
     ),
     Cell(
         "flask-3.1-quart-0.20",
         ["flask==3.1.3", "quart==0.20.0", *ASGI, *TEST_TOOLS],
-        markers="not interop and not typing and not stress and not celery",
+        markers=MAIN_ONLY,
     ),
     Cell(
         "flask-3.0-quart-0.19",
         ["flask==3.0.3", "werkzeug==3.0.6", "quart==0.19.9", *ASGI, *TEST_TOOLS],
-        markers="not interop and not typing and not stress and not celery",
+        markers=MAIN_ONLY,
+        pure_python=True,
     ),
-    Cell("flask-2.3", ["flask==2.3.3", "werkzeug==2.3.8", *TEST_TOOLS]),
-    Cell("flask-2.2", ["flask==2.2.5", "werkzeug==2.2.3", *TEST_TOOLS]),
-    Cell("flask-2.0", ["flask==2.0.3", "werkzeug==2.0.3", "jinja2==3.0.3", "itsdangerous==2.0.1", *TEST_TOOLS]),
+    Cell("flask-2.3", ["flask==2.3.3", "werkzeug==2.3.8", *TEST_TOOLS], pure_python=True),
+    Cell("flask-2.2", ["flask==2.2.5", "werkzeug==2.2.3", *TEST_TOOLS], pure_python=True),
+    Cell(
+        "flask-2.0",
+        ["flask==2.0.3", "werkzeug==2.0.3", "jinja2==3.0.3", "itsdangerous==2.0.1", *TEST_TOOLS],
+        pure_python=True,
+    ),
     Cell(
         "flask-1.1",
         [
@@ -127,6 +162,7 @@ CELLS = [
             "markupsafe==2.0.1",
             *TEST_TOOLS,
         ],
+        pure_python=True,
     ),
     Cell(
         "flask-1.1-werkzeug-1.0",
@@ -140,6 +176,7 @@ CELLS = [
         ],
         # test_deprecations: the old import paths and ctxsnap.providers() on the per-thread layout too.
         paths=["tests/providers/flask/test_legacy_werkzeug.py", "tests/test_deprecations.py"],
+        pure_python=True,
     ),
 ]
 # The newer Pythons. Quart 0.23 needs Python >= 3.13 and has the merged context layout (request and websocket
@@ -159,14 +196,14 @@ CELLS += [
     Cell(
         "py3.13-flask-3.1-quart-0.23",
         ["flask==3.1.3", "quart==0.23.1", *ASGI, *TEST_TOOLS],
-        markers="not interop and not typing and not stress and not celery",
+        markers=MAIN_ONLY,
         paths=[*NEW_PYTHON_PATHS, "tests/examples/test_quart_app.py"],
         python="3.13",
     ),
     Cell(
         "py3.12-flask-3.1-quart-0.22",
         ["flask==3.1.3", "quart==0.22.0", *ASGI, *TEST_TOOLS],
-        markers="not interop and not typing and not stress and not celery",
+        markers=MAIN_ONLY,
         paths=NEW_PYTHON_PATHS,
         python="3.12",
     ),
@@ -337,11 +374,27 @@ def interpreter_for(version: str | None) -> str | MissingInterpreter:
 STAMP = ".ctxsnap-stamp"
 
 
-def environment_digest(requirements: Sequence[str], interpreter: str) -> str:
-    """What an environment is built from: its requirements, its interpreter and pyproject.toml (ctxsnap's own
-    metadata and extras)."""
-    parts = [*requirements, interpreter, (ROOT / "pyproject.toml").read_text()]
+#: The C accelerator's sources: ``pip install -e .`` compiles the module into the tree once, at install time, so
+#: an environment built before one of them changed would run a stale compiled module (or none).
+EXTENSION_INPUTS = ["setup.py", "ctxsnap/_speedups.c"]
+
+
+def _sha(parts: Sequence[str]) -> str:
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()
+
+
+def environment_digest(requirements: Sequence[str], interpreter: str) -> str:
+    """What an environment is built from, as two hashes joined by a dot: its requirements, its interpreter and
+    pyproject.toml (ctxsnap's own metadata and extras); then the C accelerator's ``EXTENSION_INPUTS``."""
+    environment = _sha([*requirements, interpreter, (ROOT / "pyproject.toml").read_text()])
+    extension = _sha([(ROOT / name).read_text() for name in EXTENSION_INPUTS])
+    return f"{environment}.{extension}"
+
+
+def only_extension_changed(built: str | None, digest: str) -> bool:
+    """Whether an environment differs from ``digest`` in the accelerator's sources alone: reinstalling ctxsnap
+    recompiles it, and nothing else needs to change."""
+    return built is not None and built != digest and built.split(".")[0] == digest.split(".")[0]
 
 
 def built_from(location: str | Path) -> str | None:

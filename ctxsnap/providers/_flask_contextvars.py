@@ -14,6 +14,7 @@ from typing import Any, Final
 
 import flask.ctx
 
+from .._compiled import speedups
 from ._appcontext import REFUSED_CALLBACKS
 from ._flask_common import (
     AFTER_REQUEST,
@@ -70,6 +71,13 @@ class ContextVarAppProvider(AppProvider):
         # Bound once: reading a method off the instance builds a new bound-method object at every run (about
         # 500 instructions). Whatever class's apply this is (the merged layout overrides it) is the one bound.
         self.apply = self.apply  # type: ignore[method-assign]
+        if speedups is not None and type(self).capture is ContextVarAppProvider.capture:
+            # The same steps in C (ctxsnap._speedups), where any policy in force still takes the Python way.
+            self.capture = speedups.GCapture(var, POLICY, EXTENSION_KEY, app_state)  # type: ignore[method-assign]
+        if speedups is not None and type(self).apply is ContextVarAppProvider.apply:
+            self.apply = speedups.ForkApply(  # type: ignore[method-assign]
+                var, _APP_CONTEXT, _APP_CONTEXT_ATTRIBUTES, (_PUSH_STATE,), self._apply_policy
+            )
 
     def capture(self) -> AppState | None:
         app_context = self._var.get(None)
@@ -129,6 +137,11 @@ class ContextVarRequestProvider(RequestProvider):
         # Applying is setting the view made at capture: the variable's own set, so a run calls no Python code
         # for the request (the token it returns is never used: this provider has nothing to undo).
         self.apply = var.set  # type: ignore[method-assign,assignment]
+        if speedups is not None and type(self).capture is ContextVarRequestProvider.capture:
+            # The same view, made in C (ctxsnap._speedups).
+            self.capture = speedups.ViewCapture(  # type: ignore[method-assign]
+                var, {_AFTER_REQUEST: REFUSED_CALLBACKS}, (_PUSH_STATE,)
+            )
 
     def capture(self) -> Any:
         request_context = self._var.get(None)
