@@ -11,9 +11,13 @@ being measured (3.11, 3.12, 3.13, each with its own environment) and has two mod
   the marker cancel out and only the per-call cost remains;
 * ``--mode wall``: the same cases timed with the harness's interleaved batches, pinned to one CPU.
 
-Two groups, each in a process of its own: ``contextvars`` (ten ContextVars set, Flask never imported, the way a
+The parent starts it once more under callgrind with ``CTXSNAP_PURE_PYTHON=1`` when the first run reports
+``"compiled"``, so the report shows what the pure-Python fallback costs beside the accelerated path; the result
+always names the implementation that ran (``ctxsnap._compiled.IMPLEMENTATION``).
+
+Three groups, each in a process of its own: ``contextvars`` (ten ContextVars set, Flask never imported, the way a
 plain library runs) and ``flask`` (inside a request with ten ``g`` attributes; the task reads ``g``, a ContextVar
-and a header, as in every Flask scenario).
+and a header, as in every Flask scenario), and ``instrument`` (Flask imported, no context, issue 15).
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 import ctxsnap
+from ctxsnap._compiled import IMPLEMENTATION
 
 from ._harness import Alternative, Settings, compare, pin_to_one_cpu, sync_batch
 
@@ -188,6 +193,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             result = {"rows": run_wall(cases, Settings.for_mode(args.quick)), "pinning": pinning}
     result["python"] = sys.version.split()[0]
+    result["implementation"] = IMPLEMENTATION
     args.out.write_text(json.dumps(result, default=str))
     sys.stdout.flush()
     # Pool threads are joined by the ExitStack above; nothing else is left to wait for.

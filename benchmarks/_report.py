@@ -42,6 +42,11 @@ PACKAGES = (
     "flask-threads",
     "matplotlib",
 )
+#: How the header names each value of ``ctxsnap._compiled.IMPLEMENTATION``.
+IMPLEMENTATIONS = {
+    "compiled": "the compiled hot path (`ctxsnap._speedups`)",
+    "python": "the pure-Python hot path (`ctxsnap._speedups` not built, or `CTXSNAP_PURE_PYTHON=1`)",
+}
 
 
 def fmt_time(seconds: float | None) -> str:
@@ -161,6 +166,15 @@ def render_markdown(results: Sequence[dict[str, Any]], machine: dict[str, Any], 
         "ratios are medians of per-round ratios to the reference row (min – max across rounds). "
         "See [docs/benchmarks.md](../../docs/benchmarks.md) for the method.",
         "",
+    ]
+    run_implementation = machine.get("ctxsnap implementation")
+    if run_implementation:
+        lines += [
+            f"ctxsnap ran {IMPLEMENTATIONS.get(run_implementation, run_implementation)} in every scenario "
+            "unless the scenario says otherwise.",
+            "",
+        ]
+    lines += [
         "## Targets",
         "",
         *targets_markdown(results),
@@ -170,6 +184,12 @@ def render_markdown(results: Sequence[dict[str, Any]], machine: dict[str, Any], 
         lines += [f"## {result['title']}", ""]
         if result.get("error"):
             lines += [f"**The scenario failed:** `{_cell(result['error'])}`", ""]
+        implementation = result.get("implementation")
+        if implementation and run_implementation and implementation != run_implementation:
+            lines += [
+                f"ctxsnap implementation in this scenario: {IMPLEMENTATIONS.get(implementation, implementation)}.",
+                "",
+            ]
         for text in result.get("notes", []):
             lines += [text, ""]
         for table in result.get("tables", []):
@@ -201,7 +221,8 @@ def render_plots(results: Sequence[dict[str, Any]], directory: Path) -> list[Pat
             if plot["kind"] == "grouped":
                 # One cluster of bars per group (an interpreter), one bar per series in each.
                 groups, series = plot["groups"], plot["series"]
-                figure, axes = plt.subplots(figsize=(9, 4.8), dpi=110)
+                height = 6.0 if plot.get("legend") == "below" else 4.8
+                figure, axes = plt.subplots(figsize=(9, height), dpi=110)
                 width = 0.8 / max(1, len(series))
                 for index, (name, values) in enumerate(series.items()):
                     xs = [g + (index - (len(series) - 1) / 2) * width for g in range(len(groups))]
@@ -229,7 +250,11 @@ def render_plots(results: Sequence[dict[str, Any]], directory: Path) -> list[Pat
                     )
                 axes.set_xticks(range(len(groups)), [f"Python {g}" for g in groups])
                 axes.set_ylabel(plot["ylabel"])
-                axes.legend(fontsize="small")
+                if plot.get("legend") == "below":
+                    # Many series (both implementations side by side): a legend inside would cover the bars.
+                    axes.legend(fontsize="small", loc="upper center", bbox_to_anchor=(0.5, -0.08), ncol=2)
+                else:
+                    axes.legend(fontsize="small")
             elif plot["kind"] == "lines":
                 figure, axes = plt.subplots(figsize=(8.5, 4.8), dpi=110)
                 for name, values in plot["series"].items():
@@ -303,6 +328,10 @@ def machine_info() -> dict[str, Any]:
     except OSError:
         commit = "unknown"
     load = os.getloadavg() if hasattr(os, "getloadavg") else None
+    # Read here, in the parent, from the same environment (and CTXSNAP_PURE_PYTHON) every scenario's process
+    # inherits; each scenario records what its own process ran as well.
+    from ctxsnap._compiled import IMPLEMENTATION
+
     return {
         "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "cpu": cpu,
@@ -310,6 +339,7 @@ def machine_info() -> dict[str, Any]:
         "os": platform.platform(),
         "python": sys.version.split()[0] + f" ({platform.python_implementation()})",
         "commit": commit,
+        "ctxsnap implementation": IMPLEMENTATION,
         "load average at start": "unknown" if load is None else " ".join(f"{x:.2f}" for x in load),
         "packages": packages,
     }

@@ -10,6 +10,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -25,6 +26,7 @@ from benchmarks._harness import (
 )
 from benchmarks._report import fmt_bytes, fmt_ratio, fmt_time, render_markdown, target, timing_table
 from benchmarks.scenarios import SCENARIOS, load
+from ctxsnap._compiled import IMPLEMENTATION
 
 ROOT = Path(__file__).resolve().parents[2]
 SMOKE = Settings(rounds=3, batch_seconds=0.0005, quick=True, pin=False)
@@ -171,6 +173,9 @@ def test_the_command_line_writes_a_result_set(tmp_path: Path) -> None:
     assert data["quick"] is True
     assert [s["name"] for s in data["scenarios"]] == ["inline-contextvars"]
     assert data["machine"]["packages"]["ctxsnap"] != "not installed"
+    # The scenario's process inherited this one's environment, so it ran the implementation this one loads.
+    assert data["scenarios"][0]["implementation"] == IMPLEMENTATION
+    assert data["machine"]["ctxsnap implementation"] == IMPLEMENTATION
     assert "## Targets" in (tmp_path / "results.md").read_text()
 
 
@@ -196,3 +201,68 @@ def test_a_full_run_refreshes_only_the_marked_section_of_the_docs_page(tmp_path:
     assert "old table" not in text and text.startswith("# Benchmarks\n\nmethod\n") and text.endswith("after\n")
     assert "| memory flat | ≤ 1 B/task | 0.02 B/task | met |  |" in text
     assert not refresh_docs([result], machine, tmp_path / "missing.md")
+
+
+def test_the_report_names_the_implementation_of_the_run_and_of_a_scenario_that_differs() -> None:
+    machine = {**_machine(), "ctxsnap implementation": "compiled"}
+    results = [
+        {"title": "inline", "implementation": "compiled"},
+        {"title": "instructions", "implementation": "3.11: compiled, 3.13: python"},
+    ]
+    markdown = render_markdown(results, machine, quick=True)
+    assert "ctxsnap ran the compiled hot path (`ctxsnap._speedups`) in every scenario" in markdown
+    assert "ctxsnap implementation in this scenario: 3.11: compiled, 3.13: python." in markdown
+    assert markdown.count("ctxsnap implementation in this scenario") == 1
+
+
+def _measured(implementation: str, pure: dict[str, float] | None) -> dict[str, Any]:
+    from benchmarks import _instructions as cases
+
+    return {
+        "python": "3.11.9",
+        "implementation": implementation,
+        "instructions": {cases.CV_FLOOR: 1000.0, cases.CV_CAPTURE_RUN: 1500.0},
+        "pure_python_instructions": pure,
+        "wall": {},
+        "pinning": "pinned to CPU 0",
+        "calls": 20,
+    }
+
+
+def test_instruction_tables_put_the_pure_python_counts_beside_the_compiled_ones() -> None:
+    from benchmarks import _instructions as cases
+    from benchmarks.scenarios.instructions import _table
+
+    measured = _measured("compiled", {cases.CV_FLOOR: 1000.0, cases.CV_CAPTURE_RUN: 3000.0})
+    table = _table("3.11", "contextvars only", measured, cases.CV_FLOOR)
+    assert table["title"] == "Python 3.11, contextvars only [compiled]"
+    assert "instructions / call (pure Python)" in table["headers"]
+    assert all(len(row) == len(table["headers"]) for row in table["rows"])
+    capture_run = dict(zip(table["headers"], table["rows"][1], strict=True))
+    assert capture_run["ratio to floor (compiled, instructions)"] == "1.50×"
+    assert capture_run["ratio to floor (pure Python, instructions)"] == "3.00×"
+    assert capture_run["compiled ÷ pure"] == "0.50×"
+    assert "CTXSNAP_PURE_PYTHON=1" in table["note"]
+
+
+def test_instruction_tables_of_a_pure_python_default_are_not_duplicated() -> None:
+    from benchmarks import _instructions as cases
+    from benchmarks.scenarios.instructions import _table
+
+    table = _table("3.11", "contextvars only", _measured("python", None), cases.CV_FLOOR)
+    assert table["title"] == "Python 3.11, contextvars only [pure Python]"
+    # One set of instruction columns, named after the implementation that ran, and no comparison column.
+    assert [h for h in table["headers"] if h.startswith("instructions / call")] == [
+        "instructions / call (pure Python)"
+    ]
+    assert not any("÷" in header for header in table["headers"])
+    assert all(len(row) == len(table["headers"]) for row in table["rows"])
+    assert "nothing to compare it with" in table["note"]
+
+
+def test_the_second_instruction_child_runs_the_pure_python_path() -> None:
+    from benchmarks.scenarios.instructions import _child
+
+    arguments = ["--group", "contextvars", "--mode", "wall", "--quick"]
+    assert _child(sys.executable, arguments)["implementation"] == IMPLEMENTATION
+    assert _child(sys.executable, arguments, pure_python=True)["implementation"] == "python"
