@@ -28,6 +28,7 @@ from ._provider_states import take as _take
 from ._registry import registry as _REGISTRY
 from ._run_path import ContextVarsCore, SnapshotCore
 from ._snapshot import ContextVarsSnapshot, Snapshot
+from ._snapshot import new_contextvars_snapshot as _new_contextvars_snapshot
 from ._wrapping import WRAPPER_CODES, run_task
 
 __all__ = [
@@ -118,7 +119,7 @@ def capture(*, include: Selection = None, exclude: Selection = None) -> Snapshot
         if plan.version == registry.version and (len(sys.modules) == registry.modules_seen or registry.settled):
             if plan.bare:
                 if _new_bare is not None:
-                    return _new_bare()  # type: ignore[no-any-return]
+                    return _new_bare()
                 snapshot: Snapshot = _ContextVarsSnapshot()
                 snapshot._base = _copy_context()
                 snapshot._sealed = False
@@ -127,7 +128,7 @@ def capture(*, include: Selection = None, exclude: Selection = None) -> Snapshot
                 # take(plan) without its frame: the providers' states in one C call, and when none of them has
                 # anything to carry, the contextvars-only snapshot.
                 base = _copy_context()
-                return _take_entries(plan.captures, base) or _new_bare(base)  # type: ignore[no-any-return]
+                return _take_entries(plan.captures, base) or _new_contextvars_snapshot(base)
             return _take(plan)
         return _capture_everything()
     return _take(plan_for(include, exclude))
@@ -148,8 +149,10 @@ def capture_for_task() -> Context | Snapshot:
 
 _copy_context: Final = contextvars.copy_context
 #: The compiled module's contextvars-only capture: the snapshot made in one C call (docs/benchmarks.md).
-_new_bare: Final = None if _speedups is None else _speedups.new_bare
-_take_entries: Final = None if _speedups is None else _speedups.take_entries
+_new_bare: Final[Callable[[], Snapshot] | None] = None if _speedups is None else _speedups.new_bare
+_take_entries: Final[Callable[[tuple[Any, ...], Context], Snapshot | None] | None] = (
+    None if _speedups is None else _speedups.take_entries
+)
 _ContextVarsSnapshot: Final = ContextVarsSnapshot
 
 
@@ -184,7 +187,7 @@ class PlannedCapture:
             plan = self._plan = plan_for(self._include, self._exclude)
         if _take_entries is not None and plan.plain_base:
             base = _copy_context()  # take(plan, for_task=True) without its frame, as in capture()
-            return _take_entries(plan.captures, base) or base  # type: ignore[no-any-return]
+            return _take_entries(plan.captures, base) or base
         return _take(plan, for_task=True)
 
     def _current_plan(self) -> Plan:
