@@ -9,7 +9,9 @@ providers asked to undo. Because the copy is made per run and thrown away afterw
 * nothing the child sets reaches the parent, a sibling, or the next task on the same worker thread;
 * the worker's own context is restored by ``Context.run`` even when the task raises.
 
-Capture planning lives in ``ctxsnap._planning``, asking the providers in ``ctxsnap._provider_states``, the
+The fields and the run itself are :class:`SnapshotCore`'s: the compiled ``ctxsnap._speedups`` when it is built,
+else its pure-Python twin in ``ctxsnap._run_path`` (``ctxsnap._compiled`` picks one, once, at import). Capture
+planning lives in ``ctxsnap._planning``, asking the providers in ``ctxsnap._provider_states``, the
 wrappers in ``ctxsnap._wrapping``, argument checks in ``ctxsnap._checks``, and the functions adapters call
 (``capture``, ``PlannedCapture``, ``runner``, ``run_task``) in ``ctxsnap._capture``.
 """
