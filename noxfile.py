@@ -69,7 +69,13 @@ def install(session: nox.Session, name: str, requirements: Sequence[str], projec
     it was built from, so a warm run installs nothing. When the requirements changed, the environment is made
     again from empty: nothing left over from the old set can be imported.
     """
-    args = [*(project.split() if project else []), *requirements]
+    project_args = project.split() if project else []
+    if project_args[:1] == ["-e"]:
+        # setuptools' default editable install maps the ctxsnap package alone; the compat mode puts the checkout
+        # itself on sys.path, as a plain development install does, so that scripts the tests start in a
+        # subprocess (tests/interop, the examples) import tests.support too. It builds the C module in place.
+        project_args += ["--config-settings", "editable_mode=compat"]
+    args = [*project_args, *requirements]
     venv = session.virtualenv
     if not isinstance(venv, VirtualEnv):  # --no-venv: nox's own rules apply
         session.install(*args)
@@ -83,7 +89,7 @@ def install(session: nox.Session, name: str, requirements: Sequence[str], projec
         # ctxsnap alone is rebuilt, which compiles the new module in seconds; a new environment takes minutes.
         if project:
             _say(name, "rebuilding ctxsnap: the C accelerator's sources changed ...")
-            session.install("--disable-pip-version-check", "-q", "--no-deps", *project.split())
+            session.install("--disable-pip-version-check", "-q", "--no-deps", *project_args)
         matrix.mark_built(venv.location, digest)
         return
     if built is not None:

@@ -60,6 +60,9 @@ nitpick_ignore_regex = [
     # The providers' private building blocks (the shared policy, the carrier's g export/restore mix-ins), shown
     # in the providers' signatures and bases; CONTRIBUTING.md says where they live.
     (r"py:class", r"ctxsnap\.providers\._\w+\.\w+"),
+    # Snapshot's base: the run path, compiled (ctxsnap._speedups) or its pure-Python twin (ctxsnap._run_path),
+    # private either way; docs/benchmarks.md describes the two.
+    (r"py:class", r"ctxsnap\.(_speedups|_run_path)\.\w+"),
 ]
 # The committed benchmark results (written by ``dev.py bench``) use level-4 headings as table captions under
 # level-2 sections; heading levels are a style choice there, not a broken link.
