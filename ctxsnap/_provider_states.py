@@ -10,6 +10,7 @@ with the snapshot it makes: a full Flask capture is this function and the provid
 from __future__ import annotations
 
 import contextvars
+from collections.abc import Callable
 from contextvars import Context
 from typing import Any, Final, Literal, overload
 
@@ -51,7 +52,7 @@ def take(plan: Plan, for_task: bool = False) -> Context | Snapshot:
         # The loop below, in C (ctxsnap._speedups), with the same rules.
         taken = _take_entries(plan.captures, base)
         if taken is not None:
-            return taken  # type: ignore[no-any-return]
+            return taken
         if base is None:
             return _new_snapshot(Snapshot)._fill(None, (), NO_UNDO)
         return base if for_task else new_contextvars_snapshot(base)
@@ -88,6 +89,8 @@ def take(plan: Plan, for_task: bool = False) -> Context | Snapshot:
 
 
 _copy_context: Final = contextvars.copy_context
-_take_entries: Final = None if speedups is None else speedups.take_entries
+_take_entries: Final[Callable[[tuple[Any, ...], Context | None], Snapshot | None] | None] = (
+    None if speedups is None else speedups.take_entries
+)
 # Snapshot.__new__, not object.__new__: the compiled Snapshot's base type has a __new__ of its own.
 _new_snapshot: Final = Snapshot.__new__

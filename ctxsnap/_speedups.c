@@ -3,12 +3,14 @@
  * The pure-Python twin of everything here is ctxsnap/_run_path.py, and the two must behave the same in every
  * row of the semantics table: the test matrix runs the whole suite against each (docs/benchmarks.md). What this
  * module saves is what pure Python cannot: the frames, the packing of arguments and the attribute lookups of
- * Snapshot.run, of a contextvars-only capture and of an executor's run_task. Everything that is not the hot
+ * Snapshot.run, of a contextvars-only capture, of the provider loop of a capture, of an executor's run_task,
+ * and of the steps the Flask providers take on every capture and run (the helper types near the end; their
+ * twins are those providers' own methods). Everything that is not the hot
  * path (every error, the undo path of a teardown-mode snapshot) calls back into the Python functions that
  * ctxsnap._snapshot hands over with configure(), so each message and rule is written once, in Python.
  *
- * Only the public C API of contextvars is used (PyContext_Copy, PyContext_CopyCurrent, PyContext_New,
- * PyContext_Enter, PyContext_Exit), on CPython 3.11 to 3.13.
+ * Only the public C API is used (for contextvars: PyContext_Copy, PyContext_CopyCurrent, PyContext_New,
+ * PyContext_Enter, PyContext_Exit, PyContextVar_Get, PyContextVar_Set), on CPython 3.11 to 3.13.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
