@@ -113,3 +113,43 @@ def test_shared_g_still_gets_an_app_context_object_of_its_own(app: flask.Flask, 
     assert child_context is not parent_context
     assert child_context.app is app
     assert child_g is parent_g
+
+
+class _AuditedGlobals(flask.ctx._AppCtxGlobals):
+    """A custom ``g`` class, as ``app.app_ctx_globals_class`` allows: the worker's g must be one too."""
+
+    def audited(self) -> str:
+        return f"audited:{self.get('user')}"
+
+
+def test_a_custom_g_class_is_kept_in_the_worker(pool: ThreadPoolExecutor) -> None:
+    app = flask.Flask(__name__)
+    app.app_ctx_globals_class = _AuditedGlobals
+
+    def read() -> tuple[str, str]:
+        g: Any = flask.g._get_current_object()
+        seen = type(g).__name__, g.audited()
+        flask.g.user = "changed-in-worker"
+        return seen
+
+    with app.test_request_context("/"):
+        flask.g.user = "ann"
+        assert pool.submit(ctxsnap.wrap(read)).result(TIMEOUT) == ("_AuditedGlobals", "audited:ann")
+        assert flask.g.user == "ann"
+
+
+def test_an_app_context_with_attributes_of_its_own_is_forked_whole(pool: ThreadPoolExecutor) -> None:
+    """An extension may keep state on the app context object; the worker's fork has it, beside a private g."""
+    app = flask.Flask(__name__)
+
+    def read() -> tuple[object, object, bool]:
+        context: Any = current_app_context()
+        flask.g.user = "changed-in-worker"
+        return context.extension_state, flask.g.user, context is parent
+
+    with app.test_request_context("/"):
+        parent: Any = current_app_context()
+        parent.extension_state = "kept"
+        flask.g.user = "ann"
+        assert pool.submit(ctxsnap.wrap(read)).result(TIMEOUT) == ("kept", "changed-in-worker", False)
+        assert flask.g.user == "ann"
