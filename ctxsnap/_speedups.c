@@ -461,15 +461,88 @@ fresh_lists(PyObject *namespace, PyObject *names)
     return 0;
 }
 
+/* Each helper type is its call and object fields only, all set at construction: one constructor, traverse,
+ * clear and dealloc serve the three, reading the fields as an array (their count follows from the type's size)
+ * and checking each argument against a kind: 'v' a ContextVar, 'd' a dict, 't' a tuple, 'o' anything. */
+#define HELPER_HEAD PyObject_HEAD vectorcallfunc vectorcall;
+
+typedef struct {
+    HELPER_HEAD
+    PyObject *fields[1];
+} Helper;
+
+static Py_ssize_t
+helper_field_count(PyTypeObject *type)
+{
+    return (Py_ssize_t)((type->tp_basicsize - offsetof(Helper, fields)) / sizeof(PyObject *));
+}
+
+static PyObject *
+helper_new(PyTypeObject *type, PyObject *args, PyObject *kwargs, vectorcallfunc call, const char *kinds)
+{
+    Py_ssize_t count = helper_field_count(type);
+    if ((kwargs != NULL && PyDict_GET_SIZE(kwargs) != 0) || PyTuple_GET_SIZE(args) != count) {
+        PyErr_Format(PyExc_TypeError, "%s() takes %zd positional arguments.", type->tp_name, count);
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *value = PyTuple_GET_ITEM(args, i);
+        char kind = kinds[i];
+        if ((kind == 'v' && !PyContextVar_CheckExact(value)) || (kind == 'd' && !PyDict_Check(value)) ||
+            (kind == 't' && !PyTuple_Check(value))) {
+            PyErr_Format(PyExc_TypeError, "%s() argument %zd must be a %s, not %.100s.", type->tp_name, i + 1,
+                         kind == 'v' ? "ContextVar" : kind == 'd' ? "dict" : "tuple", Py_TYPE(value)->tp_name);
+            return NULL;
+        }
+    }
+    Helper *self = PyObject_GC_New(Helper, type);
+    if (self == NULL) {
+        return NULL;
+    }
+    self->vectorcall = call;
+    for (Py_ssize_t i = 0; i < count; i++) {
+        self->fields[i] = Py_NewRef(PyTuple_GET_ITEM(args, i));
+    }
+    PyObject_GC_Track(self);
+    return (PyObject *)self;
+}
+
+static int
+helper_traverse(Helper *self, visitproc visit, void *arg)
+{
+    Py_ssize_t count = helper_field_count(Py_TYPE(self));
+    for (Py_ssize_t i = 0; i < count; i++) {
+        Py_VISIT(self->fields[i]);
+    }
+    return 0;
+}
+
+static int
+helper_clear(Helper *self)
+{
+    Py_ssize_t count = helper_field_count(Py_TYPE(self));
+    for (Py_ssize_t i = 0; i < count; i++) {
+        Py_CLEAR(self->fields[i]);
+    }
+    return 0;
+}
+
+static void
+helper_dealloc(Helper *self)
+{
+    PyObject_GC_UnTrack(self);
+    helper_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
 /* ViewCapture(var, shared, fresh): var.get(None), and when set, a view of it: an object of its class whose
  * namespace is a copy of its own, with the names in shared (a dict) that it has bound to shared's values and
  * the names in fresh (a tuple) that it has bound to new empty lists. */
 typedef struct {
-    PyObject_HEAD
+    HELPER_HEAD
     PyObject *var;
     PyObject *shared;
     PyObject *fresh;
-    vectorcallfunc vectorcall;
 } ViewCapture;
 
 static PyObject *
@@ -517,12 +590,11 @@ done:
  * override active, the app without the extension), (0, context, a copy of context.g's namespace, False);
  * otherwise fallback(context), the Python rules. None when var is not set. */
 typedef struct {
-    PyObject_HEAD
+    HELPER_HEAD
     PyObject *var;
     PyObject *policy;
     PyObject *extension_key;
     PyObject *fallback;
-    vectorcallfunc vectorcall;
 } GCapture;
 
 static PyObject *str_overrides_active, *str_app, *str_extensions, *str_g;
@@ -595,13 +667,12 @@ done:
  * object itself on CPython 3.11+ (as Flask's own __init__ does). Any other mode: fallback(mode, context,
  * values), the Python rules. */
 typedef struct {
-    PyObject_HEAD
+    HELPER_HEAD
     PyObject *var;
     PyObject *storable;
     PyObject *attributes;
     PyObject *fresh;
     PyObject *fallback;
-    vectorcallfunc vectorcall;
 } ForkApply;
 
 static PyObject *
@@ -697,118 +768,28 @@ done:
     return result;
 }
 
-#define HELPER_TYPE(NAME, FIELDS_TRAVERSE, FIELDS_CLEAR, DOC)                                                  \
-    static int NAME##_traverse(NAME *self, visitproc visit, void *arg) { FIELDS_TRAVERSE return 0; }           \
-    static int NAME##_clear(NAME *self) { FIELDS_CLEAR return 0; }                                            \
-    static void NAME##_dealloc(NAME *self)                                                                    \
+#define HELPER_TYPE(NAME, KINDS, DOC)                                                                         \
+    static PyObject *NAME##_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)                          \
     {                                                                                                         \
-        PyObject_GC_UnTrack(self);                                                                            \
-        NAME##_clear(self);                                                                                   \
-        Py_TYPE(self)->tp_free((PyObject *)self);                                                             \
+        return helper_new(type, args, kwargs, (vectorcallfunc)NAME##_call, KINDS);                            \
     }                                                                                                         \
     static PyTypeObject NAME##Type = {                                                                        \
         PyVarObject_HEAD_INIT(NULL, 0).tp_name = "ctxsnap._speedups." #NAME,                                  \
         .tp_basicsize = sizeof(NAME),                                                                         \
-        .tp_dealloc = (destructor)NAME##_dealloc,                                                             \
-        .tp_vectorcall_offset = offsetof(NAME, vectorcall),                                                   \
+        .tp_dealloc = (destructor)helper_dealloc,                                                             \
+        .tp_vectorcall_offset = offsetof(Helper, vectorcall),                                                 \
         .tp_call = PyVectorcall_Call,                                                                         \
         .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL,                     \
         .tp_doc = PyDoc_STR(DOC),                                                                             \
-        .tp_traverse = (traverseproc)NAME##_traverse,                                                         \
-        .tp_clear = (inquiry)NAME##_clear,                                                                    \
+        .tp_traverse = (traverseproc)helper_traverse,                                                         \
+        .tp_clear = (inquiry)helper_clear,                                                                    \
+        .tp_new = NAME##_new,                                                                                 \
     };
 
-HELPER_TYPE(ViewCapture, Py_VISIT(self->var); Py_VISIT(self->shared); Py_VISIT(self->fresh);,
-            Py_CLEAR(self->var); Py_CLEAR(self->shared); Py_CLEAR(self->fresh);,
-            "ViewCapture(var, shared, fresh)(): a view of the object var holds, or None.")
-HELPER_TYPE(GCapture,
-            Py_VISIT(self->var); Py_VISIT(self->policy); Py_VISIT(self->extension_key); Py_VISIT(self->fallback);,
-            Py_CLEAR(self->var); Py_CLEAR(self->policy); Py_CLEAR(self->extension_key); Py_CLEAR(self->fallback);,
-            "GCapture(var, policy, extension_key, fallback)(): the app provider's capture.")
-HELPER_TYPE(ForkApply,
-            Py_VISIT(self->var); Py_VISIT(self->storable); Py_VISIT(self->attributes); Py_VISIT(self->fresh);
-            Py_VISIT(self->fallback);,
-            Py_CLEAR(self->var); Py_CLEAR(self->storable); Py_CLEAR(self->attributes); Py_CLEAR(self->fresh);
-            Py_CLEAR(self->fallback);,
+HELPER_TYPE(ViewCapture, "vdt", "ViewCapture(var, shared, fresh)(): a view of the object var holds, or None.")
+HELPER_TYPE(GCapture, "vooo", "GCapture(var, policy, extension_key, fallback)(): the app provider's capture.")
+HELPER_TYPE(ForkApply, "votto",
             "ForkApply(var, storable, attributes, fresh, fallback)(state): the app provider's apply.")
-
-static int
-is_context_var(PyObject *var)
-{
-    if (!PyContextVar_CheckExact(var)) {
-        PyErr_SetString(PyExc_TypeError, "the first argument must be a contextvars.ContextVar.");
-        return 0;
-    }
-    return 1;
-}
-
-static PyObject *
-ViewCapture_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
-{
-    PyObject *var, *shared, *fresh;
-    if (!PyArg_ParseTuple(args, "OO!O!:ViewCapture", &var, &PyDict_Type, &shared, &PyTuple_Type, &fresh) ||
-        !is_context_var(var)) {
-        return NULL;
-    }
-    ViewCapture *self = PyObject_GC_New(ViewCapture, type);
-    if (self == NULL) {
-        return NULL;
-    }
-    self->var = Py_NewRef(var);
-    self->shared = PyDict_Copy(shared);
-    self->fresh = Py_NewRef(fresh);
-    self->vectorcall = (vectorcallfunc)ViewCapture_call;
-    PyObject_GC_Track(self);
-    if (self->shared == NULL) {
-        Py_DECREF(self);
-        return NULL;
-    }
-    return (PyObject *)self;
-}
-
-static PyObject *
-GCapture_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
-{
-    PyObject *var, *policy, *key, *fallback;
-    if (!PyArg_ParseTuple(args, "OOOO:GCapture", &var, &policy, &key, &fallback) || !is_context_var(var)) {
-        return NULL;
-    }
-    GCapture *self = PyObject_GC_New(GCapture, type);
-    if (self == NULL) {
-        return NULL;
-    }
-    self->var = Py_NewRef(var);
-    self->policy = Py_NewRef(policy);
-    self->extension_key = Py_NewRef(key);
-    self->fallback = Py_NewRef(fallback);
-    self->vectorcall = (vectorcallfunc)GCapture_call;
-    PyObject_GC_Track(self);
-    return (PyObject *)self;
-}
-
-static PyObject *
-ForkApply_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
-{
-    PyObject *var, *storable, *attributes, *fresh, *fallback;
-    if (!PyArg_ParseTuple(args, "OOO!O!O:ForkApply", &var, &storable, &PyTuple_Type, &attributes, &PyTuple_Type,
-                          &fresh, &fallback) ||
-        !is_context_var(var)) {
-        return NULL;
-    }
-    ForkApply *self = PyObject_GC_New(ForkApply, type);
-    if (self == NULL) {
-        return NULL;
-    }
-    self->var = Py_NewRef(var);
-    self->storable = Py_NewRef(storable);
-    self->attributes = Py_NewRef(attributes);
-    self->fresh = Py_NewRef(fresh);
-    self->fallback = Py_NewRef(fallback);
-    self->vectorcall = (vectorcallfunc)ForkApply_call;
-    PyObject_GC_Track(self);
-    return (PyObject *)self;
-}
-
 /* -- module functions ---------------------------------------------------------------------------------- */
 
 /* new_bare(): a ContextVarsSnapshot of the current context, a contextvars-only capture in one call;
@@ -1044,9 +1025,6 @@ PyInit__speedups(void)
     if (str_run == NULL || str_apply == NULL || str_capture == NULL) {
         return NULL;
     }
-    ViewCaptureType.tp_new = ViewCapture_new;
-    GCaptureType.tp_new = GCapture_new;
-    ForkApplyType.tp_new = ForkApply_new;
     if (PyType_Ready(&ViewCaptureType) < 0 || PyType_Ready(&GCaptureType) < 0 || PyType_Ready(&ForkApplyType) < 0) {
         return NULL;
     }
