@@ -410,16 +410,21 @@ static PyObject *str_dict; /* "__dict__" */
 static PyObject *empty_tuple;
 static PyObject *zero; /* the COPY mode of a state */
 
-/* object.__new__(cls) for a class that keeps object's __new__; NULL with TypeError otherwise. */
+/* object.__new__(cls), refused where object.__new__ refuses it: when the nearest base written in C has a
+ * __new__ of its own (a __new__ written in Python does not matter, as for object.__new__). */
 static PyObject *
 new_instance(PyTypeObject *cls)
 {
-    if (cls->tp_new != PyBaseObject_Type.tp_new) {
-        PyErr_Format(PyExc_TypeError, "%s has a __new__ of its own; ctxsnap cannot fork its instances.",
-                     cls->tp_name);
+    PyTypeObject *base = cls;
+    while (base != NULL && (base->tp_flags & Py_TPFLAGS_HEAPTYPE)) {
+        base = base->tp_base;
+    }
+    if (base != NULL && base->tp_new != PyBaseObject_Type.tp_new) {
+        PyErr_Format(PyExc_TypeError, "object.__new__(%s) is not safe, use %s.__new__()", cls->tp_name,
+                     base->tp_name);
         return NULL;
     }
-    return cls->tp_new(cls, empty_tuple, NULL);
+    return PyBaseObject_Type.tp_new(cls, empty_tuple, NULL);
 }
 
 /* A new dict: a copy of obj.__dict__. */

@@ -153,3 +153,28 @@ def test_an_app_context_with_attributes_of_its_own_is_forked_whole(pool: ThreadP
         flask.g.user = "ann"
         assert pool.submit(ctxsnap.wrap(read)).result(TIMEOUT) == ("kept", "changed-in-worker", False)
         assert flask.g.user == "ann"
+
+
+class _GlobalsWithNew(flask.ctx._AppCtxGlobals):
+    """A ``g`` class with a ``__new__`` of its own: forks make its instances as ``object.__new__`` does."""
+
+    made: int = 0
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> _GlobalsWithNew:
+        cls.made += 1
+        return super().__new__(cls)
+
+
+def test_a_g_class_with_its_own_new_is_forked_like_any_other(pool: ThreadPoolExecutor) -> None:
+    app = flask.Flask(__name__)
+    app.app_ctx_globals_class = _GlobalsWithNew
+
+    def read() -> tuple[str, object]:
+        return type(flask.g._get_current_object()).__name__, flask.g.get("user")
+
+    with app.test_request_context("/"):
+        flask.g.user = "ann"
+        made = _GlobalsWithNew.made
+        assert pool.submit(ctxsnap.wrap(read)).result(TIMEOUT) == ("_GlobalsWithNew", "ann")
+        # The worker's g is a fork: made without calling the class (as copy.copy would), never by __init__.
+        assert _GlobalsWithNew.made == made
