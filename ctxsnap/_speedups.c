@@ -540,6 +540,22 @@ helper_dealloc(Helper *self)
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
+/* What a capture() of var starts from: var.get(None), a new reference; NULL with an error when called with
+ * arguments. */
+static PyObject *
+captured_object(PyObject *var, size_t nargsf, PyObject *kwnames)
+{
+    if (PyVectorcall_NARGS(nargsf) != 0 || kwnames != NULL) {
+        PyErr_SetString(PyExc_TypeError, "capture() takes no arguments.");
+        return NULL;
+    }
+    PyObject *context;
+    if (PyContextVar_Get(var, Py_None, &context) < 0) {
+        return NULL;
+    }
+    return context;
+}
+
 /* ViewCapture(var, shared, fresh): var.get(None), and when set, a view of it: an object of its class whose
  * namespace is a copy of its own, with the names in shared (a dict) that it has bound to shared's values and
  * the names in fresh (a tuple) that it has bound to new empty lists. */
@@ -553,15 +569,8 @@ typedef struct {
 static PyObject *
 ViewCapture_call(ViewCapture *self, PyObject *const *args, size_t nargsf, PyObject *kwnames)
 {
-    if (PyVectorcall_NARGS(nargsf) != 0 || kwnames != NULL) {
-        PyErr_SetString(PyExc_TypeError, "capture() takes no arguments.");
-        return NULL;
-    }
-    PyObject *context;
-    if (PyContextVar_Get(self->var, Py_None, &context) < 0) {
-        return NULL;
-    }
-    if (context == Py_None) {
+    PyObject *context = captured_object(self->var, nargsf, kwnames);
+    if (context == NULL || context == Py_None) {
         return context;
     }
     PyObject *namespace, *copy = namespace_copy(context, &namespace);
@@ -607,15 +616,8 @@ static PyObject *str_overrides_active, *str_app, *str_extensions, *str_g;
 static PyObject *
 GCapture_call(GCapture *self, PyObject *const *args, size_t nargsf, PyObject *kwnames)
 {
-    if (PyVectorcall_NARGS(nargsf) != 0 || kwnames != NULL) {
-        PyErr_SetString(PyExc_TypeError, "capture() takes no arguments.");
-        return NULL;
-    }
-    PyObject *context;
-    if (PyContextVar_Get(self->var, Py_None, &context) < 0) {
-        return NULL;
-    }
-    if (context == Py_None) {
+    PyObject *context = captured_object(self->var, nargsf, kwnames);
+    if (context == NULL || context == Py_None) {
         return context;
     }
     PyObject *result = NULL, *app = NULL, *extensions = NULL, *g = NULL, *values = NULL;
