@@ -11,11 +11,12 @@ docs/benchmarks.md); with providers to ask it hands the plan to ``ctxsnap._provi
 from __future__ import annotations
 
 import contextvars
+import inspect
 import sys
 from collections.abc import Callable
 from contextvars import Context
 from types import FunctionType
-from typing import Any, Final, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, Final, ParamSpec, TypeVar
 
 from . import _wrapping
 from ._checks import ASYNC_FLAGS as _ASYNC_FLAGS
@@ -201,6 +202,17 @@ class PlannedCapture:
 
 
 _capture_everything: Final = PlannedCapture(check_now=False)
+
+if _speedups is not None and not TYPE_CHECKING:
+    # The same hot path in C, where the call has no Python frame; any other call comes back to the function
+    # above. It is a builtin with that function's name and docstring.
+    capture = _speedups.capture_function(
+        f"capture(*, include=None, exclude=None)\n--\n\n{inspect.getdoc(capture)}",
+        capture,
+        _capture_everything,
+        _REGISTRY,
+        sys.modules,
+    )
 
 
 def wrap(fn: Callable[P, R], *, include: Selection = None, exclude: Selection = None) -> Callable[P, R]:

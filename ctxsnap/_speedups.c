@@ -410,21 +410,62 @@ static PyObject *str_dict; /* "__dict__" */
 static PyObject *empty_tuple;
 static PyObject *zero; /* the COPY mode of a state */
 
-/* object.__new__(cls), refused where object.__new__ refuses it: when the nearest base written in C has a
- * __new__ of its own (a __new__ written in Python does not matter, as for object.__new__). */
-static PyObject *
-new_instance(PyTypeObject *cls)
+/* The nearest base of cls written in C, when object.__new__(cls) may make an instance of cls; else NULL with
+ * the TypeError it raises: that base has a __new__ of its own (a __new__ written in Python does not matter). */
+static PyTypeObject *
+static_base(PyTypeObject *cls)
 {
     PyTypeObject *base = cls;
-    while (base != NULL && (base->tp_flags & Py_TPFLAGS_HEAPTYPE)) {
+    while (base->tp_base != NULL && (base->tp_flags & Py_TPFLAGS_HEAPTYPE)) {
         base = base->tp_base;
     }
-    if (base != NULL && base->tp_new != PyBaseObject_Type.tp_new) {
+    if (base->tp_new != PyBaseObject_Type.tp_new) {
         PyErr_Format(PyExc_TypeError, "object.__new__(%s) is not safe, use %s.__new__()", cls->tp_name,
                      base->tp_name);
         return NULL;
     }
+    return base;
+}
+
+/* object.__new__(cls). */
+static PyObject *
+new_instance(PyTypeObject *cls)
+{
+    if (static_base(cls) == NULL) {
+        return NULL;
+    }
     return PyBaseObject_Type.tp_new(cls, empty_tuple, NULL);
+}
+
+/* object.__new__(cls), then object.__setattr__(instance, "__dict__", namespace). On 3.11 and 3.12, an
+ * instance of a plain Python class, which keeps its attributes in the object itself, is allocated as
+ * object.__new__ does but without setting up those inline attributes: the assignment of a __dict__ would turn
+ * them into a dict of their own and throw it away (about 500 instructions per instance, issue 14). */
+static PyObject *
+new_instance_with(PyTypeObject *cls, PyObject *namespace)
+{
+    PyTypeObject *base = static_base(cls);
+    if (base == NULL) {
+        return NULL;
+    }
+    PyObject *instance;
+#if PY_VERSION_HEX < 0x030D0000
+    /* 3.13 sets up the inline attributes in tp_alloc itself, and its __dict__ assignment keeps no copy of them;
+     * its PyObject_GenericSetDict does not reach those attributes either (the assignment below does). */
+    if (base == &PyBaseObject_Type && (cls->tp_flags & Py_TPFLAGS_MANAGED_DICT) &&
+        !(cls->tp_flags & Py_TPFLAGS_IS_ABSTRACT)) {
+        instance = cls->tp_alloc(cls, 0);
+        if (instance != NULL && PyObject_GenericSetDict(instance, namespace, NULL) < 0) {
+            Py_CLEAR(instance);
+        }
+        return instance;
+    }
+#endif
+    instance = PyBaseObject_Type.tp_new(cls, empty_tuple, NULL);
+    if (instance != NULL && PyObject_GenericSetAttr(instance, str_dict, namespace) < 0) {
+        Py_CLEAR(instance);
+    }
+    return instance;
 }
 
 /* A new dict: a copy of obj.__dict__. */
@@ -589,10 +630,7 @@ ViewCapture_call(ViewCapture *self, PyObject *const *args, size_t nargsf, PyObje
     if (fresh_lists(copy, self->fresh) < 0) {
         goto done;
     }
-    view = new_instance(Py_TYPE(context));
-    if (view != NULL && PyObject_SetAttr(view, str_dict, copy) < 0) {
-        Py_CLEAR(view);
-    }
+    view = new_instance_with(Py_TYPE(context), copy);
 done:
     Py_XDECREF(copy);
     Py_XDECREF(namespace);
@@ -669,10 +707,10 @@ done:
 /* ForkApply(var, storable, attributes, fresh, fallback): the app provider's apply of a state
  * (mode, context, values, pushes). Mode 0 sets var to a fork of context: an object of its class holding the
  * same attributes, but a new g (of g's class, its namespace a copy of values) and new empty lists for the
- * names in fresh. When context's class is storable and holds exactly the names in attributes (one of them "g",
- * the last one in fresh), the fork's attributes are stored one by one, in that order, which keeps them in the
- * object itself on CPython 3.11+ (as Flask's own __init__ does). Any other mode: fallback(mode, context,
- * values), the Python rules. */
+ * names in fresh. When context's class is storable and holds exactly the names in attributes (one of them "g"),
+ * the fork's attributes are stored one by one, in that order, which keeps them in the object itself on
+ * CPython 3.11+ (as Flask's own __init__ does).
+ * Any other mode: fallback(mode, context, values), the Python rules. */
 typedef struct {
     HELPER_HEAD
     PyObject *var;
@@ -681,6 +719,44 @@ typedef struct {
     PyObject *fresh;
     PyObject *fallback;
 } ForkApply;
+
+/* The most attributes a fork stores one by one; a class holding more gets a copy of the parent's dict. */
+#define MAX_STORED 8
+
+/* Whether two attribute names are the same: the same object, as interned names mostly are, or equal strs. */
+static int
+same_name(PyObject *name, PyObject *other)
+{
+    return name == other || (PyUnicode_CheckExact(name) && PyUnicode_CheckExact(other) &&
+                             PyUnicode_GET_LENGTH(name) == PyUnicode_GET_LENGTH(other) &&
+                             PyUnicode_Compare(name, other) == 0);
+}
+
+static int
+is_fresh(ForkApply *self, PyObject *name)
+{
+    Py_ssize_t count = PyTuple_GET_SIZE(self->fresh);
+    for (Py_ssize_t i = 0; i < count; i++) {
+        if (same_name(PyTuple_GET_ITEM(self->fresh, i), name)) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* A new g of cls whose namespace is a copy of values. Not g's values stored one by one: g.get() reads
+ * g.__dict__, which then builds a dict from them (more instructions than the copy, measured). */
+static PyObject *
+new_g(PyTypeObject *cls, PyObject *values)
+{
+    PyObject *copy = PyDict_Copy(values);
+    if (copy == NULL) {
+        return NULL;
+    }
+    PyObject *g = new_instance_with(cls, copy);
+    Py_DECREF(copy);
+    return g;
+}
 
 static PyObject *
 ForkApply_call(ForkApply *self, PyObject *const *args, size_t nargsf, PyObject *kwnames)
@@ -699,7 +775,7 @@ ForkApply_call(ForkApply *self, PyObject *const *args, size_t nargsf, PyObject *
         }
         return PyObject_CallFunctionObjArgs(self->fallback, mode, context, values, NULL);
     }
-    PyObject *namespace = NULL, *g = NULL, *g_values = NULL, *fork = NULL, *forked = NULL, *result = NULL;
+    PyObject *namespace = NULL, *g = NULL, *fork = NULL, *forked = NULL, *result = NULL;
     namespace = PyObject_GetAttr(context, str_dict);
     if (namespace == NULL) {
         goto done;
@@ -711,42 +787,33 @@ ForkApply_call(ForkApply *self, PyObject *const *args, size_t nargsf, PyObject *
         }
         goto done;
     }
-    g = new_instance(Py_TYPE(parent_g));
-    g_values = g == NULL ? NULL : PyDict_Copy(values);
-    if (g_values == NULL || PyObject_GenericSetAttr(g, str_dict, g_values) < 0) {
-        goto done;
-    }
-    fork = new_instance(Py_TYPE(context));
+    g = new_g(Py_TYPE(parent_g), values);
+    fork = g == NULL ? NULL : new_instance(Py_TYPE(context));
     if (fork == NULL) {
         goto done;
     }
+    /* Each attribute's value, borrowed; NULL for a fresh list. */
+    PyObject *stored[MAX_STORED];
     Py_ssize_t count = PyTuple_GET_SIZE(self->attributes);
-    int one_by_one = (PyObject *)Py_TYPE(context) == self->storable && PyDict_GET_SIZE(namespace) == count;
+    int one_by_one = (PyObject *)Py_TYPE(context) == self->storable && count <= MAX_STORED &&
+                     PyDict_GET_SIZE(namespace) == count;
     for (Py_ssize_t i = 0; one_by_one && i < count; i++) {
-        int has = PyDict_Contains(namespace, PyTuple_GET_ITEM(self->attributes, i));
-        if (has < 0) {
-            goto done;
+        PyObject *name = PyTuple_GET_ITEM(self->attributes, i);
+        PyObject *value = PyDict_GetItemWithError(namespace, name);
+        if (value == NULL) {
+            if (PyErr_Occurred()) {
+                goto done;
+            }
+            one_by_one = 0; /* as many attributes, not the same ones: copied as they are */
         }
-        one_by_one = has;
+        else {
+            stored[i] = same_name(name, str_g) ? g : is_fresh(self, name) ? NULL : value;
+        }
     }
     if (one_by_one) {
         for (Py_ssize_t i = 0; i < count; i++) {
-            PyObject *name = PyTuple_GET_ITEM(self->attributes, i);
-            PyObject *value;
-            int fresh = PySequence_Contains(self->fresh, name);
-            if (fresh < 0) {
-                goto done;
-            }
-            if (fresh) {
-                value = PyList_New(0);
-            }
-            else if (PyUnicode_Compare(name, str_g) == 0) {
-                value = Py_NewRef(g);
-            }
-            else {
-                value = Py_XNewRef(PyDict_GetItemWithError(namespace, name));
-            }
-            if (value == NULL || PyObject_SetAttr(fork, name, value) < 0) {
+            PyObject *value = stored[i] != NULL ? Py_NewRef(stored[i]) : PyList_New(0);
+            if (value == NULL || PyObject_SetAttr(fork, PyTuple_GET_ITEM(self->attributes, i), value) < 0) {
                 Py_XDECREF(value);
                 goto done;
             }
@@ -769,7 +836,6 @@ ForkApply_call(ForkApply *self, PyObject *const *args, size_t nargsf, PyObject *
 done:
     Py_XDECREF(forked);
     Py_XDECREF(fork);
-    Py_XDECREF(g_values);
     Py_XDECREF(g);
     Py_XDECREF(namespace);
     return result;
@@ -799,6 +865,26 @@ HELPER_TYPE(ForkApply, "votto",
             "ForkApply(var, storable, attributes, fresh, fallback)(state): the app provider's apply.")
 /* -- module functions ---------------------------------------------------------------------------------- */
 
+/* A ContextVarsSnapshot of base (borrowed), or of the current context when base is NULL. */
+static PyObject *
+bare_snapshot(PyObject *base)
+{
+    PyTypeObject *cls = (PyTypeObject *)bare_class;
+    SnapshotCore *snapshot = (SnapshotCore *)cls->tp_alloc(cls, 0);
+    if (snapshot == NULL) {
+        return NULL;
+    }
+    snapshot->base = base != NULL ? Py_NewRef(base) : PyContext_CopyCurrent();
+    if (snapshot->base == NULL) {
+        Py_DECREF(snapshot);
+        return NULL;
+    }
+    snapshot->entries = PyTuple_New(0);
+    snapshot->undo = Py_NewRef(no_undo);
+    snapshot->sealed = 0;
+    return (PyObject *)snapshot;
+}
+
 /* new_bare(): a ContextVarsSnapshot of the current context, a contextvars-only capture in one call;
  * new_bare(base): one of the Context base. */
 static PyObject *
@@ -811,27 +897,7 @@ new_bare(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     if (!configured()) {
         return NULL;
     }
-    PyTypeObject *cls = (PyTypeObject *)bare_class;
-    SnapshotCore *snapshot = (SnapshotCore *)cls->tp_alloc(cls, 0);
-    if (snapshot == NULL) {
-        return NULL;
-    }
-    if (nargs == 1) {
-        Py_INCREF(args[0]);
-        snapshot->base = args[0];
-    }
-    else {
-        snapshot->base = PyContext_CopyCurrent();
-    }
-    if (snapshot->base == NULL) {
-        Py_DECREF(snapshot);
-        return NULL;
-    }
-    snapshot->entries = PyTuple_New(0);
-    Py_INCREF(no_undo);
-    snapshot->undo = no_undo;
-    snapshot->sealed = 0;
-    return (PyObject *)snapshot;
+    return bare_snapshot(nargs == 1 ? args[0] : NULL);
 }
 
 /* run_task(carried, fn, args, kwargs): a submitted task, in a Context or a Snapshot (see ctxsnap._wrapping). */
@@ -864,18 +930,12 @@ run_task(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
  * ctxsnap._provider_states.take, with its rules: a provider that raises (or whose undo check raises) fails the
  * capture with capture_failed(provider, exc), and nothing captured is kept. */
 static PyObject *
-take_entries(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+take_states(PyObject *captures, PyObject *base)
 {
-    if (nargs != 2 || !PyTuple_Check(args[0])) {
-        PyErr_SetString(PyExc_TypeError, "take_entries() takes (captures: tuple, base).");
-        return NULL;
-    }
-    if (!configured()) {
-        return NULL;
-    }
-    PyObject *captures = args[0], *base = args[1];
     Py_ssize_t count = PyTuple_GET_SIZE(captures);
-    PyObject *entries = PyList_New(0), *undoing = NULL, *result = NULL;
+    /* As long as every provider could answer; cut to those that did. */
+    PyObject *entries = PyTuple_New(count), *undoing = NULL, *result = NULL;
+    Py_ssize_t taken = 0;
     if (entries == NULL) {
         return NULL;
     }
@@ -904,11 +964,10 @@ take_entries(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         }
         PyObject *entry = PyTuple_Pack(2, provider, state);
         Py_DECREF(state);
-        if (entry == NULL || PyList_Append(entries, entry) < 0) {
-            Py_XDECREF(entry);
+        if (entry == NULL) {
             goto done;
         }
-        Py_DECREF(entry);
+        PyTuple_SET_ITEM(entries, taken++, entry);
         if (needed) {
             PyObject *identity = PyLong_FromVoidPtr(provider);
             if (undoing == NULL) {
@@ -921,9 +980,15 @@ take_entries(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
             Py_DECREF(identity);
         }
     }
-    if (PyList_GET_SIZE(entries) == 0) {
+    if (taken == 0) {
         result = Py_NewRef(Py_None);
         goto done;
+    }
+    if (taken < count) {
+        Py_SETREF(entries, PyTuple_GetSlice(entries, 0, taken));
+        if (entries == NULL) {
+            goto done;
+        }
     }
     PyTypeObject *cls = (PyTypeObject *)snapshot_class;
     SnapshotCore *snapshot = (SnapshotCore *)cls->tp_alloc(cls, 0);
@@ -931,7 +996,7 @@ take_entries(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         goto done;
     }
     snapshot->base = Py_NewRef(base);
-    snapshot->entries = PyList_AsTuple(entries);
+    snapshot->entries = Py_NewRef(entries);
     snapshot->undo = undoing == NULL ? Py_NewRef(no_undo) : PyFrozenSet_New(undoing);
     snapshot->sealed = 0;
     if (snapshot->entries == NULL || snapshot->undo == NULL) {
@@ -941,8 +1006,179 @@ take_entries(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     result = (PyObject *)snapshot;
 done:
     Py_XDECREF(undoing);
-    Py_DECREF(entries);
+    Py_XDECREF(entries);
     return result;
+}
+
+static PyObject *
+take_entries(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2 || !PyTuple_Check(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "take_entries() takes (captures: tuple, base).");
+        return NULL;
+    }
+    if (!configured()) {
+        return NULL;
+    }
+    return take_states(args[0], args[1]);
+}
+
+/* -- capture() ----------------------------------------------------------------------------------------- */
+
+/* capture()'s hot path, ctxsnap._capture.capture without its Python frame (about 1,000 instructions of a
+ * capture, issue 14): the default capture's cached plan, checked against the registry as the Python function
+ * does, and a capture with providers that carries every ContextVar. Everything else (a selection, a stale
+ * plan, a plan that leaves variables out) calls that function, which keeps every rule and error. */
+static PyObject *capture_python;  /* ctxsnap._capture.capture */
+static PyObject *capture_planned; /* the PlannedCapture of the default capture */
+static PyObject *capture_registry;
+static PyObject *capture_modules; /* sys.modules */
+/* What the plan last seen holds; read again when capture_planned._plan is another object. */
+static PyObject *seen_plan, *seen_version, *seen_captures;
+static int seen_bare, seen_plain_base;
+static PyObject *str_plan, *str_version, *str_modules_seen, *str_settled, *str_bare, *str_plain_base,
+    *str_captures, *str_include, *str_exclude;
+
+static int
+true_attribute(PyObject *obj, PyObject *name)
+{
+    PyObject *value = PyObject_GetAttr(obj, name);
+    int answer = value == NULL ? -1 : PyObject_IsTrue(value);
+    Py_XDECREF(value);
+    return answer;
+}
+
+static int
+see_plan(PyObject *plan)
+{
+    PyObject *version = PyObject_GetAttr(plan, str_version);
+    PyObject *captures = version == NULL ? NULL : PyObject_GetAttr(plan, str_captures);
+    int bare = captures == NULL ? -1 : true_attribute(plan, str_bare);
+    int plain_base = bare < 0 ? -1 : true_attribute(plan, str_plain_base);
+    if (plain_base < 0 || !PyTuple_Check(captures)) {
+        Py_XDECREF(version);
+        Py_XDECREF(captures);
+        return plain_base < 0 ? -1 : 0;
+    }
+    Py_XSETREF(seen_plan, Py_NewRef(plan));
+    Py_XSETREF(seen_version, version);
+    Py_XSETREF(seen_captures, captures);
+    seen_bare = bare;
+    seen_plain_base = plain_base;
+    return 1;
+}
+
+/* 1 when the default capture's plan holds for the registry as it is now, 0 when not, -1 on an error. */
+static int
+plan_holds(void)
+{
+    PyObject *plan = PyObject_GetAttr(capture_planned, str_plan);
+    if (plan == NULL) {
+        return -1;
+    }
+    int seen = plan == seen_plan ? 1 : see_plan(plan);
+    Py_DECREF(plan);
+    if (seen <= 0) {
+        return seen;
+    }
+    PyObject *version = PyObject_GetAttr(capture_registry, str_version);
+    int same = version == NULL ? -1 : PyObject_RichCompareBool(version, seen_version, Py_EQ);
+    Py_XDECREF(version);
+    if (same <= 0) {
+        return same;
+    }
+    PyObject *modules_seen = PyObject_GetAttr(capture_registry, str_modules_seen);
+    if (modules_seen == NULL) {
+        return -1;
+    }
+    Py_ssize_t count = PyLong_AsSsize_t(modules_seen);
+    Py_DECREF(modules_seen);
+    if (count == -1 && PyErr_Occurred()) {
+        return -1;
+    }
+    if (PyDict_Check(capture_modules) && PyDict_GET_SIZE(capture_modules) == count) {
+        return 1;
+    }
+    return true_attribute(capture_registry, str_settled);
+}
+
+static PyObject *
+capture(PyObject *module, PyObject *const *args, Py_ssize_t nargsf, PyObject *kwnames)
+{
+    if (capture_python == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "ctxsnap._speedups.capture() is not configured.");
+        return NULL;
+    }
+    int plain = PyVectorcall_NARGS(nargsf) == 0;
+    Py_ssize_t keywords = kwnames == NULL ? 0 : PyTuple_GET_SIZE(kwnames);
+    for (Py_ssize_t i = 0; plain && i < keywords; i++) {
+        /* capture(include=None, exclude=None), as ctxsnap.wrap(fn) calls it, is the default capture too. */
+        PyObject *name = PyTuple_GET_ITEM(kwnames, i);
+        plain = args[i] == Py_None && (same_name(name, str_include) || same_name(name, str_exclude));
+    }
+    int holds = plain && configured() ? plan_holds() : 0;
+    if (holds < 0) {
+        return NULL;
+    }
+    if (!holds) {
+        return PyObject_Vectorcall(capture_python, args, nargsf, kwnames);
+    }
+    if (seen_bare) {
+        return bare_snapshot(NULL);
+    }
+    if (!seen_plain_base) {
+        return PyObject_Vectorcall(capture_python, args, nargsf, kwnames);
+    }
+    PyObject *base = PyContext_CopyCurrent();
+    if (base == NULL) {
+        return NULL;
+    }
+    PyObject *taken = take_states(seen_captures, base);
+    if (taken == Py_None) {
+        Py_SETREF(taken, bare_snapshot(base));
+    }
+    Py_DECREF(base);
+    return taken;
+}
+
+/* capture_function(doc, python, planned, registry, modules): the compiled capture(), documented as doc (a
+ * signature line, "--" and the Python function's docstring) and named as python is. */
+static PyMethodDef capture_def = {"capture", (PyCFunction)(void (*)(void))capture, METH_FASTCALL | METH_KEYWORDS,
+                                  NULL};
+
+static PyObject *
+capture_function(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 5 || !PyUnicode_Check(args[0]) || !PyDict_Check(args[4])) {
+        PyErr_SetString(PyExc_TypeError,
+                        "capture_function() takes (doc: str, python, planned, registry, modules: dict).");
+        return NULL;
+    }
+    if (capture_def.ml_doc != NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "capture_function() was called already.");
+        return NULL;
+    }
+    Py_ssize_t size;
+    const char *doc = PyUnicode_AsUTF8AndSize(args[0], &size);
+    PyObject *name = doc == NULL ? NULL : PyObject_GetAttrString(args[1], "__module__");
+    if (name == NULL) {
+        return NULL;
+    }
+    /* ml_doc lives as long as the function, which lives as long as the process. */
+    char *kept = PyMem_RawMalloc((size_t)size + 1);
+    if (kept == NULL) {
+        Py_DECREF(name);
+        return PyErr_NoMemory();
+    }
+    memcpy(kept, doc, (size_t)size + 1);
+    capture_def.ml_doc = kept;
+    capture_python = Py_NewRef(args[1]);
+    capture_planned = Py_NewRef(args[2]);
+    capture_registry = Py_NewRef(args[3]);
+    capture_modules = Py_NewRef(args[4]);
+    PyObject *function = PyCFunction_NewEx(&capture_def, NULL, name);
+    Py_DECREF(name);
+    return function;
 }
 
 static int
@@ -1007,6 +1243,8 @@ static PyMethodDef module_methods[] = {
      PyDoc_STR("new_bare(base=None): a ContextVarsSnapshot of base, or of the current context.")},
     {"take_entries", (PyCFunction)(void (*)(void))take_entries, METH_FASTCALL,
      PyDoc_STR("take_entries(captures, base): a Snapshot of what the providers carry, or None.")},
+    {"capture_function", (PyCFunction)(void (*)(void))capture_function, METH_FASTCALL,
+     PyDoc_STR("capture_function(doc, python, planned, registry, modules): the compiled capture().")},
     {"run_task", (PyCFunction)(void (*)(void))run_task, METH_FASTCALL,
      PyDoc_STR("run_task(carried, fn, args, kwargs): run a submitted task in what was captured for it.")},
     {NULL, NULL, 0, NULL},
@@ -1040,6 +1278,20 @@ PyInit__speedups(void)
     str_app = PyUnicode_InternFromString("app");
     str_extensions = PyUnicode_InternFromString("extensions");
     str_g = PyUnicode_InternFromString("g");
+    str_plan = PyUnicode_InternFromString("_plan");
+    str_version = PyUnicode_InternFromString("version");
+    str_modules_seen = PyUnicode_InternFromString("modules_seen");
+    str_settled = PyUnicode_InternFromString("settled");
+    str_bare = PyUnicode_InternFromString("bare");
+    str_plain_base = PyUnicode_InternFromString("plain_base");
+    str_captures = PyUnicode_InternFromString("captures");
+    str_include = PyUnicode_InternFromString("include");
+    str_exclude = PyUnicode_InternFromString("exclude");
+    if (str_plan == NULL || str_version == NULL || str_modules_seen == NULL || str_settled == NULL ||
+        str_bare == NULL || str_plain_base == NULL || str_captures == NULL || str_include == NULL ||
+        str_exclude == NULL) {
+        return NULL;
+    }
     empty_tuple = PyTuple_New(0);
     zero = PyLong_FromLong(0);
     if (zero == NULL || str_dict == NULL || str_overrides_active == NULL || str_app == NULL || str_extensions == NULL ||
