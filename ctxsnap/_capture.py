@@ -210,7 +210,7 @@ if _speedups is not None and not TYPE_CHECKING:
         f"capture(*, include=None, exclude=None)\n--\n\n{inspect.getdoc(capture)}",
         capture,
         _capture_everything,
-        _REGISTRY,
+        vars(_REGISTRY),  # read as its attributes: the registry's class defines none of these names
         sys.modules,
     )
 

@@ -17,9 +17,11 @@ from . import _provider
 from ._contextvars import ContextVarsProvider
 from ._registry import registry
 
-__all__ = ["CONTEXTVARS", "STALE_PLAN", "Plan", "Selection", "frozen_selection", "plan_for"]
+__all__ = ["CONTEXTVARS", "STALE_PLAN", "Capture", "Plan", "Selection", "frozen_selection", "plan_for"]
 
 Selection = str | ContextVar[Any] | Iterable[str | ContextVar[Any]] | None
+#: How a plan holds a provider: (provider, its undo check or None, its bound capture, its bound apply).
+Capture = tuple[Any, Callable[[Any], bool] | None, Callable[[], Any], Callable[[Any], Any]]
 
 #: The contextvars provider is the base layer of every snapshot rather than one provider among others: its
 #: captured Context is what each run enters.
@@ -47,18 +49,22 @@ class Plan:
         self.version = version
         self.use_base = CONTEXTVARS in providers
         self.providers = tuple(p for p in providers if p is not CONTEXTVARS)
-        #: Each provider with what decides whether runs need its undo: None when it has no undo of its own,
-        #: else its ``needs_undo`` (``always_undo`` without one). Looked up once per plan, not per capture.
-        self.captures: tuple[tuple[Any, Callable[[Any], bool] | None], ...] = tuple(
-            (p, (_provider.needs_undo_check(p) or always_undo) if _provider.has_own_undo(p) else None)
-            for p in self.providers
-        )
+        #: Each provider with what decides whether runs need its undo (None when it has no undo of its own,
+        #: else its ``needs_undo``, ``always_undo`` without one), its ``capture`` and its ``apply``: looked up
+        #: once per plan, not at every capture and every run (issue 14).
+        self.captures: tuple[Capture, ...] = tuple((p, _undo_check(p), p.capture, p.apply) for p in self.providers)
         self.drop_vars = drop_vars
         self.only_vars = only_vars
         #: Every ContextVar is carried as it is: the base is one ``copy_context()``.
         self.plain_base = self.use_base and not drop_vars and only_vars is None
         #: Nothing but every ContextVar: a capture is one ``copy_context()`` (the contextvars-only hot path).
         self.bare = self.plain_base and not self.providers
+
+
+def _undo_check(provider: Any) -> Callable[[Any], bool] | None:
+    if not _provider.has_own_undo(provider):
+        return None
+    return _provider.needs_undo_check(provider) or always_undo
 
 
 #: A plan no registry version matches, so its first use builds the real one.

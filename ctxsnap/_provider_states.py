@@ -56,11 +56,11 @@ def take(plan: Plan, for_task: bool = False) -> Context | Snapshot:
         if base is None:
             return _new_snapshot(Snapshot)._fill(None, (), NO_UNDO)
         return base if for_task else new_contextvars_snapshot(base)
-    entries: list[tuple[Any, Any]] = []
+    entries: list[tuple[Any, Any, Any]] = []
     undoing = NO_UNDO
-    for provider, undo_check in plan.captures:
+    for provider, undo_check, capture, apply in plan.captures:
         try:
-            state = provider.capture()
+            state = capture()
             if state is None:
                 continue
             # Whether runs need the undo step is decided here, once per capture, in the same loop (a second
@@ -74,7 +74,7 @@ def take(plan: Plan, for_task: bool = False) -> Context | Snapshot:
             entries.clear()
             state = base = None
             raise capture_failed(provider, exc) from exc
-        entries.append((provider, state))
+        entries.append((provider, state, apply))
         if needed:
             undoing = undoing | {id(provider)}
     if entries:

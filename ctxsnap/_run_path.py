@@ -27,9 +27,20 @@ from ._undo import RUN_PATH_CODES
 from ._undo import forget_captured as _forget_captured
 from ._undo import undo_all as _undo_all
 
-__all__ = ["NO_UNDO", "ContextVarsCore", "SnapshotCore", "apply_failed", "apply_run_undo", "capture_failed"]
+__all__ = [
+    "NO_UNDO",
+    "ContextVarsCore",
+    "Entry",
+    "SnapshotCore",
+    "apply_failed",
+    "apply_run_undo",
+    "capture_failed",
+]
 
 P = ParamSpec("P")
+#: What a snapshot holds for each provider that had something to carry: (provider, state, the provider's apply,
+#: as the capture's plan looked it up).
+Entry = tuple[Any, Any, Callable[[Any], Any]]
 R = TypeVar("R")
 
 #: The undo set of a snapshot whose runs undo nothing (every contextvars-only one, and Flask's default).
@@ -42,7 +53,7 @@ class SnapshotCore:
     __slots__ = ("__weakref__", "_base", "_entries", "_sealed", "_undo")
 
     _base: Context | None
-    _entries: tuple[tuple[Any, Any], ...]
+    _entries: tuple[Entry, ...]
     _sealed: bool
     _undo: frozenset[int]
 
@@ -66,9 +77,9 @@ class SnapshotCore:
             else:
                 # Each apply entered on its own, then the task: the Context keeps what an apply set, and no
                 # frame of ours sits between the run and the providers (one frame less per run).
-                for provider, state in self._entries:
+                for provider, state, apply in self._entries:
                     try:
-                        context.run(provider.apply, state)
+                        context.run(apply, state)
                     except Exception as exc:
                         raise apply_failed(provider, exc) from exc
                 result = context.run(fn, *args, **kwargs) if args or kwargs else context.run(fn)
@@ -152,9 +163,9 @@ def apply_run_undo(
     applied: list[tuple[Any, Any, Any]] = []
     undoing = snapshot._undo
     try:
-        for provider, state in snapshot._entries:
+        for provider, state, apply in snapshot._entries:
             try:
-                token = provider.apply(state)
+                token = apply(state)
             except Exception as exc:
                 raise apply_failed(provider, exc) from exc
             if id(provider) in undoing:

@@ -33,8 +33,6 @@ static PyObject *no_undo;             /* NO_UNDO, the empty frozenset */
 static int async_flags;               /* CO_COROUTINE | CO_ASYNC_GENERATOR */
 
 static PyObject *str_run;
-static PyObject *str_apply;
-static PyObject *str_capture;
 
 typedef struct {
     PyObject_HEAD
@@ -241,9 +239,15 @@ run_in_snapshot(PyObject *self, PyObject *base, PyObject *entries, PyObject *und
         if (count) {
             Py_INCREF(entries); /* a provider's apply could rebind the snapshot's _entries */
             for (Py_ssize_t i = 0; i < count; i++) {
+                /* (provider, state, apply): the apply its plan looked up. */
                 PyObject *entry = PyTuple_GET_ITEM(entries, i);
+                if (!PyTuple_CheckExact(entry) || PyTuple_GET_SIZE(entry) != 3) {
+                    PyErr_SetString(PyExc_TypeError, "a snapshot entry is not (provider, state, apply).");
+                    applied = 0;
+                    break;
+                }
                 PyObject *provider = PyTuple_GET_ITEM(entry, 0);
-                PyObject *done = PyObject_CallMethodOneArg(provider, str_apply, PyTuple_GET_ITEM(entry, 1));
+                PyObject *done = PyObject_CallOneArg(PyTuple_GET_ITEM(entry, 2), PyTuple_GET_ITEM(entry, 1));
                 if (done == NULL) {
                     raise_provider_failure(apply_failed, provider);
                     applied = 0;
@@ -639,12 +643,12 @@ done:
 }
 
 /* GCapture(var, policy, extension_key, fallback): the app provider's capture. With no policy in force (no
- * override active, the app without the extension), (0, context, a copy of context.g's namespace, False);
- * otherwise fallback(context), the Python rules. None when var is not set. */
+ * override active in the namespace policy, the app without the extension), (0, context, a copy of context.g's
+ * namespace, False); otherwise fallback(context), the Python rules. None when var is not set. */
 typedef struct {
     HELPER_HEAD
     PyObject *var;
-    PyObject *policy;
+    PyObject *policy; /* the Policy's namespace: its attributes, read without a lookup on its class */
     PyObject *extension_key;
     PyObject *fallback;
 } GCapture;
@@ -659,12 +663,14 @@ GCapture_call(GCapture *self, PyObject *const *args, size_t nargsf, PyObject *kw
         return context;
     }
     PyObject *result = NULL, *app = NULL, *extensions = NULL, *g = NULL, *values = NULL;
-    PyObject *overrides = PyObject_GetAttr(self->policy, str_overrides_active);
+    PyObject *overrides = PyDict_GetItemWithError(self->policy, str_overrides_active);
     if (overrides == NULL) {
+        if (!PyErr_Occurred()) {
+            PyErr_SetString(PyExc_AttributeError, "the policy has no overrides_active.");
+        }
         goto done;
     }
     int overriding = PyObject_IsTrue(overrides);
-    Py_DECREF(overrides);
     if (overriding < 0) {
         goto done;
     }
@@ -724,7 +730,7 @@ typedef struct {
 #define MAX_STORED 8
 
 /* Whether two attribute names are the same: the same object, as interned names mostly are, or equal strs. */
-static int
+static inline int
 same_name(PyObject *name, PyObject *other)
 {
     return name == other || (PyUnicode_CheckExact(name) && PyUnicode_CheckExact(other) &&
@@ -776,7 +782,9 @@ ForkApply_call(ForkApply *self, PyObject *const *args, size_t nargsf, PyObject *
         return PyObject_CallFunctionObjArgs(self->fallback, mode, context, values, NULL);
     }
     PyObject *namespace = NULL, *g = NULL, *fork = NULL, *forked = NULL, *result = NULL;
-    namespace = PyObject_GetAttr(context, str_dict);
+    /* The storable class keeps object's __dict__ (see the provider): its namespace without a lookup. */
+    namespace = (PyObject *)Py_TYPE(context) == self->storable ? PyObject_GenericGetDict(context, NULL)
+                                                                : PyObject_GetAttr(context, str_dict);
     if (namespace == NULL) {
         goto done;
     }
@@ -860,7 +868,7 @@ done:
     };
 
 HELPER_TYPE(ViewCapture, "vdt", "ViewCapture(var, shared, fresh)(): a view of the object var holds, or None.")
-HELPER_TYPE(GCapture, "vooo", "GCapture(var, policy, extension_key, fallback)(): the app provider's capture.")
+HELPER_TYPE(GCapture, "vdoo", "GCapture(var, policy, extension_key, fallback)(): the app provider's capture.")
 HELPER_TYPE(ForkApply, "votto",
             "ForkApply(var, storable, attributes, fresh, fallback)(state): the app provider's apply.")
 /* -- module functions ---------------------------------------------------------------------------------- */
@@ -925,10 +933,11 @@ run_task(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     return run_in_snapshot(carried, carried, NULL, NULL, args[1], &call, refuse_async_result);
 }
 
-/* take_entries(captures, base): ask each provider of captures, a tuple of (provider, undo check or None),
- * for its state; a Snapshot of base and the states, or None when no provider had anything to carry. The loop of
- * ctxsnap._provider_states.take, with its rules: a provider that raises (or whose undo check raises) fails the
- * capture with capture_failed(provider, exc), and nothing captured is kept. */
+/* take_entries(captures, base): ask each provider of captures, a plan's tuple of (provider, undo check or
+ * None, capture, apply), for its state; a Snapshot of base and the entries (provider, state, apply), or None
+ * when no provider had anything to carry. The loop of ctxsnap._provider_states.take, with its rules: a provider
+ * that raises (or whose undo check raises) fails the capture with capture_failed(provider, exc), and nothing
+ * captured is kept. */
 static PyObject *
 take_states(PyObject *captures, PyObject *base)
 {
@@ -940,9 +949,14 @@ take_states(PyObject *captures, PyObject *base)
         return NULL;
     }
     for (Py_ssize_t i = 0; i < count; i++) {
-        PyObject *pair = PyTuple_GET_ITEM(captures, i);
-        PyObject *provider = PyTuple_GET_ITEM(pair, 0), *check = PyTuple_GET_ITEM(pair, 1);
-        PyObject *state = PyObject_CallMethodNoArgs(provider, str_capture);
+        /* (provider, undo check, capture, apply), as the plan looked them up */
+        PyObject *planned = PyTuple_GET_ITEM(captures, i);
+        if (!PyTuple_CheckExact(planned) || PyTuple_GET_SIZE(planned) != 4) {
+            PyErr_SetString(PyExc_TypeError, "a plan's capture is not (provider, undo check, capture, apply).");
+            goto done;
+        }
+        PyObject *provider = PyTuple_GET_ITEM(planned, 0), *check = PyTuple_GET_ITEM(planned, 1);
+        PyObject *state = PyObject_CallNoArgs(PyTuple_GET_ITEM(planned, 2));
         if (state == NULL) {
             raise_provider_failure(capture_failed, provider);
             goto done;
@@ -962,7 +976,7 @@ take_states(PyObject *captures, PyObject *base)
                 goto done;
             }
         }
-        PyObject *entry = PyTuple_Pack(2, provider, state);
+        PyObject *entry = PyTuple_Pack(3, provider, state, PyTuple_GET_ITEM(planned, 3));
         Py_DECREF(state);
         if (entry == NULL) {
             goto done;
@@ -1031,7 +1045,7 @@ take_entries(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
  * plan, a plan that leaves variables out) calls that function, which keeps every rule and error. */
 static PyObject *capture_python;  /* ctxsnap._capture.capture */
 static PyObject *capture_planned; /* the PlannedCapture of the default capture */
-static PyObject *capture_registry;
+static PyObject *capture_registry; /* the registry's namespace: its attributes, read without a lookup on its class */
 static PyObject *capture_modules; /* sys.modules */
 /* What the plan last seen holds; read again when capture_planned._plan is another object. */
 static PyObject *seen_plan, *seen_version, *seen_captures;
@@ -1068,6 +1082,17 @@ see_plan(PyObject *plan)
     return 1;
 }
 
+/* One of the registry's attributes, borrowed; NULL with an error when it has none. */
+static PyObject *
+registry_attribute(PyObject *name)
+{
+    PyObject *value = PyDict_GetItemWithError(capture_registry, name);
+    if (value == NULL && !PyErr_Occurred()) {
+        PyErr_Format(PyExc_AttributeError, "the registry has no attribute %R.", name);
+    }
+    return value;
+}
+
 /* 1 when the default capture's plan holds for the registry as it is now, 0 when not, -1 on an error. */
 static int
 plan_holds(void)
@@ -1081,25 +1106,21 @@ plan_holds(void)
     if (seen <= 0) {
         return seen;
     }
-    PyObject *version = PyObject_GetAttr(capture_registry, str_version);
+    PyObject *version = registry_attribute(str_version);
     int same = version == NULL ? -1 : PyObject_RichCompareBool(version, seen_version, Py_EQ);
-    Py_XDECREF(version);
     if (same <= 0) {
         return same;
     }
-    PyObject *modules_seen = PyObject_GetAttr(capture_registry, str_modules_seen);
-    if (modules_seen == NULL) {
-        return -1;
-    }
-    Py_ssize_t count = PyLong_AsSsize_t(modules_seen);
-    Py_DECREF(modules_seen);
+    PyObject *modules_seen = registry_attribute(str_modules_seen);
+    Py_ssize_t count = modules_seen == NULL ? -1 : PyLong_AsSsize_t(modules_seen);
     if (count == -1 && PyErr_Occurred()) {
         return -1;
     }
     if (PyDict_Check(capture_modules) && PyDict_GET_SIZE(capture_modules) == count) {
         return 1;
     }
-    return true_attribute(capture_registry, str_settled);
+    PyObject *settled = registry_attribute(str_settled);
+    return settled == NULL ? -1 : PyObject_IsTrue(settled);
 }
 
 static PyObject *
@@ -1141,17 +1162,17 @@ capture(PyObject *module, PyObject *const *args, Py_ssize_t nargsf, PyObject *kw
     return taken;
 }
 
-/* capture_function(doc, python, planned, registry, modules): the compiled capture(), documented as doc (a
- * signature line, "--" and the Python function's docstring) and named as python is. */
+/* capture_function(doc, python, planned, registry_namespace, modules): the compiled capture(), documented as
+ * doc (a signature line, "--" and the Python function's docstring) and named as python is. */
 static PyMethodDef capture_def = {"capture", (PyCFunction)(void (*)(void))capture, METH_FASTCALL | METH_KEYWORDS,
                                   NULL};
 
 static PyObject *
 capture_function(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 5 || !PyUnicode_Check(args[0]) || !PyDict_Check(args[4])) {
-        PyErr_SetString(PyExc_TypeError,
-                        "capture_function() takes (doc: str, python, planned, registry, modules: dict).");
+    if (nargs != 5 || !PyUnicode_Check(args[0]) || !PyDict_Check(args[3]) || !PyDict_Check(args[4])) {
+        PyErr_SetString(PyExc_TypeError, "capture_function() takes (doc: str, python, planned, "
+                                         "registry_namespace: dict, modules: dict).");
         return NULL;
     }
     if (capture_def.ml_doc != NULL) {
@@ -1265,9 +1286,7 @@ PyInit__speedups(void)
         return NULL;
     }
     str_run = PyUnicode_InternFromString("run");
-    str_apply = PyUnicode_InternFromString("apply");
-    str_capture = PyUnicode_InternFromString("capture");
-    if (str_run == NULL || str_apply == NULL || str_capture == NULL) {
+    if (str_run == NULL) {
         return NULL;
     }
     if (PyType_Ready(&ViewCaptureType) < 0 || PyType_Ready(&GCaptureType) < 0 || PyType_Ready(&ForkApplyType) < 0) {

@@ -13,6 +13,7 @@ pure-Python path; with a policy in force (an override, the extension, teardown m
 from __future__ import annotations
 
 from contextvars import ContextVar
+from types import GetSetDescriptorType
 from typing import Any, Final
 
 import flask.ctx
@@ -44,12 +45,17 @@ _APP_CONTEXT_SIZE: Final = len(_APP_CONTEXT_ATTRIBUTES)
 def _storable_app_context() -> type | None:
     """Flask's app context class, if storing those attributes one by one is the same as filling its dict.
 
-    It is when the class keeps the default ``__setattr__`` and has no class attribute of those names (a property
-    would turn a store into a call); otherwise every fork copies the parent's dict, as for any other context.
+    It is when the class keeps the default ``__setattr__`` and ``__dict__`` (the compiled fork reads the
+    namespace directly) and has no class attribute of those names (a property would turn a store into a call);
+    otherwise every fork copies the parent's dict, as for any other context.
     """
     cls = flask.ctx.AppContext
     setter: Any = cls.__setattr__  # Any: typeshed's object.__setattr__ does not compare with the class's
-    if setter is not object.__setattr__ or any(hasattr(cls, name) for name in _APP_CONTEXT_ATTRIBUTES):
+    if (
+        setter is not object.__setattr__
+        or not isinstance(vars(cls).get("__dict__"), GetSetDescriptorType)
+        or any(hasattr(cls, name) for name in _APP_CONTEXT_ATTRIBUTES)
+    ):
         return None
     return cls
 
@@ -76,7 +82,7 @@ class ContextVarAppProvider(AppProvider):
         self.apply = self.apply  # type: ignore[method-assign]
         if speedups is not None and type(self).capture is ContextVarAppProvider.capture:
             # The same steps in C (ctxsnap._speedups), where any policy in force still takes the Python way.
-            self.capture = speedups.GCapture(var, POLICY, EXTENSION_KEY, app_state)  # type: ignore[method-assign]
+            self.capture = speedups.GCapture(var, vars(POLICY), EXTENSION_KEY, app_state)  # type: ignore[method-assign]
         if speedups is not None and type(self).apply is ContextVarAppProvider.apply:
             self.apply = speedups.ForkApply(  # type: ignore[method-assign]
                 var, _APP_CONTEXT, _APP_CONTEXT_ATTRIBUTES, (_PUSH_STATE,), self._apply_policy
