@@ -472,6 +472,19 @@ new_instance_with(PyTypeObject *cls, PyObject *namespace)
     return instance;
 }
 
+/* PyTuple_Pack(count, ...) from an array, without the variadic arguments. */
+static PyObject *
+new_tuple(Py_ssize_t count, PyObject *const *items)
+{
+    PyObject *tuple = PyTuple_New(count);
+    if (tuple != NULL) {
+        for (Py_ssize_t i = 0; i < count; i++) {
+            PyTuple_SET_ITEM(tuple, i, Py_NewRef(items[i]));
+        }
+    }
+    return tuple;
+}
+
 /* A new dict: a copy of obj.__dict__. */
 static PyObject *
 namespace_copy(PyObject *obj, PyObject **namespace)
@@ -681,7 +694,8 @@ GCapture_call(GCapture *self, PyObject *const *args, size_t nargsf, PyObject *kw
         if (extensions == NULL) {
             goto done;
         }
-        has_extension = PySequence_Contains(extensions, self->extension_key);
+        has_extension = PyDict_CheckExact(extensions) ? PyDict_Contains(extensions, self->extension_key)
+                                                      : PySequence_Contains(extensions, self->extension_key);
         if (has_extension < 0) {
             goto done;
         }
@@ -700,7 +714,8 @@ GCapture_call(GCapture *self, PyObject *const *args, size_t nargsf, PyObject *kw
     if (values == NULL) {
         goto done;
     }
-    result = PyTuple_Pack(4, zero, context, values, Py_False);
+    PyObject *state[] = {zero, context, values, Py_False};
+    result = new_tuple(4, state);
 done:
     Py_XDECREF(values);
     Py_XDECREF(g);
@@ -821,7 +836,8 @@ ForkApply_call(ForkApply *self, PyObject *const *args, size_t nargsf, PyObject *
     if (one_by_one) {
         for (Py_ssize_t i = 0; i < count; i++) {
             PyObject *value = stored[i] != NULL ? Py_NewRef(stored[i]) : PyList_New(0);
-            if (value == NULL || PyObject_SetAttr(fork, PyTuple_GET_ITEM(self->attributes, i), value) < 0) {
+            /* object.__setattr__, which the storable class keeps (see the provider), without the dispatch. */
+            if (value == NULL || PyObject_GenericSetAttr(fork, PyTuple_GET_ITEM(self->attributes, i), value) < 0) {
                 Py_XDECREF(value);
                 goto done;
             }
@@ -976,7 +992,8 @@ take_states(PyObject *captures, PyObject *base)
                 goto done;
             }
         }
-        PyObject *entry = PyTuple_Pack(3, provider, state, PyTuple_GET_ITEM(planned, 3));
+        PyObject *items[] = {provider, state, PyTuple_GET_ITEM(planned, 3)};
+        PyObject *entry = new_tuple(3, items);
         Py_DECREF(state);
         if (entry == NULL) {
             goto done;
