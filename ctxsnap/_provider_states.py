@@ -56,7 +56,7 @@ def take(plan: Plan, for_task: bool = False) -> Context | Snapshot:
         if base is None:
             return _new_snapshot(Snapshot)._fill(None, (), NO_UNDO)
         return base if for_task else new_contextvars_snapshot(base)
-    entries: list[tuple[Any, Any, Any]] = []
+    entries: list[Any] = []  # flat, as a snapshot holds them: provider, state, apply for each
     undoing = NO_UNDO
     for provider, undo_check, capture, apply in plan.captures:
         try:
@@ -74,7 +74,7 @@ def take(plan: Plan, for_task: bool = False) -> Context | Snapshot:
             entries.clear()
             state = base = None
             raise capture_failed(provider, exc) from exc
-        entries.append((provider, state, apply))
+        entries += (provider, state, apply)
         if needed:
             undoing = undoing | {id(provider)}
     if entries:

@@ -28,7 +28,7 @@ from ._checks import check_callable
 from ._checks import raise_sealed as _raise_sealed
 from ._compiled import speedups as _speedups
 from ._planning import CONTEXTVARS, Selection, plan_for
-from ._run_path import NO_UNDO, Entry
+from ._run_path import ENTRY_SIZE, NO_UNDO, Entries
 from ._wrapping import wrap_checked
 
 if TYPE_CHECKING or _speedups is None:
@@ -63,7 +63,7 @@ class Snapshot(SnapshotCore):
         taken = take(plan_for(include, exclude))
         self._fill(taken._base, taken._entries, taken._undo)
 
-    def _fill(self, base: Context | None, entries: tuple[Entry, ...], undo: frozenset[int]) -> Snapshot:
+    def _fill(self, base: Context | None, entries: Entries, undo: frozenset[int]) -> Snapshot:
         self._base, self._entries, self._undo, self._sealed = base, entries, undo, False
         return self
 
@@ -94,7 +94,7 @@ class Snapshot(SnapshotCore):
     @property
     def providers(self) -> tuple[str, ...]:
         """Names of the providers that captured something, ``"contextvars"`` first when it is included."""
-        names = tuple(p.name for p, _, _ in self._entries)
+        names = tuple(p.name for p in self._entries[::ENTRY_SIZE])
         return (CONTEXTVARS.name, *names) if self._base is not None else names
 
     def __enter__(self) -> Snapshot:

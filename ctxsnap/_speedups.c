@@ -133,6 +133,9 @@ raise_provider_failure(PyObject *failed, PyObject *provider)
     Py_XDECREF(traceback);
 }
 
+/* A snapshot's entries: provider, state, apply for each provider, in one flat tuple (see ctxsnap._run_path). */
+#define ENTRY_SIZE 3
+
 /* -- the run ------------------------------------------------------------------------------------------- */
 
 /* A fresh Context for one run: a copy of the captured one, or an empty one. New reference. */
@@ -236,18 +239,16 @@ run_in_snapshot(PyObject *self, PyObject *base, PyObject *entries, PyObject *und
     else {
         Py_ssize_t count = (entries != NULL && PyTuple_Check(entries)) ? PyTuple_GET_SIZE(entries) : 0;
         int applied = 1;
-        if (count) {
+        if (count % ENTRY_SIZE) {
+            PyErr_SetString(PyExc_TypeError, "a snapshot's entries are not provider, state, apply for each.");
+            applied = 0;
+        }
+        else if (count) {
             Py_INCREF(entries); /* a provider's apply could rebind the snapshot's _entries */
-            for (Py_ssize_t i = 0; i < count; i++) {
-                /* (provider, state, apply): the apply its plan looked up. */
-                PyObject *entry = PyTuple_GET_ITEM(entries, i);
-                if (!PyTuple_CheckExact(entry) || PyTuple_GET_SIZE(entry) != 3) {
-                    PyErr_SetString(PyExc_TypeError, "a snapshot entry is not (provider, state, apply).");
-                    applied = 0;
-                    break;
-                }
-                PyObject *provider = PyTuple_GET_ITEM(entry, 0);
-                PyObject *done = PyObject_CallOneArg(PyTuple_GET_ITEM(entry, 2), PyTuple_GET_ITEM(entry, 1));
+            for (Py_ssize_t i = 0; i < count; i += ENTRY_SIZE) {
+                /* provider, state, apply: the apply its plan looked up. */
+                PyObject *provider = PyTuple_GET_ITEM(entries, i), *state = PyTuple_GET_ITEM(entries, i + 1);
+                PyObject *done = PyObject_CallOneArg(PyTuple_GET_ITEM(entries, i + 2), state);
                 if (done == NULL) {
                     raise_provider_failure(apply_failed, provider);
                     applied = 0;
@@ -950,16 +951,16 @@ run_task(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 }
 
 /* take_entries(captures, base): ask each provider of captures, a plan's tuple of (provider, undo check or
- * None, capture, apply), for its state; a Snapshot of base and the entries (provider, state, apply), or None
- * when no provider had anything to carry. The loop of ctxsnap._provider_states.take, with its rules: a provider
- * that raises (or whose undo check raises) fails the capture with capture_failed(provider, exc), and nothing
- * captured is kept. */
+ * None, capture, apply), for its state; a Snapshot of base and its entries (provider, state, apply for each,
+ * flat), or None when no provider had anything to carry. The loop of ctxsnap._provider_states.take, with its
+ * rules: a provider that raises (or whose undo check raises) fails the capture with capture_failed(provider,
+ * exc), and nothing captured is kept. */
 static PyObject *
 take_states(PyObject *captures, PyObject *base)
 {
     Py_ssize_t count = PyTuple_GET_SIZE(captures);
-    /* As long as every provider could answer; cut to those that did. */
-    PyObject *entries = PyTuple_New(count), *undoing = NULL, *result = NULL;
+    /* Room for every provider's part; cut to those that had something to carry. */
+    PyObject *entries = PyTuple_New(count * ENTRY_SIZE), *undoing = NULL, *result = NULL;
     Py_ssize_t taken = 0;
     if (entries == NULL) {
         return NULL;
@@ -992,13 +993,9 @@ take_states(PyObject *captures, PyObject *base)
                 goto done;
             }
         }
-        PyObject *items[] = {provider, state, PyTuple_GET_ITEM(planned, 3)};
-        PyObject *entry = new_tuple(3, items);
-        Py_DECREF(state);
-        if (entry == NULL) {
-            goto done;
-        }
-        PyTuple_SET_ITEM(entries, taken++, entry);
+        PyTuple_SET_ITEM(entries, taken++, Py_NewRef(provider));
+        PyTuple_SET_ITEM(entries, taken++, state);
+        PyTuple_SET_ITEM(entries, taken++, Py_NewRef(PyTuple_GET_ITEM(planned, 3)));
         if (needed) {
             PyObject *identity = PyLong_FromVoidPtr(provider);
             if (undoing == NULL) {
@@ -1015,7 +1012,7 @@ take_states(PyObject *captures, PyObject *base)
         result = Py_NewRef(Py_None);
         goto done;
     }
-    if (taken < count) {
+    if (taken < count * ENTRY_SIZE) {
         Py_SETREF(entries, PyTuple_GetSlice(entries, 0, taken));
         if (entries == NULL) {
             goto done;

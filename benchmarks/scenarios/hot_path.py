@@ -98,7 +98,7 @@ def _hot_path(settings: Settings, pinning: str) -> dict[str, Any]:
     snapshot = ctxsnap.capture()
     wrapped = snapshot.wrap(task)
     entries = snapshot._entries
-    app_provider, app_state, _ = entries[0]
+    app_provider, app_state, _ = entries[:3]
     app_context = flask.globals._cv_app.get()
     values = g_values(app_context)
     scratch = copy_context()
