@@ -656,16 +656,29 @@ done:
     return view;
 }
 
-/* GCapture(var, policy, extension_key, fallback): the app provider's capture. With no policy in force (no
- * override active in the namespace policy, the app without the extension), (0, context, a copy of context.g's
- * namespace, False); otherwise fallback(context), the Python rules. None when var is not set. */
+/* GCapture(var, policy, extension_key, fallback, storable): the app provider's capture. With no policy in
+ * force (no override active in the namespace policy, the app without the extension), (0, context, a copy of
+ * context.g's namespace, False); otherwise fallback(context), the Python rules. None when var is not set. The
+ * attributes of a context of the storable class (see ForkApply) are read from its namespace. */
 typedef struct {
     HELPER_HEAD
     PyObject *var;
     PyObject *policy; /* the Policy's namespace: its attributes, read without a lookup on its class */
     PyObject *extension_key;
     PyObject *fallback;
+    PyObject *storable;
 } GCapture;
+
+/* context.name, a new reference: from namespace (borrowed) when it is not NULL and holds the name. */
+static PyObject *
+context_attribute(PyObject *context, PyObject *namespace, PyObject *name)
+{
+    PyObject *value = namespace == NULL ? NULL : PyDict_GetItemWithError(namespace, name);
+    if (value != NULL) {
+        return Py_NewRef(value);
+    }
+    return PyErr_Occurred() ? NULL : PyObject_GetAttr(context, name);
+}
 
 static PyObject *str_overrides_active, *str_app, *str_extensions, *str_g;
 
@@ -676,7 +689,13 @@ GCapture_call(GCapture *self, PyObject *const *args, size_t nargsf, PyObject *kw
     if (context == NULL || context == Py_None) {
         return context;
     }
-    PyObject *result = NULL, *app = NULL, *extensions = NULL, *g = NULL, *values = NULL;
+    PyObject *result = NULL, *app = NULL, *extensions = NULL, *g = NULL, *values = NULL, *namespace = NULL;
+    if ((PyObject *)Py_TYPE(context) == self->storable) {
+        namespace = PyObject_GenericGetDict(context, NULL);
+        if (namespace == NULL) {
+            goto done;
+        }
+    }
     PyObject *overrides = PyDict_GetItemWithError(self->policy, str_overrides_active);
     if (overrides == NULL) {
         if (!PyErr_Occurred()) {
@@ -690,7 +709,7 @@ GCapture_call(GCapture *self, PyObject *const *args, size_t nargsf, PyObject *kw
     }
     int has_extension = 0;
     if (!overriding) {
-        app = PyObject_GetAttr(context, str_app);
+        app = context_attribute(context, namespace, str_app);
         extensions = app == NULL ? NULL : PyObject_GetAttr(app, str_extensions);
         if (extensions == NULL) {
             goto done;
@@ -705,13 +724,13 @@ GCapture_call(GCapture *self, PyObject *const *args, size_t nargsf, PyObject *kw
         result = PyObject_CallOneArg(self->fallback, context);
         goto done;
     }
-    g = PyObject_GetAttr(context, str_g);
-    PyObject *namespace = g == NULL ? NULL : PyObject_GetAttr(g, str_dict);
-    if (namespace == NULL) {
+    g = context_attribute(context, namespace, str_g);
+    PyObject *g_namespace = g == NULL ? NULL : PyObject_GetAttr(g, str_dict);
+    if (g_namespace == NULL) {
         goto done;
     }
-    values = PyDict_Check(namespace) ? PyDict_Copy(namespace) : PyObject_CallMethod(namespace, "copy", NULL);
-    Py_DECREF(namespace);
+    values = PyDict_Check(g_namespace) ? PyDict_Copy(g_namespace) : PyObject_CallMethod(g_namespace, "copy", NULL);
+    Py_DECREF(g_namespace);
     if (values == NULL) {
         goto done;
     }
@@ -722,6 +741,7 @@ done:
     Py_XDECREF(g);
     Py_XDECREF(extensions);
     Py_XDECREF(app);
+    Py_XDECREF(namespace);
     Py_DECREF(context);
     return result;
 }
@@ -885,7 +905,8 @@ done:
     };
 
 HELPER_TYPE(ViewCapture, "vdt", "ViewCapture(var, shared, fresh)(): a view of the object var holds, or None.")
-HELPER_TYPE(GCapture, "vdoo", "GCapture(var, policy, extension_key, fallback)(): the app provider's capture.")
+HELPER_TYPE(GCapture, "vdooo",
+            "GCapture(var, policy, extension_key, fallback, storable)(): the app provider's capture.")
 HELPER_TYPE(ForkApply, "votto",
             "ForkApply(var, storable, attributes, fresh, fallback)(state): the app provider's apply.")
 /* -- module functions ---------------------------------------------------------------------------------- */

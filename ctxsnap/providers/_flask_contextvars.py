@@ -82,7 +82,9 @@ class ContextVarAppProvider(AppProvider):
         self.apply = self.apply  # type: ignore[method-assign]
         if speedups is not None and type(self).capture is ContextVarAppProvider.capture:
             # The same steps in C (ctxsnap._speedups), where any policy in force still takes the Python way.
-            self.capture = speedups.GCapture(var, vars(POLICY), EXTENSION_KEY, app_state)  # type: ignore[method-assign]
+            self.capture = speedups.GCapture(  # type: ignore[method-assign]
+                var, vars(POLICY), EXTENSION_KEY, app_state, _APP_CONTEXT
+            )
         if speedups is not None and type(self).apply is ContextVarAppProvider.apply:
             self.apply = speedups.ForkApply(  # type: ignore[method-assign]
                 var, _APP_CONTEXT, _APP_CONTEXT_ATTRIBUTES, (_PUSH_STATE,), self._apply_policy
