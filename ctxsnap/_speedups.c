@@ -465,8 +465,13 @@ new_instance_with(PyTypeObject *cls, PyObject *namespace)
         }
         return instance;
     }
-#endif
     instance = PyBaseObject_Type.tp_new(cls, empty_tuple, NULL);
+#else
+    /* object.__new__'s own checks hold for such a class: what remains of it is the allocation. */
+    instance = base == &PyBaseObject_Type && !(cls->tp_flags & Py_TPFLAGS_IS_ABSTRACT)
+                   ? cls->tp_alloc(cls, 0)
+                   : PyBaseObject_Type.tp_new(cls, empty_tuple, NULL);
+#endif
     if (instance != NULL && PyObject_GenericSetAttr(instance, str_dict, namespace) < 0) {
         Py_CLEAR(instance);
     }
@@ -486,11 +491,19 @@ new_tuple(Py_ssize_t count, PyObject *const *items)
     return tuple;
 }
 
+/* obj.__dict__, a new reference; read without a lookup on its class when it is plain (a class whose
+ * __dict__ and attribute reads are object's, which the provider checks). */
+static PyObject *
+namespace_of(PyObject *obj, PyObject *plain)
+{
+    return (PyObject *)Py_TYPE(obj) == plain ? PyObject_GenericGetDict(obj, NULL) : PyObject_GetAttr(obj, str_dict);
+}
+
 /* A new dict: a copy of obj.__dict__. */
 static PyObject *
-namespace_copy(PyObject *obj, PyObject **namespace)
+namespace_copy(PyObject *obj, PyObject *plain, PyObject **namespace)
 {
-    *namespace = PyObject_GetAttr(obj, str_dict);
+    *namespace = namespace_of(obj, plain);
     if (*namespace == NULL) {
         return NULL;
     }
@@ -615,14 +628,15 @@ captured_object(PyObject *var, size_t nargsf, PyObject *kwnames)
     return context;
 }
 
-/* ViewCapture(var, shared, fresh): var.get(None), and when set, a view of it: an object of its class whose
- * namespace is a copy of its own, with the names in shared (a dict) that it has bound to shared's values and
- * the names in fresh (a tuple) that it has bound to new empty lists. */
+/* ViewCapture(var, shared, fresh, plain): var.get(None), and when set, a view of it: an object of its class
+ * whose namespace is a copy of its own, with the names in shared (a dict) that it has bound to shared's values
+ * and the names in fresh (a tuple) that it has bound to new empty lists. plain: see namespace_of. */
 typedef struct {
     HELPER_HEAD
     PyObject *var;
     PyObject *shared;
     PyObject *fresh;
+    PyObject *plain;
 } ViewCapture;
 
 static PyObject *
@@ -632,7 +646,7 @@ ViewCapture_call(ViewCapture *self, PyObject *const *args, size_t nargsf, PyObje
     if (context == NULL || context == Py_None) {
         return context;
     }
-    PyObject *namespace, *copy = namespace_copy(context, &namespace);
+    PyObject *namespace, *copy = namespace_copy(context, self->plain, &namespace);
     PyObject *view = NULL;
     if (copy == NULL) {
         goto done;
@@ -656,10 +670,11 @@ done:
     return view;
 }
 
-/* GCapture(var, policy, extension_key, fallback, storable): the app provider's capture. With no policy in
- * force (no override active in the namespace policy, the app without the extension), (0, context, a copy of
- * context.g's namespace, False); otherwise fallback(context), the Python rules. None when var is not set. The
- * attributes of a context of the storable class (see ForkApply) are read from its namespace. */
+/* GCapture(var, policy, extension_key, fallback, storable, plain_g): the app provider's capture. With no
+ * policy in force (no override active in the namespace policy, the app without the extension), (0, context, a
+ * copy of context.g's namespace, False); otherwise fallback(context), the Python rules. None when var is not
+ * set. The attributes of a context of the storable class (see ForkApply) are read from its namespace; plain_g:
+ * see namespace_of. */
 typedef struct {
     HELPER_HEAD
     PyObject *var;
@@ -667,6 +682,7 @@ typedef struct {
     PyObject *extension_key;
     PyObject *fallback;
     PyObject *storable;
+    PyObject *plain_g;
 } GCapture;
 
 /* context.name, a new reference: from namespace (borrowed) when it is not NULL and holds the name. */
@@ -691,7 +707,7 @@ GCapture_call(GCapture *self, PyObject *const *args, size_t nargsf, PyObject *kw
     }
     PyObject *result = NULL, *app = NULL, *extensions = NULL, *g = NULL, *values = NULL, *namespace = NULL;
     if ((PyObject *)Py_TYPE(context) == self->storable) {
-        namespace = PyObject_GenericGetDict(context, NULL);
+        namespace = namespace_of(context, self->storable);
         if (namespace == NULL) {
             goto done;
         }
@@ -725,7 +741,7 @@ GCapture_call(GCapture *self, PyObject *const *args, size_t nargsf, PyObject *kw
         goto done;
     }
     g = context_attribute(context, namespace, str_g);
-    PyObject *g_namespace = g == NULL ? NULL : PyObject_GetAttr(g, str_dict);
+    PyObject *g_namespace = g == NULL ? NULL : namespace_of(g, self->plain_g);
     if (g_namespace == NULL) {
         goto done;
     }
@@ -818,9 +834,7 @@ ForkApply_call(ForkApply *self, PyObject *const *args, size_t nargsf, PyObject *
         return PyObject_CallFunctionObjArgs(self->fallback, mode, context, values, NULL);
     }
     PyObject *namespace = NULL, *g = NULL, *fork = NULL, *forked = NULL, *result = NULL;
-    /* The storable class keeps object's __dict__ (see the provider): its namespace without a lookup. */
-    namespace = (PyObject *)Py_TYPE(context) == self->storable ? PyObject_GenericGetDict(context, NULL)
-                                                                : PyObject_GetAttr(context, str_dict);
+    namespace = namespace_of(context, self->storable);
     if (namespace == NULL) {
         goto done;
     }
@@ -904,9 +918,10 @@ done:
         .tp_new = NAME##_new,                                                                                 \
     };
 
-HELPER_TYPE(ViewCapture, "vdt", "ViewCapture(var, shared, fresh)(): a view of the object var holds, or None.")
-HELPER_TYPE(GCapture, "vdooo",
-            "GCapture(var, policy, extension_key, fallback, storable)(): the app provider's capture.")
+HELPER_TYPE(ViewCapture, "vdto",
+            "ViewCapture(var, shared, fresh, plain)(): a view of the object var holds, or None.")
+HELPER_TYPE(GCapture, "vdoooo",
+            "GCapture(var, policy, extension_key, fallback, storable, plain_g)(): the app provider's capture.")
 HELPER_TYPE(ForkApply, "votto",
             "ForkApply(var, storable, attributes, fresh, fallback)(state): the app provider's apply.")
 /* -- module functions ---------------------------------------------------------------------------------- */

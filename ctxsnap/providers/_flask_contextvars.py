@@ -42,6 +42,15 @@ _APP_CONTEXT_ATTRIBUTES: Final = ("app", "url_adapter", "g", _PUSH_STATE)
 _APP_CONTEXT_SIZE: Final = len(_APP_CONTEXT_ATTRIBUTES)
 
 
+def _plain(cls: type) -> type | None:
+    """``cls``, if its instances' ``__dict__`` can be read as object's does (the compiled helpers then skip
+    the lookup on the class): it defines the standard ``__dict__`` itself and reads attributes as object does."""
+    getter: Any = cls.__getattribute__  # Any: typeshed's object.__getattribute__ does not compare with the class's
+    if getter is not object.__getattribute__ or not isinstance(vars(cls).get("__dict__"), GetSetDescriptorType):
+        return None
+    return cls
+
+
 def _storable_app_context() -> type | None:
     """Flask's app context class, if storing those attributes one by one is the same as filling its dict.
 
@@ -51,13 +60,9 @@ def _storable_app_context() -> type | None:
     """
     cls = flask.ctx.AppContext
     setter: Any = cls.__setattr__  # Any: typeshed's object.__setattr__ does not compare with the class's
-    if (
-        setter is not object.__setattr__
-        or not isinstance(vars(cls).get("__dict__"), GetSetDescriptorType)
-        or any(hasattr(cls, name) for name in _APP_CONTEXT_ATTRIBUTES)
-    ):
+    if setter is not object.__setattr__ or any(hasattr(cls, name) for name in _APP_CONTEXT_ATTRIBUTES):
         return None
-    return cls
+    return _plain(cls)
 
 
 _APP_CONTEXT: Final = _storable_app_context()
@@ -83,7 +88,12 @@ class ContextVarAppProvider(AppProvider):
         if speedups is not None and type(self).capture is ContextVarAppProvider.capture:
             # The same steps in C (ctxsnap._speedups), where any policy in force still takes the Python way.
             self.capture = speedups.GCapture(  # type: ignore[method-assign]
-                var, vars(POLICY), EXTENSION_KEY, app_state, _APP_CONTEXT
+                var,
+                vars(POLICY),
+                EXTENSION_KEY,
+                app_state,
+                _APP_CONTEXT,
+                _plain(flask.Flask.app_ctx_globals_class),
             )
         if speedups is not None and type(self).apply is ContextVarAppProvider.apply:
             self.apply = speedups.ForkApply(  # type: ignore[method-assign]
@@ -151,7 +161,7 @@ class ContextVarRequestProvider(RequestProvider):
         if speedups is not None and type(self).capture is ContextVarRequestProvider.capture:
             # The same view, made in C (ctxsnap._speedups).
             self.capture = speedups.ViewCapture(  # type: ignore[method-assign]
-                var, {_AFTER_REQUEST: REFUSED_CALLBACKS}, (_PUSH_STATE,)
+                var, {_AFTER_REQUEST: REFUSED_CALLBACKS}, (_PUSH_STATE,), _plain(flask.ctx.RequestContext)
             )
 
     def capture(self) -> Any:
