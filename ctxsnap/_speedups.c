@@ -1225,17 +1225,14 @@ capture_function(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
                                          "registry_namespace: dict, modules: dict).");
         return NULL;
     }
-    if (capture_def.ml_doc != NULL) {
-        PyErr_SetString(PyExc_RuntimeError, "capture_function() was called already.");
-        return NULL;
-    }
     Py_ssize_t size;
     const char *doc = PyUnicode_AsUTF8AndSize(args[0], &size);
     PyObject *name = doc == NULL ? NULL : PyObject_GetAttrString(args[1], "__module__");
     if (name == NULL) {
         return NULL;
     }
-    /* ml_doc lives as long as the function, which lives as long as the process. */
+    /* ml_doc lives as long as the functions made from capture_def: a doc given before (ctxsnap._capture
+     * imported again) is kept, not freed, and the state is the latest call's. */
     char *kept = PyMem_RawMalloc((size_t)size + 1);
     if (kept == NULL) {
         Py_DECREF(name);
@@ -1243,10 +1240,11 @@ capture_function(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     }
     memcpy(kept, doc, (size_t)size + 1);
     capture_def.ml_doc = kept;
-    capture_python = Py_NewRef(args[1]);
-    capture_planned = Py_NewRef(args[2]);
-    capture_registry = Py_NewRef(args[3]);
-    capture_modules = Py_NewRef(args[4]);
+    Py_XSETREF(capture_python, Py_NewRef(args[1]));
+    Py_XSETREF(capture_planned, Py_NewRef(args[2]));
+    Py_XSETREF(capture_registry, Py_NewRef(args[3]));
+    Py_XSETREF(capture_modules, Py_NewRef(args[4]));
+    Py_CLEAR(seen_plan); /* a plan of the previous PlannedCapture is not this one's */
     PyObject *function = PyCFunction_NewEx(&capture_def, NULL, name);
     Py_DECREF(name);
     return function;
