@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextvars
+import inspect
 import subprocess
 import sys
 import textwrap
@@ -83,6 +84,42 @@ def test_everything_is_carried_by_default() -> None:
         "alpha": "alpha (applied)",
         "beta": "beta (applied)",
     }
+
+
+@pytest.mark.usefixtures("family")
+def test_include_none_and_exclude_none_are_the_default_capture() -> None:
+    # ctxsnap.wrap(fn) passes them on as None; the compiled capture() takes its fast path for them too.
+    everything = in_thread(ctxsnap.capture())
+    assert in_thread(ctxsnap.capture(include=None, exclude=None)) == everything
+    assert in_thread(ctxsnap.capture(exclude=None)) == everything
+
+
+@pytest.mark.usefixtures("family")
+def test_a_provider_registered_after_a_capture_is_carried_by_the_next_one(registered: Register) -> None:
+    ctxsnap.capture()  # the default capture's plan is cached now
+    late: contextvars.ContextVar[str] = contextvars.ContextVar("core_selection_late")
+    registered(OwnVarProvider("test.sel.late", late))
+    late.set("late")
+    assert ctxsnap.capture().run(late.get) == "late (applied)"
+    assert "test.sel.late" in ctxsnap.capture().providers
+
+
+def test_capture_reads_as_the_function_it_is_documented_as() -> None:
+    # On both implementations: the compiled capture() is a builtin named, documented and signed as the Python one.
+    assert ctxsnap.capture.__name__ == "capture"
+    assert (ctxsnap.capture.__doc__ or "").startswith("Capture the current context")
+    parameters = inspect.signature(ctxsnap.capture).parameters
+    assert [(p.name, p.kind, p.default) for p in parameters.values()] == [
+        ("include", inspect.Parameter.KEYWORD_ONLY, None),
+        ("exclude", inspect.Parameter.KEYWORD_ONLY, None),
+    ]
+
+
+def test_capture_refuses_what_its_signature_refuses() -> None:
+    with pytest.raises(TypeError, match="positional"):
+        ctxsnap.capture(["flask"])  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match="colour"):
+        ctxsnap.capture(colour=None)  # type: ignore[call-arg]
 
 
 @pytest.mark.usefixtures("family")
