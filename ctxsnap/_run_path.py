@@ -10,7 +10,7 @@ run of a snapshot whose providers undo (Flask's teardown mode), and :func:`apply
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from contextvars import Context
 from types import FunctionType
 from typing import Any, Final, ParamSpec, TypeVar
@@ -81,7 +81,10 @@ class SnapshotCore:
             else:
                 # Each apply entered on its own, then the task: the Context keeps what an apply set, and no
                 # frame of ours sits between the run and the providers (one frame less per run).
-                for provider, state, apply in _each_entry(self._entries):
+                # The entries three by three (see Entries). Not strict=True: its end-of-input check costs more
+                # than the rest of the loop, and every producer of entries writes them three by three.
+                parts = iter(self._entries)
+                for provider, state, apply in zip(parts, parts, parts):  # noqa: B905
                     try:
                         context.run(apply, state)
                     except Exception as exc:
@@ -147,12 +150,6 @@ class ContextVarsCore(SnapshotCore):
         return result
 
 
-def _each_entry(entries: Entries) -> Iterator[tuple[Any, Any, Callable[[Any], Any]]]:
-    """(provider, state, apply) for each provider of a snapshot's entries."""
-    parts = iter(entries)
-    return zip(parts, parts, parts, strict=True)
-
-
 def apply_failed(provider: Any, exc: Exception) -> ProviderError:
     """The error a run raises, from ``exc``, when ``provider``'s apply raised it."""
     return ProviderError(provider.name, "apply", exc)
@@ -173,7 +170,8 @@ def apply_run_undo(
     applied: list[tuple[Any, Any, Any]] = []
     undoing = snapshot._undo
     try:
-        for provider, state, apply in _each_entry(snapshot._entries):
+        parts = iter(snapshot._entries)
+        for provider, state, apply in zip(parts, parts, parts):  # noqa: B905 - see SnapshotCore._run
             try:
                 token = apply(state)
             except Exception as exc:
