@@ -5,7 +5,9 @@ Everything an adapter needs from the core is here or in ``ctxsnap._checks``: tak
 run it (``capture_for_task``, ``PlannedCapture.for_task``, ``run_task``), and tell a wrapped callable from a
 plain one (``is_wrapped``, ``wrapped_or_checked``). ``capture()`` is the hottest function of the library:
 it reads the cached plan and makes a contextvars-only snapshot itself, in one Python frame (issue 14;
-docs/benchmarks.md); with providers to ask it hands the plan to ``ctxsnap._provider_states.take``.
+docs/benchmarks.md); with providers to ask it hands the plan to ``ctxsnap._provider_states.take``. Where the
+accelerator is built, ``capture`` is its compiled twin, a builtin with no Python frame that hands every call
+but the default capture back to the function defined here.
 """
 
 from __future__ import annotations

@@ -3,10 +3,10 @@
  * The pure-Python twin of everything here is ctxsnap/_run_path.py, and the two must behave the same in every
  * row of the semantics table: the test matrix runs the whole suite against each (docs/benchmarks.md). What this
  * module saves is what pure Python cannot: the frames, the packing of arguments and the attribute lookups of
- * Snapshot.run, of a contextvars-only capture, of the provider loop of a capture, of an executor's run_task,
- * and of the steps the Flask providers take on every capture and run (the helper types near the end; their
- * twins are those providers' own methods). Everything that is not the hot
- * path (every error, the undo path of a teardown-mode snapshot) calls back into the Python functions that
+ * Snapshot.run, of capture() (whose twin is ctxsnap._capture.capture), of a contextvars-only capture, of the
+ * provider loop of a capture, of an executor's run_task, and of the steps the Flask providers take on every
+ * capture and run (the helper types; their twins are those providers' own methods). Everything that is not
+ * the hot path (every error, the undo path of a teardown-mode snapshot) calls back into the Python functions that
  * ctxsnap._snapshot hands over with configure(), so each message and rule is written once, in Python.
  *
  * Only the public C API is used (for contextvars: PyContext_Copy, PyContext_CopyCurrent, PyContext_New,
@@ -1095,7 +1095,8 @@ take_entries(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
  * plan, a plan that leaves variables out) calls that function, which keeps every rule and error. */
 static PyObject *capture_python;  /* ctxsnap._capture.capture */
 static PyObject *capture_planned; /* the PlannedCapture of the default capture */
-static PyObject *capture_registry; /* the registry's namespace: its attributes, read without a lookup on its class */
+/* The registry's namespace: its attributes, read without a lookup on its class. */
+static PyObject *capture_registry;
 static PyObject *capture_modules; /* sys.modules */
 /* What the plan last seen holds; read again when capture_planned._plan is another object. */
 static PyObject *seen_plan, *seen_version, *seen_captures;
@@ -1361,8 +1362,8 @@ PyInit__speedups(void)
     }
     empty_tuple = PyTuple_New(0);
     zero = PyLong_FromLong(0);
-    if (zero == NULL || str_dict == NULL || str_overrides_active == NULL || str_app == NULL || str_extensions == NULL ||
-        str_g == NULL || empty_tuple == NULL) {
+    if (zero == NULL || str_dict == NULL || str_overrides_active == NULL || str_app == NULL ||
+        str_extensions == NULL || str_g == NULL || empty_tuple == NULL) {
         return NULL;
     }
     PyObject *module = PyModule_Create(&speedups_module);
