@@ -120,18 +120,17 @@ def capture(*, include: Selection = None, exclude: Selection = None) -> Snapshot
         registry = _REGISTRY
         plan = _capture_everything._plan
         if plan.version == registry.version and (len(sys.modules) == registry.modules_seen or registry.settled):
+            # Where the accelerator is built, its capture() takes this path itself (capture_function below)
+            # and calls this function when it does not hold, so the compiled steps are not repeated here; it
+            # may hold again by now (another thread rebuilt the plan), and a compiled snapshot has no class
+            # defaults to fill in its fields.
             if plan.bare:
-                if _new_bare is not None:
-                    return _new_bare()
+                if _speedups is not None:
+                    return _new_contextvars_snapshot()
                 snapshot: Snapshot = _ContextVarsSnapshot()
                 snapshot._base = _copy_context()
                 snapshot._sealed = False
                 return snapshot
-            if _take_entries is not None and plan.plain_base:
-                # take(plan) without its frame: the providers' states in one C call, and when none of them has
-                # anything to carry, the contextvars-only snapshot.
-                base = _copy_context()
-                return _take_entries(plan.captures, base) or _new_contextvars_snapshot(base)
             return _take(plan)
         return _capture_everything()
     return _take(plan_for(include, exclude))
@@ -151,8 +150,6 @@ def capture_for_task() -> Context | Snapshot:
 
 
 _copy_context: Final = contextvars.copy_context
-#: The compiled module's contextvars-only capture: the snapshot made in one C call (docs/benchmarks.md).
-_new_bare: Final[Callable[[], Snapshot] | None] = None if _speedups is None else _speedups.new_bare
 _take_entries: Final[Callable[[tuple[Any, ...], Context], Snapshot | None] | None] = (
     None if _speedups is None else _speedups.take_entries
 )
@@ -189,7 +186,7 @@ class PlannedCapture:
         if plan.version != registry.version:
             plan = self._plan = plan_for(self._include, self._exclude)
         if _take_entries is not None and plan.plain_base:
-            base = _copy_context()  # take(plan, for_task=True) without its frame, as in capture()
+            base = _copy_context()  # take(plan, for_task=True) without its frame
             return _take_entries(plan.captures, base) or base
         return _take(plan, for_task=True)
 

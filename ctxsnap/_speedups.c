@@ -707,7 +707,7 @@ GCapture_call(GCapture *self, PyObject *const *args, size_t nargsf, PyObject *kw
     }
     PyObject *result = NULL, *app = NULL, *extensions = NULL, *g = NULL, *values = NULL, *namespace = NULL;
     if ((PyObject *)Py_TYPE(context) == self->storable) {
-        namespace = namespace_of(context, self->storable);
+        namespace = PyObject_GenericGetDict(context, NULL);
         if (namespace == NULL) {
             goto done;
         }
@@ -1177,8 +1177,7 @@ plan_holds(void)
 static PyObject *
 capture(PyObject *module, PyObject *const *args, Py_ssize_t nargsf, PyObject *kwnames)
 {
-    if (capture_python == NULL) {
-        PyErr_SetString(PyExc_RuntimeError, "ctxsnap._speedups.capture() is not configured.");
+    if (!configured()) {
         return NULL;
     }
     int plain = PyVectorcall_NARGS(nargsf) == 0;
@@ -1188,17 +1187,14 @@ capture(PyObject *module, PyObject *const *args, Py_ssize_t nargsf, PyObject *kw
         PyObject *name = PyTuple_GET_ITEM(kwnames, i);
         plain = args[i] == Py_None && (same_name(name, str_include) || same_name(name, str_exclude));
     }
-    int holds = plain && configured() ? plan_holds() : 0;
+    int holds = plain ? plan_holds() : 0;
     if (holds < 0) {
         return NULL;
     }
-    if (!holds) {
-        return PyObject_Vectorcall(capture_python, args, nargsf, kwnames);
-    }
-    if (seen_bare) {
+    if (holds && seen_bare) {
         return bare_snapshot(NULL);
     }
-    if (!seen_plain_base) {
+    if (!holds || !seen_plain_base) {
         return PyObject_Vectorcall(capture_python, args, nargsf, kwnames);
     }
     PyObject *base = PyContext_CopyCurrent();
