@@ -51,6 +51,10 @@ CV_SNAP_RUN = "snap.run(task)"
 CV_WRAP_CALL = "ctxsnap.wrap(task)()"
 BARE_SUBMIT = "bare pool.submit(task).result()"
 CTXSNAP_SUBMIT = "ctxsnap.ThreadPoolExecutor.submit(task).result()"
+#: The pool round trip that carries the context and nothing else: the least any carrier can cost from a request.
+RAW_SUBMIT = "raw pool.submit(copy_context().run, task).result()"
+#: The cases read against the bare submit rather than the group's floor.
+VS_BARE_SUBMIT = frozenset({CTXSNAP_SUBMIT, RAW_SUBMIT})
 FLASK_FLOOR = "copy_context().run(task)"
 FLASK_CAPTURE_RUN = "ctxsnap.capture().run(task)"
 FLASK_WRAP_CALL = "ctxsnap.wrap(task)()"
@@ -115,6 +119,7 @@ def flask_cases() -> Iterator[Cases]:
             (CLOSURE, lambda: _flask.closure(task)()),
             (FLASK_EXECUTOR, lambda: executor._prepare_fn(task)()),
             (BARE_SUBMIT, lambda: bare.submit(task).result()),
+            (RAW_SUBMIT, lambda: bare.submit(copy_context().run, task).result()),
             (CTXSNAP_SUBMIT, lambda: pool.submit(task).result()),
         ]
         executor.shutdown(wait=True)
