@@ -190,6 +190,32 @@ def _instruction_ratio(
     return ratio
 
 
+def _carrying_room(measured: dict[str, Any], limit: float) -> str:
+    """What a pool round trip from a request leaves a carrier under ``limit`` × the bare submit, in words.
+
+    The bare submit's task finds no context in its worker and skips the reads it exists for, so part of the
+    ratio is the task's own work: the raw ``submit(copy_context().run, task)``, which carries the context and
+    nothing else, shows how much, and what is left between it and the limit is all a carrier may add.
+    """
+    counts = measured["instructions"]
+    bare, raw = counts.get(cases.BARE_SUBMIT), counts.get(cases.RAW_SUBMIT)
+    floor, own = counts.get(cases.FLASK_FLOOR), counts.get(cases.FLASK_CAPTURE_RUN)
+    if not bare or raw is None or floor is None or own is None:
+        return "the raw submit(copy_context().run, task) was not measured"
+    room = limit * bare - raw
+    return (
+        f"the raw submit(copy_context().run, task), which carries the context and nothing else, measured "
+        f"{fmt_ratio(_wall_ratio(measured, cases.RAW_SUBMIT, cases.BARE_SUBMIT))} "
+        f"({fmt_ratio(raw / bare)} in instructions), since the bare submit's task skips its reads: "
+        + (
+            f"that leaves a carrier {room:,.0f} instructions"
+            if room > 0
+            else f"it is already over {limit:g}×, which leaves a carrier nothing"
+        )
+        + f", where ctxsnap's capture().run adds {own - floor:,.0f} to the floor"
+    )
+
+
 def implementation_name(measured: dict[str, Any]) -> str:
     return IMPLEMENTATION_NAMES.get(measured["implementation"], measured["implementation"])
 
@@ -370,10 +396,7 @@ def instructions(settings: Settings) -> dict[str, Any]:
                 1.3,
                 wall_of(fl, submit, bare),
                 why_missed=f"spread {spread_of(fl, submit, bare)}; "
-                f"{fmt_ratio(ratio_of(fl, submit, bare))} in instructions; below what carrying costs at all: "
-                f"the raw submit(copy_context().run, task) is {fmt_ratio(wall_of(fl, cases.RAW_SUBMIT, bare))} "
-                f"({fmt_ratio(ratio_of(fl, cases.RAW_SUBMIT, bare))} in instructions), as the bare submit's "
-                "task finds no context and skips the reads it exists for",
+                f"{fmt_ratio(ratio_of(fl, submit, bare))} in instructions; {_carrying_room(fl, 1.3)}",
             ),
             target(
                 f"[{label}] instrumented submit ≤ 1.2× unpatched submit, no framework context (instructions)",

@@ -171,7 +171,7 @@ def _flask_full(settings: Settings, pinning: str, executor: Any) -> dict[str, An
                 ratio,
                 why_missed="the full Flask capture + apply (fork of the app context, private g) is paid on "
                 "top of the hop; the bare submit carries nothing at all, so its task finds no context and "
-                f"skips its reads: the raw submit(copy_context().run, task) is already {fmt_ratio(raw)}",
+                f"skips its reads; the raw submit(copy_context().run, task) measured {fmt_ratio(raw)}",
             ),
         ],
         "plots": [

@@ -245,6 +245,26 @@ def test_instruction_tables_put_the_pure_python_counts_beside_the_compiled_ones(
     assert "CTXSNAP_PURE_PYTHON=1" in table["note"]
 
 
+def test_the_flask_pool_target_says_what_the_raw_submit_leaves_a_carrier() -> None:
+    from benchmarks import _instructions as cases
+    from benchmarks.scenarios.instructions import _carrying_room
+
+    counts = {cases.FLASK_FLOOR: 20_000.0, cases.FLASK_CAPTURE_RUN: 35_000.0, cases.BARE_SUBMIT: 80_000.0}
+
+    def measured(raw: float | None) -> dict[str, Any]:
+        found = counts if raw is None else counts | {cases.RAW_SUBMIT: raw}
+        return _measured("compiled", None) | {"instructions": found}
+
+    room = _carrying_room(measured(98_000.0), 1.3)
+    assert "(1.23× in instructions)" in room
+    assert "leaves a carrier 6,000 instructions" in room
+    assert "capture().run adds 15,000 to the floor" in room
+    over = _carrying_room(measured(110_000.0), 1.3)
+    assert "already over 1.3×, which leaves a carrier nothing" in over
+    missing = _carrying_room(measured(None), 1.3)
+    assert missing == "the raw submit(copy_context().run, task) was not measured"
+
+
 def test_instruction_tables_of_a_pure_python_default_are_not_duplicated() -> None:
     from benchmarks import _instructions as cases
     from benchmarks.scenarios.instructions import _table
